@@ -1,0 +1,185 @@
+"""The `nesgan` command line: a thin layer over the stage modules.
+
+Each command parses its options, builds the stage's config, calls one function and prints its
+summary. Stage modules are imported inside the command so `nesgan --help` stays instant (torch is
+heavy). Errors the user can fix (`NesganError`) become one line on stderr and exit status 1.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from nesgan import __version__
+from nesgan.errors import NesganError
+
+VGMUSEUM_NES = "https://www.vgmuseum.com/nes.htm"
+
+
+class _Group(click.Group):
+    """Turns `NesganError` from any command into a one-line `Error: …` and exit 1."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except NesganError as e:
+            raise click.ClickException(str(e)) from None
+
+
+def _pending(command: str, issue: int) -> None:
+    raise NesganError(
+        f"`nesgan {command}` is not built yet (issue #{issue}); nothing was written"
+    )
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="nesgan")
+def cli() -> None:
+    """Turn NES screenshots into new, original 16×16 tiles for Tiled Map Editor.
+
+    \b
+    The pipeline, one command per stage:
+      nesgan scrape        screenshots from a museum site -> data/raw, data/screens
+      nesgan crop          your own screenshots -> pixel-exact 224×224 screens
+      nesgan train         a DCGAN on data/screens -> runs/default
+      nesgan generate      new screens from a trained run -> data/generated
+      nesgan quantize      any images onto the NES palette
+      nesgan export-tiles  tiles, near-copy flags, Tiled tilesets and a map
+    `nesgan demo` runs all of it on the embedded museum, offline.
+    """
+
+
+P = click.Path(path_type=Path)
+
+
+@cli.command("demo-site")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=0, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on; 0 picks a free one.")
+@click.option("--games", default=8, show_default=True, type=click.IntRange(1, 500),
+              help="How many games the museum holds.")
+@click.option("--screens-per-game", default=12, show_default=True, type=click.IntRange(1, 200),
+              help="Screenshots on each game's page.")
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="Same seed, same museum, byte for byte.")
+def demo_site_cmd(host: str, port: int, games: int, screens_per_game: int, seed: int) -> None:
+    """Serve the embedded NES screenshot museum over HTTP.
+
+    The first line on stdout is the index URL, e.g. to feed `nesgan scrape`.
+    Runs until Ctrl-C or SIGTERM, then exits 0.
+    """
+    _pending("demo-site", 2)
+
+
+@cli.command("scrape")
+@click.argument("url", default=VGMUSEUM_NES, required=False)
+@click.option("--out", default="data", show_default=True, type=P,
+              help="Writes OUT/raw (originals + manifest.jsonl) and OUT/screens (224×224 crops).")
+@click.option("--delay", default=1.0, show_default=True, type=click.FloatRange(0),
+              help="Minimum seconds between requests (robots.txt Crawl-delay can raise it).")
+@click.option("--max-images", default=None, type=click.IntRange(1), help="Stop after this many image URLs.")
+@click.option("--max-pages", default=None, type=click.IntRange(1), help="Stop after this many HTML pages.")
+@click.option("--timeout", default=30.0, show_default=True, type=click.FloatRange(0.1),
+              help="Seconds to wait for each response.")
+@click.option("--retries", default=4, show_default=True, type=click.IntRange(0, 20),
+              help="Retries on 429/5xx/connection errors, with exponential backoff.")
+@click.option("--user-agent", default=None, help="User-Agent header (default names nesgan and its home page).")
+@click.option("--overwrite", is_flag=True, help="Start over instead of resuming.")
+def scrape_cmd(url, out, delay, max_images, max_pages, timeout, retries, user_agent, overwrite) -> None:
+    """Download NES screenshots from a museum site, politely, then crop them.
+
+    URL defaults to The Video Game Museum's NES index. Honours robots.txt, resumes by default,
+    and writes one manifest row per image URL saying what became of it.
+    """
+    _pending("scrape", 3)
+
+
+@cli.command("crop")
+@click.argument("src", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", default="data/screens", show_default=True, type=P,
+              help="Folder for the 224×224 PNGs and manifest.jsonl.")
+def crop_cmd(src: Path, out: Path) -> None:
+    """Pixel-exact 224×224 crops of every image under SRC.
+
+    Never resamples: integer-scaled captures are reduced only when exact, and each crop keeps
+    the NES 16×16 attribute grid. Files that cannot be cropped get a manifest row saying why.
+    """
+    _pending("crop", 2)
+
+
+@cli.command("train")
+@click.option("--data", default="data/screens", show_default=True, type=P, help="Folder of 224×224 screens.")
+@click.option("--run", "--run-dir", "run", default="runs/default", show_default=True, type=P,
+              help="Run folder: config, checkpoints, samples, metrics.")
+@click.option("--preset", default="tiny", show_default=True, type=click.Choice(["tiny", "small", "full"]),
+              help="tiny: learns in minutes on a CPU; full: the paper's widths, for a GPU.")
+@click.option("--steps", default=None, type=click.IntRange(1), help="Training steps (overrides the preset).")
+@click.option("--batch-size", default=None, type=click.IntRange(1), help="Images per step (overrides the preset).")
+@click.option("--width", default=None, type=click.IntRange(1), help="Base channel width W (overrides the preset).")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed for weights, noise and data order.")
+@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]),
+              help="auto picks CUDA when present.")
+@click.option("--checkpoint-every", default=None, type=click.IntRange(1), help="Steps between checkpoints.")
+@click.option("--sample-every", default=None, type=click.IntRange(1), help="Steps between sample grids.")
+@click.option("--resume", is_flag=True, help="Continue from checkpoints/last.pt.")
+@click.option("--overwrite", is_flag=True, help="Delete the run folder's contents and start over.")
+def train_cmd(**kwargs) -> None:
+    """Train the DCGAN on 224×224 screens.
+
+    Also runs as `torchrun --nproc_per_node N -m nesgan train …` (use --run-dir there).
+    """
+    _pending("train", 4)
+
+
+@cli.command("generate")
+@click.option("--run", "--run-dir", "run", default="runs/default", show_default=True, type=P, help="Trained run folder.")
+@click.option("-n", "count", default=16, show_default=True, type=click.IntRange(1), help="How many screens.")
+@click.option("--out", default="data/generated", show_default=True, type=P, help="Folder for the PNGs.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Same seed, same screens.")
+def generate_cmd(run: Path, count: int, out: Path, seed: int) -> None:
+    """Write new 224×224 screens from a trained run's EMA generator."""
+    _pending("generate", 4)
+
+
+@cli.command("quantize")
+@click.argument("src", type=click.Path(exists=True, path_type=Path))
+@click.option("--out", default=None, type=P, help="Output folder (default: SRC-quantized).")
+@click.option("--nes-attributes", is_flag=True,
+              help="Also obey NES attribute rules: one backdrop, 4 sub-palettes, one per 16×16 cell.")
+@click.option("--palette", "palette_file", default=None, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A 192-byte .pal file (64 × RGB) instead of the built-in table.")
+def quantize_cmd(src: Path, out: Path | None, nes_attributes: bool, palette_file: Path | None) -> None:
+    """Map every pixel onto the NES palette by perceptual (OKLab) nearest colour."""
+    _pending("quantize", 5)
+
+
+@cli.command("export-tiles")
+@click.option("--generated", default="data/generated", show_default=True, type=P, help="Generated screens.")
+@click.option("--train", "train_dir", default="data/screens", show_default=True, type=P,
+              help="Training screens, for the near-copy check.")
+@click.option("--tmx", default=None, type=P, help="Also write (or update) this Tiled map.")
+@click.option("--tilesets", default="tilesets", show_default=True, type=P, help="Folder for TSX + PNG atlases.")
+@click.option("--tiles", "tiles_dir", default="tiles", show_default=True, type=P,
+              help="Folder for tiles.jsonl and contact sheets.")
+@click.option("--name", default="nesgan", show_default=True, help="Tileset name.")
+@click.option("--near-copy-pixels", default=None, type=click.IntRange(0, 256),
+              help="Flag tiles within K differing pixels of a training tile.")
+def export_tiles_cmd(**kwargs) -> None:
+    """Cut generated screens into 16×16 tiles and export Tiled tilesets (and a map)."""
+    _pending("export-tiles", 6)
+
+
+@cli.command("demo")
+@click.option("--workdir", default="demo", show_default=True, type=P, help="Folder for everything the demo writes.")
+def demo_cmd(workdir: Path) -> None:
+    """Run every stage end to end on the embedded museum, offline."""
+    _pending("demo", 2)
+
+
+def main() -> None:
+    cli(prog_name="nesgan")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""Atomic writes and JSON-lines manifests shared by every stage.
+
+Each stage writes its outputs through `atomic_write_*` (temporary file in the same folder,
+fsync, rename) so a kill never leaves half a file, and records one manifest row per input item.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to `path` so readers see the old file or the whole new one, never a part."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def dumps_row(row: dict[str, Any]) -> str:
+    """One manifest line: sorted keys so reruns diff cleanly."""
+    return json.dumps(row, sort_keys=True, ensure_ascii=False)
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False) + "\n")
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Rows of a JSON-lines file; a torn last line (killed mid-append) is ignored."""
+    return list(iter_jsonl(path))
+
+
+def iter_jsonl(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
+    path = Path(path)
+    if not path.exists():
+        return
+    with path.open("r", encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a torn final append after SIGKILL
+            if isinstance(row, dict):
+                yield row
+
+
+def write_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> None:
+    atomic_write_text(path, "".join(dumps_row(r) + "\n" for r in rows))
+
+
+class JsonlAppender:
+    """Append-only manifest for long stages: each row is flushed and fsynced as it is written,
+    so a crash loses at most the row being written (which `iter_jsonl` then skips)."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Repair a torn last line so the next row starts on a line of its own.
+        if self.path.exists() and self.path.stat().st_size:
+            with self.path.open("rb+") as f:
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":
+                    f.write(b"\n")
+        self._f = self.path.open("a", encoding="utf-8")
+
+    def append(self, row: dict[str, Any]) -> None:
+        self._f.write(dumps_row(row) + "\n")
+        self._f.flush()
+        os.fsync(self._f.fileno())
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> JsonlAppender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
