@@ -172,9 +172,20 @@ def export_tiles_cmd(**kwargs) -> None:
 
 @cli.command("demo")
 @click.option("--workdir", default="demo", show_default=True, type=P, help="Folder for everything the demo writes.")
-def demo_cmd(workdir: Path) -> None:
-    """Run every stage end to end on the embedded museum, offline."""
-    _pending("demo", 2)
+@click.option("--steps", default=None, type=click.IntRange(1),
+              help="Training steps (default: the tiny preset's, about five minutes on 2 CPU cores).")
+@click.option("--games", default=12, show_default=True, type=click.IntRange(1, 500),
+              help="Games in the embedded museum.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed for the museum and training.")
+def demo_cmd(workdir: Path, steps: int | None, games: int, seed: int) -> None:
+    """Run every stage end to end on the embedded museum, offline.
+
+    Serves the museum on 127.0.0.1, then runs scrape, train (tiny preset), generate and
+    export-tiles --tmx, printing each command so you can repeat it on your own data.
+    """
+    from nesgan.demo.run import DemoConfig, run_demo
+
+    run_demo(DemoConfig(workdir=workdir, steps=steps, games=games, seed=seed))
 
 
 def main() -> None:
