@@ -7,6 +7,7 @@ heavy). Errors the user can fix (`NesganError`) become one line on stderr and ex
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -124,12 +125,34 @@ def crop_cmd(src: Path, out: Path) -> None:
 @click.option("--sample-every", default=None, type=click.IntRange(1), help="Steps between sample grids.")
 @click.option("--resume", is_flag=True, help="Continue from checkpoints/last.pt.")
 @click.option("--overwrite", is_flag=True, help="Delete the run folder's contents and start over.")
-def train_cmd(**kwargs) -> None:
+@click.option("--precision", default=None, type=click.Choice(["auto", "fp32", "bf16"]),
+              help="auto: bf16 autocast where the hardware runs it fast (CUDA, AMX CPUs), else fp32.")
+def train_cmd(resume: bool, overwrite: bool, **options) -> None:
     """Train the DCGAN on 224×224 screens.
 
     Also runs as `torchrun --nproc_per_node N -m nesgan train …` (use --run-dir there).
     """
-    _pending("train", 4)
+    from nesgan.gan.config import config_for_resume, resolve_train_config
+    from nesgan.gan.train import train
+
+    ctx = click.get_current_context()
+    explicit = {k: v for k, v in options.items()
+                if ctx.get_parameter_source(k) is not click.core.ParameterSource.DEFAULT}
+    run = options["run"]
+    if resume and (run / "config.json").exists():
+        config = config_for_resume(run, {k: (str(v) if isinstance(v, Path) else v)
+                                         for k, v in explicit.items()})
+    else:
+        preset = options.pop("preset")
+        config = resolve_train_config(preset, **{k: (str(v) if isinstance(v, Path) else v)
+                                                 for k, v in options.items()})
+    result = train(config, resume=resume, overwrite=overwrite)
+    if result.world_size > 1 and int(os.environ.get("RANK", "0")) != 0:
+        return
+    swd = "n/a" if result.swd is None else f"{result.swd:.2f}"
+    click.echo(f"trained {result.steps_this_call} steps (now at {result.step}) in "
+               f"{result.seconds:.0f} s, {result.precision}, {result.world_size} process(es); "
+               f"SWD {swd}; run in {result.run}")
 
 
 @cli.command("generate")
@@ -139,7 +162,11 @@ def train_cmd(**kwargs) -> None:
 @click.option("--seed", default=0, show_default=True, type=int, help="Same seed, same screens.")
 def generate_cmd(run: Path, count: int, out: Path, seed: int) -> None:
     """Write new 224×224 screens from a trained run's EMA generator."""
-    _pending("generate", 4)
+    from nesgan.gan.config import GenerateConfig
+    from nesgan.gan.sample import generate
+
+    paths = generate(GenerateConfig(run=str(run), count=count, out=str(out), seed=seed))
+    click.echo(f"wrote {len(paths)} screens to {out}")
 
 
 @cli.command("quantize")
@@ -150,8 +177,17 @@ def generate_cmd(run: Path, count: int, out: Path, seed: int) -> None:
 @click.option("--palette", "palette_file", default=None, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A 192-byte .pal file (64 × RGB) instead of the built-in table.")
 def quantize_cmd(src: Path, out: Path | None, nes_attributes: bool, palette_file: Path | None) -> None:
-    """Map every pixel onto the NES palette by perceptual (OKLab) nearest colour."""
-    _pending("quantize", 5)
+    """Map every pixel onto the NES palette by perceptual (OKLab) nearest colour.
+
+    Writes one palette-mode PNG per image (palette index == NES colour index) plus
+    manifest.jsonl. No dithering; $0D is never written.
+    """
+    from nesgan.quantize import QuantizeConfig, quantize_path
+
+    config = QuantizeConfig(src=src, out=out, nes_attributes=nes_attributes, palette_file=palette_file)
+    report = quantize_path(config)
+    failed = len(report.rows) - report.ok
+    click.echo(f"quantized {report.ok} image(s) into {report.out}" + (f"; {failed} failed (see manifest.jsonl)" if failed else ""))
 
 
 @cli.command("export-tiles")

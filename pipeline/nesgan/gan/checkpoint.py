@@ -1,0 +1,73 @@
+"""Checkpoints: one dict of tensors and plain containers, written atomically, read with
+`torch.load(weights_only=True)`; unreadable or mismatched files become one clear line."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from nesgan.errors import NesganError
+
+FORMAT = "nesgan-dcgan-1"  # bump when the checkpoint layout changes
+
+
+def save_checkpoint(state: dict[str, Any], path: Path, also: Path | None = None) -> None:
+    """Write `state` to `path` (temp file, fsync, rename); `also` gets the same bytes (a hard
+    link when the filesystem allows, so periodic snapshots cost no extra write)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save({"format": FORMAT, **state}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        if also is not None:
+            also_tmp = also.with_name(f".{also.name}.tmp")
+            also_tmp.unlink(missing_ok=True)
+            try:
+                os.link(tmp, also_tmp)
+            except OSError:
+                shutil.copyfile(tmp, also_tmp)
+            os.replace(also_tmp, also)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint safely (`weights_only=True`); any damage is one `NesganError` line."""
+    if not path.exists():
+        raise NesganError(f"no checkpoint at {path}; train first with `nesgan train --run "
+                          f"{path.parent.parent}`")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError,
+            ValueError, KeyError, AttributeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise NesganError(f"checkpoint {path} is corrupt or not a nesgan checkpoint ({first[:120]}); "
+                          "use an earlier checkpoints/step-*.pt or retrain with --overwrite") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise NesganError(f"{path} is not a nesgan checkpoint (format "
+                          f"{state.get('format') if isinstance(state, dict) else type(state).__name__!r}, "
+                          f"expected {FORMAT!r})")
+    return state
+
+
+def load_weights(module: nn.Module, weights: dict[str, torch.Tensor], what: str, path: Path) -> None:
+    """`load_state_dict` that turns an architecture mismatch into one line naming the first one."""
+    try:
+        module.load_state_dict(weights)
+    except RuntimeError as e:
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        detail = lines[1] if len(lines) > 1 else lines[0]
+        raise NesganError(f"{path} holds a {what} of another architecture ({detail[:160]}); "
+                          "train a new run or use the nesgan version that wrote it") from None

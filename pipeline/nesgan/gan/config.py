@@ -1,0 +1,150 @@
+"""Frozen settings for `nesgan train` / `nesgan generate`, the presets, and resume checks."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nesgan.errors import NesganError
+
+SIZE = 224  # 7·2⁵: five stride-2 blocks from a 7×7 seed; 14×14 NES cells of 16 px
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: str = "data/screens"  # folder of 224×224 RGB PNGs (what `nesgan crop` writes)
+    run: str = "runs/default"  # run folder: config.json, checkpoints/, samples/, metrics.jsonl
+    preset: str = "tiny"  # where the defaults below came from (tiny/small/full)
+    steps: int = 300  # tiny: enough to see NES-like structure appear in ~5 min on 2 CPU cores
+    batch_size: int = 16  # global batch; split evenly across DDP processes
+    width: int = 8  # W: channels 8W,8W,4W,2W,W (G) — 8 learns visibly on a CPU in minutes
+    z_dim: int = 100  # Radford et al. (2015)
+    lr: float = 2e-4  # Radford et al. (2015), both networks
+    beta1: float = 0.5  # Radford et al.: 0.9 oscillates
+    beta2: float = 0.999  # Adam default
+    ema_decay: float = 0.99  # tiny runs are short; small/full use 0.999 (warm-up ramps it)
+    seed: int = 0  # weights, noise and data order all derive from it
+    device: str = "auto"  # auto picks CUDA when present
+    precision: str = "auto"  # auto: bf16 autocast where the hardware has fast bf16, else fp32
+    channels_last: bool = True  # NHWC convs are faster in oneDNN/cuDNN (see bench)
+    compile: bool = False  # torch.compile: measured slower to pay off than tiny runs last
+    checkpoint_every: int = 100  # steps between checkpoints (last.pt + step-NNNNNN.pt)
+    sample_every: int = 50  # steps between sample grids and SWD measurements
+    log_every: int = 10  # steps between metrics.jsonl rows
+    swd_images: int = 64  # fixed real/fake sets for SWD: cheap enough to run every sample
+    grid: int = 4  # sample grid is grid×grid screens at 224 px each
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "width", "z_dim", "checkpoint_every",
+                     "sample_every", "log_every", "swd_images", "grid"):
+            if getattr(self, name) < 1:
+                raise NesganError(f"{flag(name)} must be at least 1, got {getattr(self, name)}")
+        if self.preset not in PRESETS:
+            raise NesganError(f"unknown preset {self.preset!r}; pick one of {', '.join(PRESETS)}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise NesganError(f"--device must be auto, cpu or cuda, got {self.device!r}")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise NesganError(f"--precision must be auto, fp32 or bf16, got {self.precision!r}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise NesganError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise NesganError(f"run config has unknown settings {sorted(unknown)}: "
+                              "it was written by another nesgan version")
+        return cls(**d)
+
+
+# Presets: what a bare `nesgan train --preset P` means. Explicit flags override them.
+PRESETS: dict[str, dict[str, Any]] = {
+    # Measured on 2 shared CPU cores: ~1 s/step at W=8, batch 16 → ~5 min for 300 steps.
+    "tiny": dict(steps=300, batch_size=16, width=8, ema_decay=0.99,
+                 checkpoint_every=100, sample_every=50, log_every=10),
+    # A longer CPU run or a small GPU: more channels, more steps.
+    "small": dict(steps=5000, batch_size=32, width=32, ema_decay=0.999,
+                  checkpoint_every=500, sample_every=250, log_every=25),
+    # The paper's widths (W=64) and batch (128), for a GPU.
+    "full": dict(steps=30000, batch_size=128, width=64, ema_decay=0.999,
+                 checkpoint_every=1000, sample_every=500, log_every=50),
+}
+
+# Settings a resumed run may change; everything else must match the run's config.
+RESUMABLE_CHANGES = frozenset({
+    "data", "run", "steps", "device", "checkpoint_every", "sample_every", "log_every",
+})
+
+
+def flag(name: str) -> str:
+    """The command-line spelling of a TrainConfig field."""
+    return "--" + name.replace("_", "-")
+
+
+def resolve_train_config(preset: str = "tiny", **overrides: Any) -> TrainConfig:
+    """The preset's settings with explicit values (not None) on top."""
+    if preset not in PRESETS:
+        raise NesganError(f"unknown preset {preset!r}; pick one of {', '.join(PRESETS)}")
+    values = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
+    return TrainConfig(preset=preset, **values)
+
+
+def check_resumable(saved: TrainConfig, new: TrainConfig) -> None:
+    """Refuse, in one line naming the first difference, a resume that would change the run."""
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in RESUMABLE_CHANGES:
+            continue
+        a, b = getattr(new, f.name), getattr(saved, f.name)
+        if a != b:
+            shown = str(a).lower() if isinstance(a, bool) else a
+            raise NesganError(
+                f"{flag(f.name)} {shown} differs from the run's {b}; resume with the run's "
+                f"settings or start over with --overwrite")
+
+
+def read_run_config(run: str | Path) -> TrainConfig | None:
+    path = Path(run) / "config.json"
+    if not path.exists():
+        return None
+    try:
+        return TrainConfig.from_dict(json.loads(path.read_text()))
+    except (json.JSONDecodeError, TypeError) as e:
+        raise NesganError(f"{path} is not a valid run config ({e}); start over with --overwrite") from None
+
+
+def config_for_resume(run: str | Path, explicit: dict[str, Any]) -> TrainConfig:
+    """The run's saved config with the explicitly given settings on top (checked)."""
+    saved = read_run_config(run)
+    if saved is None:
+        raise NesganError(f"nothing to resume in {run}: no config.json; drop --resume to start")
+    explicit = {k: v for k, v in explicit.items() if v is not None}
+    if "preset" in explicit and explicit["preset"] != saved.preset:
+        raise NesganError(f"--preset {explicit['preset']} differs from the run's {saved.preset}; "
+                          "resume with the run's settings or start over with --overwrite")
+    new = dataclasses.replace(saved, **{**explicit, "run": str(run)})
+    check_resumable(saved, new)
+    return new
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    run: str = "runs/default"  # trained run folder (reads checkpoints/last.pt)
+    count: int = 16  # how many screens
+    out: str = "data/generated"  # folder for gen-0000.png …
+    seed: int = 0  # same seed, same screens
+    device: str = "auto"  # auto picks CUDA when present
+    batch_size: int = 16  # screens per forward pass: bounded memory for any -n
+    checkpoint: str = field(default="last.pt")  # file under RUN/checkpoints
+
+    def __post_init__(self) -> None:
+        if self.count < 1:
+            raise NesganError(f"-n must be at least 1, got {self.count}")
+        if self.batch_size < 1:
+            raise NesganError(f"batch_size must be at least 1, got {self.batch_size}")

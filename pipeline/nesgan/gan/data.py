@@ -1,0 +1,129 @@
+"""Screens in memory as uint8 (N, 224, 224, 3), batches in [-1, 1], a resumable seeded order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from nesgan.errors import NesganError
+from nesgan.gan.config import SIZE
+
+MAX_SCREENS = 200_000  # 200k × 150 KB = 30 GB: beyond that, memory runs out first
+
+
+def load_screens(folder: str | Path) -> tuple[np.ndarray, list[str]]:
+    """Every `*.png` in `folder` (sorted by name) as one uint8 array (N, 224, 224, 3).
+
+    Sizes are checked from the PNG header before decoding, so a huge or off-size file is
+    refused without being decoded; no resampling ever happens.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise NesganError(f"data folder {folder} does not exist; make screens with "
+                          "`nesgan scrape` or `nesgan crop SRC --out {folder}`")
+    paths = sorted(p for p in folder.glob("*.png") if p.is_file())
+    if not paths:
+        raise NesganError(f"data folder {folder} has no *.png screens; make them with "
+                          f"`nesgan crop SRC --out {folder}`")
+    if len(paths) > MAX_SCREENS:
+        raise NesganError(f"{folder} has {len(paths)} screens, more than {MAX_SCREENS} fit in memory")
+    out = np.empty((len(paths), SIZE, SIZE, 3), dtype=np.uint8)  # (N, 224, 224, 3)
+    for i, p in enumerate(tqdm(paths, desc="loading screens", unit="img", leave=False,
+                               disable=len(paths) < 500)):
+        try:
+            with Image.open(p) as im:
+                if im.size != (SIZE, SIZE):
+                    raise NesganError(f"{p} is {im.size[0]}×{im.size[1]}, not {SIZE}×{SIZE}; "
+                                      "crop it with `nesgan crop` (nesgan never resamples)")
+                out[i] = np.asarray(im.convert("RGB"))
+        except (OSError, SyntaxError, ValueError) as e:
+            raise NesganError(f"{p} is not a readable PNG ({e}); remove it from {folder}") from None
+    return out, [p.name for p in paths]
+
+
+def to_float(batch: torch.Tensor) -> torch.Tensor:
+    """uint8 (B, 224, 224, 3) → float32 (B, 3, 224, 224) in [-1, 1].
+
+    The permute is a view, so the result is channels-last in memory without a copy.
+    """
+    return batch.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)  # (B, 3, 224, 224)
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """float (B, 3, H, W) in [-1, 1] → uint8 (B, H, W, 3)."""
+    x = images.detach().float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+    return x.permute(0, 2, 3, 1).cpu().numpy()  # (B, H, W, 3)
+
+
+class EpochSampler:
+    """Shuffled indices epoch after epoch from a seeded torch Generator. Its whole state
+    (generator state, current permutation, position, epoch) is checkpointed for exact resume."""
+
+    def __init__(self, n: int, seed: int):
+        self.n = n
+        self.gen = torch.Generator().manual_seed(seed)
+        self.epoch = 0
+        self.perm = torch.randperm(n, generator=self.gen)
+        self.pos = 0
+
+    def next(self, batch: int) -> torch.Tensor:
+        """The next `batch` indices (int64); crosses epoch boundaries, so any batch ≤ N·k works."""
+        parts, need = [], batch
+        while need:
+            if self.pos == self.n:
+                self.epoch += 1
+                self.perm = torch.randperm(self.n, generator=self.gen)
+                self.pos = 0
+            take = min(need, self.n - self.pos)
+            parts.append(self.perm[self.pos:self.pos + take])
+            self.pos += take
+            need -= take
+        return torch.cat(parts)
+
+    def state_dict(self) -> dict:
+        return {"n": self.n, "gen": self.gen.get_state(), "epoch": self.epoch,
+                "perm": self.perm.clone(), "pos": self.pos}
+
+    def load_state_dict(self, s: dict) -> None:
+        if s["n"] != self.n:
+            raise NesganError(f"the run was trained on {s['n']} screens but the data folder now "
+                              f"has {self.n}; point --data at the run's screens or --overwrite")
+        self.gen.set_state(s["gen"])
+        self.epoch, self.perm, self.pos = s["epoch"], s["perm"].clone(), s["pos"]
+
+
+def fake_screens(n: int, seed: int = 0) -> np.ndarray:
+    """NES-like stand-in screens for tests, benches and dry runs: uint8 (n, 224, 224, 3).
+
+    Each screen draws 4 colours from the NES palette and tiles its 14×14 grid of 16×16 cells
+    from a vocabulary of 6 random 2-bit metatiles, the way the PPU builds a background.
+    """
+    from nesgan.palette import EMITTABLE, Palette
+
+    rng = np.random.default_rng(seed)
+    rgb = np.asarray(Palette.builtin().to_rgb(np.asarray(sorted(EMITTABLE))), dtype=np.uint8)
+    out = np.empty((n, SIZE, SIZE, 3), dtype=np.uint8)
+    cells = SIZE // 16
+    for i in range(n):
+        colours = rgb.reshape(-1, 3)[rng.choice(len(rgb.reshape(-1, 3)), 4, replace=False)]
+        vocab = rng.integers(0, 4, (6, 16, 16))  # (6, 16, 16) 2-bit metatiles
+        layout = rng.integers(0, 6, (cells, cells))  # (14, 14) metatile ids
+        idx = vocab[layout].transpose(0, 2, 1, 3).reshape(SIZE, SIZE)  # (224, 224)
+        out[i] = colours[idx]
+    return out
+
+
+def write_fake_screens(folder: str | Path, n: int, seed: int = 0) -> list[Path]:
+    """`fake_screens` saved as screen-0000.png … in `folder`."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, rgb in enumerate(fake_screens(n, seed)):
+        p = folder / f"screen-{i:04d}.png"
+        Image.fromarray(rgb, "RGB").save(p)
+        paths.append(p)
+    return paths

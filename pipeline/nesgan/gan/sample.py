@@ -1,0 +1,84 @@
+"""Sample grids during training and `generate()`: new screens from a run's EMA generator."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from nesgan.errors import NesganError
+from nesgan.files import atomic_write_bytes
+from nesgan.gan.checkpoint import load_checkpoint, load_weights
+from nesgan.gan.config import GenerateConfig, TrainConfig
+from nesgan.gan.data import to_uint8
+from nesgan.gan.model import Generator
+
+
+def png_bytes(rgb: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(rgb, "RGB").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def grid_image(screens: np.ndarray, cols: int) -> np.ndarray:
+    """uint8 (B, H, W, 3) → one (rows·H, cols·W, 3) image, screens side by side at 1:1
+    (nearest-neighbour by construction: nothing is resampled)."""
+    b, h, w, _ = screens.shape
+    rows = -(-b // cols)
+    out = np.zeros((rows * h, cols * w, 3), dtype=np.uint8)
+    for i in range(b):
+        r, c = divmod(i, cols)
+        out[r * h:(r + 1) * h, c * w:(c + 1) * w] = screens[i]
+    return out
+
+
+@torch.no_grad()
+def render(generator: torch.nn.Module, z: torch.Tensor, batch: int = 16) -> torch.Tensor:
+    """Float32 screens (N, 3, 224, 224) from noise (N, z) in eval mode, `batch` at a time."""
+    generator.eval()
+    device = next(generator.parameters()).device
+    return torch.cat([generator(z[i:i + batch].to(device)).float().cpu()
+                      for i in range(0, z.shape[0], batch)])
+
+
+def resolve_device(requested: str) -> torch.device:
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise NesganError("--device cuda but torch sees no CUDA GPU; use --device cpu or auto")
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(requested)
+
+
+def generate(config: GenerateConfig) -> list[Path]:
+    """Write `config.count` 224×224 RGB PNGs (gen-0000.png …) from the run's EMA generator;
+    the same seed gives the same screens."""
+    path = Path(config.run) / "checkpoints" / config.checkpoint
+    state = load_checkpoint(path)
+    try:
+        train_cfg = TrainConfig.from_dict(state["config"])
+        weights = state["ema"]
+    except (KeyError, TypeError) as e:
+        raise NesganError(f"{path} lacks {e} — not a complete nesgan checkpoint; retrain") from None
+    device = resolve_device(config.device)
+    g = Generator(train_cfg.width, train_cfg.z_dim)
+    load_weights(g, weights, "generator", path)
+    g.to(device).eval()
+    z = torch.randn(config.count, train_cfg.z_dim, generator=torch.Generator().manual_seed(config.seed))
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    with tqdm(total=config.count, desc="generating", unit="screen", leave=False,
+              disable=config.count < 64 or not os.isatty(2)) as bar:
+        for i in range(0, config.count, config.batch_size):
+            screens = to_uint8(render(g, z[i:i + config.batch_size], config.batch_size))
+            for j, rgb in enumerate(screens):
+                p = out / f"gen-{i + j:04d}.png"
+                atomic_write_bytes(p, png_bytes(rgb))
+                written.append(p)
+            bar.update(len(screens))
+    return written

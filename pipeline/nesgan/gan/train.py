@@ -1,0 +1,320 @@
+"""The DCGAN training loop: exact resume, sample grids + SWD, metrics, DDP under torchrun.
+
+One step follows pytorch/examples dcgan/main.py (Radford et al., 2015):
+  1. D: maximise log D(x) + log(1 - D(G(z))) on a real batch and a fake batch (kept separate,
+     so BatchNorm sees pure batches).
+  2. G: maximise log D(G(z)) (the non-saturating loss) through a frozen D.
+  3. EMA of G's weights and buffers; samples and SWD come from the EMA generator.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from nesgan.errors import NesganError
+from nesgan.files import JsonlAppender, atomic_write_bytes, read_jsonl, write_json, write_jsonl
+from nesgan.gan import swd
+from nesgan.gan.checkpoint import load_checkpoint, load_weights, save_checkpoint
+from nesgan.gan.config import TrainConfig, check_resumable
+from nesgan.gan.data import EpochSampler, load_screens, to_float, to_uint8
+from nesgan.gan.model import build_models, ema_decay_at, ema_update
+from nesgan.gan.sample import grid_image, png_bytes, render, resolve_device
+
+RUN_ARTIFACTS = ("config.json", "checkpoints", "samples", "metrics.jsonl")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run: Path
+    step: int  # steps completed in total
+    steps_this_call: int
+    seconds: float
+    swd: float | None  # last measured SWD (mean over pyramid levels, ×1e3)
+    precision: str
+    world_size: int
+
+
+def cpu_has_fast_bf16() -> bool:
+    """AMX tiles make bf16 convolutions fast on CPU; without them bf16 is emulated and slow."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return " amx_bf16" in f.read()
+    except OSError:
+        return False
+
+
+def pick_autocast(device: torch.device, requested: str) -> torch.dtype | None:
+    """bf16 autocast where the hardware runs it fast (decided at run time), else fp32 (None)."""
+    if requested == "fp32":
+        return None
+    if requested == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    return torch.bfloat16 if cpu_has_fast_bf16() else None
+
+
+def is_oom(e: BaseException) -> bool:
+    text = str(e).lower()
+    return isinstance(e, (MemoryError, torch.OutOfMemoryError)) or "not enough memory" in text \
+        or "out of memory" in text or "failed to allocate" in text
+
+
+class _Dist:
+    """Rank/world from torchrun's environment; a no-op when run as one process."""
+
+    def __init__(self, device: str):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        self.device = resolve_device(device)
+        if self.device.type == "cuda" and self.world > 1:
+            self.device = torch.device("cuda", self.local_rank)
+            torch.cuda.set_device(self.device)
+        self.started = False
+        if self.world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+            self.started = True
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            dist.barrier()
+
+    def close(self) -> None:
+        if self.started:
+            dist.destroy_process_group()
+
+
+def prepare_run_folder(run: Path, resume: bool, overwrite: bool, main: bool) -> None:
+    if resume and overwrite:
+        raise NesganError("--resume and --overwrite contradict each other; pick one")
+    if run.exists() and not run.is_dir():
+        raise NesganError(f"--run {run} is a file; pick a folder")
+    if resume:
+        return
+    if run.exists() and any(run.iterdir()):
+        if not overwrite:
+            raise NesganError(f"run folder {run} is not empty; pass --resume to continue it or "
+                              "--overwrite to start over")
+        if main:  # only what nesgan writes; anything else the user put there stays
+            for name in RUN_ARTIFACTS:
+                p = run / name
+                if p.is_dir():
+                    shutil.rmtree(p)
+                elif p.exists():
+                    p.unlink()
+
+
+def _save_grid(path_step: Path, latest: Path, screens: torch.Tensor, cols: int) -> None:
+    data = png_bytes(grid_image(to_uint8(screens), cols))
+    atomic_write_bytes(path_step, data)
+    atomic_write_bytes(latest, data)
+
+
+def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> TrainResult:
+    """Train (or, with `resume`, continue) the run in `config.run`; returns a summary."""
+    env = _Dist(config.device)
+    try:
+        return _train(config, env, resume, overwrite)
+    except RuntimeError as e:
+        if is_oom(e):
+            raise NesganError(f"out of memory at --batch-size {config.batch_size} and --width "
+                              f"{config.width}; lower --batch-size (or --width)") from None
+        raise
+    finally:
+        env.close()
+
+
+def _train(cfg: TrainConfig, env: _Dist, resume: bool, overwrite: bool) -> TrainResult:
+    run, device = Path(cfg.run), env.device
+    if cfg.batch_size % env.world:
+        raise NesganError(f"--batch-size {cfg.batch_size} does not split evenly over "
+                          f"{env.world} processes; use a multiple of {env.world}")
+    prepare_run_folder(run, resume, overwrite, env.main)
+    last = run / "checkpoints" / "last.pt"
+    state = load_checkpoint(last) if resume and last.exists() else None
+    if state is not None:
+        check_resumable(TrainConfig.from_dict(state["config"]), cfg)
+        if cfg.steps < state["step"]:
+            raise NesganError(f"--steps {cfg.steps} is below the run's {state['step']} completed "
+                              "steps; raise --steps to continue")
+    try:
+        screens_np, _names = load_screens(cfg.data)
+    except MemoryError:
+        raise NesganError(f"not enough memory to hold the screens of {cfg.data}; use fewer") from None
+    screens = torch.from_numpy(screens_np)  # (N, 224, 224, 3) uint8, shared with numpy
+    n = screens.shape[0]
+    local_b = cfg.batch_size // env.world
+    autocast_dtype = pick_autocast(device, cfg.precision)
+    precision = "bf16" if autocast_dtype is not None else "fp32"
+    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+
+    # 1. Everything random derives from the seed; each stream has its own generator.
+    torch.manual_seed(cfg.seed)
+    g, d = build_models(cfg.width, cfg.z_dim)
+    ema = copy.deepcopy(g).eval().requires_grad_(False)
+    sampler = EpochSampler(n, cfg.seed)
+    noise_gen = torch.Generator().manual_seed(cfg.seed + 1)
+    fixed_noise = torch.randn(cfg.grid ** 2, cfg.z_dim, generator=torch.Generator().manual_seed(cfg.seed + 2))
+    swd_noise = torch.randn(cfg.swd_images, cfg.z_dim, generator=torch.Generator().manual_seed(cfg.seed + 3))
+    opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    start = 0
+    if state is not None:  # 2. Exact resume: weights, optimizers, data order, noise, RNG.
+        load_weights(g, state["generator"], "generator", last)
+        load_weights(d, state["discriminator"], "discriminator", last)
+        load_weights(ema, state["ema"], "EMA generator", last)
+        opt_g.load_state_dict(state["opt_g"])
+        opt_d.load_state_dict(state["opt_d"])
+        sampler.load_state_dict(state["data"])
+        noise_gen.set_state(state["noise"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if device.type == "cuda" and state["rng"].get("cuda"):
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        fixed_noise, swd_noise, start = state["fixed_noise"], state["swd_noise"], state["step"]
+    g.to(device, memory_format=fmt)
+    d.to(device, memory_format=fmt)
+    ema.to(device, memory_format=fmt)
+    for opt in (opt_g, opt_d):  # optimizer state follows its parameters' device
+        for s in opt.state.values():
+            for k, v in s.items():
+                if isinstance(v, torch.Tensor) and k != "step":
+                    s[k] = v.to(device)
+
+    g_train, d_train = g, d
+    if env.world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        ids = [device.index] if device.type == "cuda" else None
+        g_train, d_train = DDP(g, device_ids=ids), DDP(d, device_ids=ids)
+    if cfg.compile:
+        g_train, d_train = torch.compile(g_train), torch.compile(d_train)
+    d_plain = torch.compile(d) if cfg.compile else d  # G's step goes through D without DDP sync
+
+    real_desc = None
+    if env.main:
+        run.mkdir(parents=True, exist_ok=True)
+        write_json(run / "config.json", cfg.to_dict())
+        metrics_path = run / "metrics.jsonl"
+        kept = [r for r in read_jsonl(metrics_path) if r.get("step", 0) <= start]
+        write_jsonl(metrics_path, kept)  # drop rows a killed run logged after its checkpoint
+        swd_idx = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed + 4))[:cfg.swd_images]
+        real_desc = swd.descriptors(to_float(screens[swd_idx]), seed=cfg.seed)
+    env.barrier()
+
+    autocast = (lambda: torch.autocast(device.type, dtype=autocast_dtype)) if autocast_dtype \
+        else contextlib.nullcontext
+    ones = torch.ones(local_b, device=device)
+    zeros = torch.zeros(local_b, device=device)
+    lo, hi = env.rank * local_b, (env.rank + 1) * local_b
+    last_swd, t_start = None, time.perf_counter()
+    t_log, imgs_since = time.perf_counter(), 0
+    metrics = JsonlAppender(run / "metrics.jsonl") if env.main else None
+    bar = tqdm(total=cfg.steps, initial=start, desc="train", unit="step", disable=not env.main,
+               dynamic_ncols=True)
+    step = start
+    try:
+        while step < cfg.steps:
+            idx = sampler.next(cfg.batch_size)[lo:hi]  # same global order on every rank
+            real = to_float(screens[idx]).to(device, memory_format=fmt)  # (b, 3, 224, 224)
+            z = torch.randn(cfg.batch_size, cfg.z_dim, generator=noise_gen)[lo:hi].to(device)
+            g_train.train()
+            d_train.train()
+            with autocast():
+                fake = g_train(z)  # (b, 3, 224, 224)
+
+            # Step 1: D on real, then on fake (gradients accumulate; DDP syncs once).
+            opt_d.zero_grad(set_to_none=True)
+            no_sync = d_train.no_sync if env.world > 1 else contextlib.nullcontext
+            with no_sync():
+                with autocast():
+                    out_real = d_train(real)  # (b,)
+                loss_d_real = F.binary_cross_entropy_with_logits(out_real.float(), ones)
+                loss_d_real.backward()
+            with autocast():
+                out_fake = d_train(fake.detach())  # (b,)
+            loss_d_fake = F.binary_cross_entropy_with_logits(out_fake.float(), zeros)
+            loss_d_fake.backward()
+            opt_d.step()
+
+            # Step 2: G through a frozen D (no D weight gradients: they would be discarded).
+            opt_g.zero_grad(set_to_none=True)
+            d.requires_grad_(False)
+            with autocast():
+                out_gen = d_plain(fake)  # (b,)
+            loss_g = F.binary_cross_entropy_with_logits(out_gen.float(), ones)
+            loss_g.backward()
+            d.requires_grad_(True)
+            opt_g.step()
+
+            # Step 3: EMA of the generator, in float32.
+            ema_update(ema, g, ema_decay_at(step, cfg.ema_decay))
+            step += 1
+            imgs_since += cfg.batch_size
+            bar.update(1)
+            if not env.main:
+                continue
+            bar.set_postfix(D=f"{(loss_d_real + loss_d_fake).item():.3f}", G=f"{loss_g.item():.3f}")
+
+            row_swd = None
+            if step % cfg.sample_every == 0 or step == cfg.steps:
+                screens_ema = render(ema, fixed_noise.to(device))
+                _save_grid(run / "samples" / f"step-{step:06d}.png", run / "samples" / "latest.png",
+                           screens_ema, cfg.grid)
+                fake_desc = swd.descriptors(render(ema, swd_noise.to(device)), seed=cfg.seed)
+                levels = swd.swd(real_desc, fake_desc, seed=cfg.seed)
+                row_swd = last_swd = sum(levels) / len(levels)
+            if step % cfg.log_every == 0 or row_swd is not None or step == cfg.steps:
+                now = time.perf_counter()
+                metrics.append({
+                    "step": step, "epoch": sampler.epoch,
+                    "loss_d": round((loss_d_real + loss_d_fake).item(), 5),
+                    "loss_g": round(loss_g.item(), 5),
+                    "d_x": round(torch.sigmoid(out_real.float()).mean().item(), 5),
+                    "d_g_z": round(torch.sigmoid(out_fake.float()).mean().item(), 5),
+                    "images_per_s": round(imgs_since / max(now - t_log, 1e-9), 2),
+                    "swd": None if row_swd is None else round(row_swd, 3),
+                    "swd_levels": None if row_swd is None else [round(v, 3) for v in levels],
+                    "precision": precision, "world_size": env.world,
+                })
+                t_log, imgs_since = now, 0
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+                ckpt = run / "checkpoints"
+                save_checkpoint({
+                    "step": step, "config": cfg.to_dict(),
+                    "generator": g.state_dict(), "discriminator": d.state_dict(),
+                    "ema": ema.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
+                    "data": sampler.state_dict(), "noise": noise_gen.get_state(),
+                    "rng": {"torch": torch.get_rng_state(),
+                            "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else []},
+                    "fixed_noise": fixed_noise.cpu(), "swd_noise": swd_noise.cpu(),
+                    "world_size": env.world,
+                }, ckpt / "last.pt", also=ckpt / f"step-{step:06d}.pt")
+    finally:
+        bar.close()
+        if metrics is not None:
+            metrics.close()
+    env.barrier()
+    return TrainResult(run=run, step=step, steps_this_call=step - start,
+                       seconds=time.perf_counter() - t_start, swd=last_swd, precision=precision,
+                       world_size=env.world)
+
+
+def trainable(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
