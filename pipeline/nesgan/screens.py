@@ -1,0 +1,481 @@
+"""`nesgan crop`: pixel-exact 224×224 crops of NES screenshots that keep the 16×16 grid.
+
+No resampling filter is ever applied: it would invent colours the NES never had. A file becomes a
+crop in five steps, and every way it can fail is a manifest row with a `status` and an `error`:
+
+1. Read and decode, guarded: files over `max_bytes` or images whose header says more than
+   `max_pixels` are `too_large` before any pixel is decoded (decompression bombs); what PIL cannot
+   identify is `not_image`, what it cannot finish decoding is `corrupt`. An animated GIF/PNG
+   gives its first frame.
+2. Convert exactly to RGB. P (palette) images map each index to its palette colour; colour-keyed
+   transparency (GIF, PNG tRNS) is ignored because the key's stored colour is the colour the
+   capture had (screenshot GIFs often mark the backdrop transparent). An alpha channel (RGBA,
+   LA, PA) is dropped when every pixel is fully opaque; otherwise the file is `transparent`:
+   flattening would blend against a guessed background and invent colours. L and 1-bit grey
+   repeat into R, G, B. CMYK, YCbCr, 16-bit and float modes have no exact RGB and are
+   `unsupported_mode`.
+3. Find the frame: W×H with 224 ≤ W ≤ 256 and 224 ≤ H ≤ 240 is a native frame (256×240,
+   256×224, an overscan-trimmed 240×224, or a 224×224 crop). W×H = k·(native) for an integer
+   k ≥ 2 is a scaled capture, reduced by taking one pixel per k×k block only when every block is
+   one colour (else `not_exact_scale`: resized with a filter). Smaller is `too_small`; anything
+   else (side-by-side composites, aspect-corrected or odd sizes) is `off_size`.
+4. Detect the grid phase on the frame (`screens_grid.detect_grid_phase`).
+5. Choose the 224×224 window: among offsets that put a cell boundary on the window's edge,
+   the one nearest the centre (ties: the smaller offset); when no offset can (a 256×224 frame
+   whose grid sits at y = 8), the centred offset. The manifest records the output's phase.
+
+Crops are named by the SHA-256 of their pixels, so names are safe and identical crops dedupe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import warnings
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
+
+from nesgan.errors import NesganError
+from nesgan.files import JsonlAppender, atomic_write_bytes, iter_jsonl, write_json
+from nesgan.screens_grid import CELL, detect_grid_phase
+
+SIZE = 224  # 14 cells of 16 px: the DCGAN's input, and the widest square every NES frame holds
+NATIVE_W = (SIZE, 256)  # PPU frames are 256 wide; overscan-trimmed captures down to 224
+NATIVE_H = (SIZE, 240)  # 240 lines drawn; NTSC-visible captures cut 8 top and bottom (224)
+MANIFEST = "manifest.jsonl"
+CONFIG_FILE = "crop_config.json"
+_OUTPUT_NAME_LEN = 16  # hex digits of the crop's SHA-256 in its file name: 2^64 names
+
+# Statuses, in the order the summary lists them.
+STATUSES = (
+    "ok", "duplicate", "too_small", "off_size", "not_exact_scale", "transparent",
+    "unsupported_mode", "corrupt", "not_image", "too_large", "unreadable",
+)
+
+
+@dataclass(frozen=True)
+class CropConfig:
+    src: Path
+    out: Path
+    overwrite: bool = False  # False: resume, skipping files already in the manifest
+    max_pixels: int = 4096 * 4096  # 16× a NES frame each way; more is a bomb, not a screenshot
+    max_bytes: int = 64 << 20  # the largest honest screenshot PNG is a few MiB
+
+    def __post_init__(self) -> None:
+        if self.max_pixels < SIZE * SIZE:
+            raise NesganError(f"max_pixels must be at least {SIZE * SIZE}, got {self.max_pixels}")
+        if self.max_bytes < 1:
+            raise NesganError(f"max_bytes must be positive, got {self.max_bytes}")
+
+
+@dataclass
+class CropResult:
+    """What became of one image: the crop (status `ok`) or a status and a human reason."""
+
+    status: str
+    error: str | None = None
+    crop: np.ndarray | None = field(default=None, repr=False)  # (224, 224, 3) uint8 when ok
+    box: tuple[int, int, int, int] | None = None  # left, top, right, bottom after scale reduction
+    scale: int | None = None  # k of a k× capture; 1 for native frames
+    grid_phase: tuple[int, int] | None = None  # (x, y) phase of the grid in the crop
+    source_phase: tuple[int, int] | None = None  # (x, y) phase detected in the reduced frame
+    width: int | None = None  # source size, as decoded
+    height: int | None = None
+    mode: str | None = None  # PIL mode of the source
+    format: str | None = None  # PIL format name (PNG, GIF, …)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def row(self) -> dict:
+        """The manifest fields of this result (tuples as lists, no pixels)."""
+        d = asdict(self)
+        d.pop("crop")
+        for k in ("box", "grid_phase", "source_phase"):
+            if d[k] is not None:
+                d[k] = list(d[k])
+        return d
+
+
+@dataclass
+class CropSummary:
+    counts: dict[str, int]  # status -> count (this run + already done)
+    out: Path | None = None
+    new: int = 0  # files processed by this run
+    skipped: int = 0  # files already in the manifest (resume)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def format(self) -> str:
+        """One-paragraph human summary."""
+        order = {s: i for i, s in enumerate(STATUSES)}
+        parts = ", ".join(
+            f"{n} {s}" for s, n in sorted(self.counts.items(), key=lambda kv: order.get(kv[0], 99))
+        )
+        where = f" in {self.out}" if self.out is not None else ""
+        text = f"{self.counts.get('ok', 0)} screens of 224×224{where} from {self.total} files"
+        text += f" ({parts})." if parts else "."
+        if self.skipped:
+            text += f" {self.skipped} files were already done (resumed; --overwrite starts over)."
+        bad = self.total - self.counts.get("ok", 0) - self.counts.get("duplicate", 0)
+        if bad:
+            text += f" See {MANIFEST} for why {bad} could not be cropped."
+        return text
+
+
+# ---------------------------------------------------------------------------------------------
+# One image
+
+
+def _sniff(data: bytes) -> str:
+    """A human guess at what a non-image file is."""
+    head = data[:512].lstrip().lower()
+    if not data:
+        return "empty file"
+    if head.startswith((b"<!doctype html", b"<html")) or b"<html" in head or b"<body" in head:
+        return "an HTML page, not an image (a server's error or bot-check page saved as an image?)"
+    if head.startswith(b"<"):
+        return "markup text, not an image"
+    if all(32 <= b < 127 or b in (9, 10, 13) for b in head[:256]):
+        return "plain text, not an image"
+    return "not a format Pillow can identify"
+
+
+def to_rgb_exact(img: Image.Image) -> tuple[np.ndarray | None, str | None, str | None]:
+    """Decoded image -> ((H, W, 3) uint8, None, None) or (None, status, reason); no colour is
+    ever computed, only looked up or copied (see the module doc, step 2)."""
+    mode = img.mode
+    if mode == "RGB":
+        return np.asarray(img, dtype=np.uint8).copy(), None, None
+    if mode in ("P", "PA"):
+        if mode == "PA":
+            alpha = np.asarray(img.getchannel("A"))
+            if alpha.min() < 255:
+                return None, "transparent", _transparent_reason(alpha)
+        index = np.asarray(img.getchannel(0) if mode == "PA" else img, dtype=np.uint8)
+        pal = np.asarray(img.getpalette("RGB") or [], dtype=np.uint8).reshape(-1, 3)
+        if len(pal) == 0 or index.max() >= len(pal):
+            return None, "corrupt", "palette image uses colour indices its palette does not have"
+        return pal[index], None, None
+    if mode in ("L", "1"):
+        grey = np.asarray(img.convert("L") if mode == "1" else img, dtype=np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2), None, None
+    if mode in ("RGBA", "LA", "RGBa", "La"):
+        alpha = np.asarray(img.getchannel("A"))
+        if alpha.min() < 255:
+            return None, "transparent", _transparent_reason(alpha)
+        a = np.asarray(img, dtype=np.uint8)
+        if mode in ("RGBA", "RGBa"):
+            return a[..., :3].copy(), None, None
+        return np.repeat(a[..., :1], 3, axis=2), None, None
+    if mode == "RGBX":
+        return np.asarray(img, dtype=np.uint8)[..., :3].copy(), None, None
+    reason = {
+        "CMYK": "CMYK has no exact RGB equivalent; save the screenshot as RGB PNG",
+    }.get(mode, f"mode {mode} (16-bit, float or non-RGB colour) has no exact 8-bit RGB form")
+    return None, "unsupported_mode", reason
+
+
+def _transparent_reason(alpha: np.ndarray) -> str:
+    n = int((alpha < 255).sum())
+    return (
+        f"{n} of {alpha.size} pixels are not fully opaque; NES frames have no transparency "
+        "and flattening would invent colours (flatten it yourself onto the right backdrop)"
+    )
+
+
+def native_size(w: int, h: int) -> bool:
+    """Is W×H a frame as the PPU draws it (possibly overscan-trimmed)?"""
+    return NATIVE_W[0] <= w <= NATIVE_W[1] and NATIVE_H[0] <= h <= NATIVE_H[1]
+
+
+def scale_candidates(w: int, h: int) -> list[int]:
+    """Integer factors k >= 2 with W×H = k × (a native frame), smallest first."""
+    return [
+        k for k in range(2, w // NATIVE_W[0] + 1)
+        if w % k == 0 and h % k == 0 and native_size(w // k, h // k)
+    ]
+
+
+def reduce_exact(rgb: np.ndarray, k: int) -> np.ndarray | None:
+    """(kH, kW, 3) -> (H, W, 3) taking one pixel per k×k block, or None if a block is not one
+    colour (the capture was resized with a filter, or is not aligned to the blocks)."""
+    h, w = rgb.shape[0] // k, rgb.shape[1] // k
+    small = rgb[::k, ::k]  # (H, W, 3)
+    blocks = rgb.reshape(h, k, w, k, 3)
+    if not (blocks == small[:, None, :, None, :]).all():
+        return None
+    return np.ascontiguousarray(small)
+
+
+def _nonuniform_fraction(rgb: np.ndarray, k: int) -> float:
+    h, w = rgb.shape[0] // k, rgb.shape[1] // k
+    blocks = rgb.reshape(h, k, w, k, 3)
+    same = (blocks == rgb[::k, ::k][:, None, :, None, :]).all(axis=(1, 3, 4))
+    return float(1.0 - same.mean())
+
+
+def choose_offset(length: int, phase: int, size: int = SIZE) -> int:
+    """Window start in 0…length-size that puts a cell boundary at the window's edge (start ≡
+    phase mod 16), nearest the centre (ties: smaller); the centred start when none can."""
+    slack = length - size
+    centre = slack / 2
+    aligned = [s for s in range(0, slack + 1) if (s - phase) % CELL == 0]
+    if not aligned:
+        return slack // 2
+    return min(aligned, key=lambda s: (abs(s - centre), s))
+
+
+def crop_frame(frame: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int], tuple[int, int], tuple[int, int]]:
+    """A native (H, W, 3) frame -> (crop, box, output phase, source phase)."""
+    h, w = frame.shape[:2]
+    px, py = detect_grid_phase(frame)
+    left, top = choose_offset(w, px), choose_offset(h, py)
+    crop = np.ascontiguousarray(frame[top : top + SIZE, left : left + SIZE])
+    out_phase = ((px - left) % CELL, (py - top) % CELL)
+    return crop, (left, top, left + SIZE, top + SIZE), out_phase, (px, py)
+
+
+def crop_image(img: Image.Image, max_pixels: int = CropConfig.max_pixels) -> CropResult:
+    """Pure: an opened (not necessarily decoded) image -> the crop or a status and reason."""
+    w, h = img.size
+    base = dict(width=w, height=h, mode=img.mode, format=img.format)
+    if w * h > max_pixels:
+        return CropResult("too_large", f"{w}×{h} is over the {max_pixels}-pixel cap "
+                          "(a decompression bomb, or not a screenshot)", **base)
+    try:
+        img.seek(0)  # animated GIF/PNG: the first frame
+        img.load()
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as e:
+        return CropResult("corrupt", f"cannot decode: {e}", **base)
+    rgb, status, reason = to_rgb_exact(img)
+    if rgb is None:
+        return CropResult(status, reason, **base)
+    h, w = rgb.shape[:2]
+    if w < SIZE or h < SIZE:
+        return CropResult("too_small", f"{w}×{h} is smaller than {SIZE}×{SIZE}", **base)
+    scale = 1
+    if not native_size(w, h):
+        ks = scale_candidates(w, h)
+        if not ks:
+            return CropResult("off_size", (
+                f"{w}×{h} is not a NES frame (256×240, 256×224, down to 224×224) nor an integer "
+                "multiple of one: a composite, a border or an aspect-corrected resize"), **base)
+        for k in ks:
+            reduced = reduce_exact(rgb, k)
+            if reduced is not None:
+                rgb, scale = reduced, k
+                break
+        else:
+            k = ks[0]
+            frac = _nonuniform_fraction(rgb, k)
+            return CropResult("not_exact_scale", (
+                f"{w}×{h} looks like a {k}× capture of {w // k}×{h // k} but {frac:.1%} of its "
+                f"{k}×{k} blocks are not one colour (resized with a filter; "
+                "reducing it would invent colours)"), **base)
+    crop, box, phase, source_phase = crop_frame(rgb)
+    return CropResult("ok", None, crop, box, scale, phase, source_phase, **base)
+
+
+def crop_bytes(data: bytes, max_pixels: int = CropConfig.max_pixels) -> CropResult:
+    """Decode file bytes guardedly (header size checked before any pixel) and crop them."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        return CropResult("not_image", _sniff(data))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        return CropResult("too_large", f"decompression bomb: {e}")
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        return CropResult("corrupt", f"cannot read the image header: {e}")
+    with img:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            try:
+                return crop_image(img, max_pixels)
+            except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+                return CropResult("too_large", f"decompression bomb: {e}")
+
+
+def encode_png(rgb: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(rgb, "RGB").save(buf, format="PNG", optimize=False)
+    return buf.getvalue()
+
+
+def crop_name(crop: np.ndarray) -> str:
+    """Output file name from the crop's pixels: safe, and equal crops get equal names."""
+    return hashlib.sha256(np.ascontiguousarray(crop).tobytes()).hexdigest()[:_OUTPUT_NAME_LEN] + ".png"
+
+
+# ---------------------------------------------------------------------------------------------
+# A folder
+
+
+def _is_our_output(name: str) -> bool:
+    stem, ext = os.path.splitext(name)
+    return ext == ".png" and len(stem) == _OUTPUT_NAME_LEN and all(c in "0123456789abcdef" for c in stem)
+
+
+def list_sources(src: Path, out: Path | None = None) -> Iterator[str]:
+    """Relative POSIX paths of the files under SRC, sorted, skipping hidden names, manifests
+    and the output folder when it lies inside SRC. Symlinked folders are not followed."""
+    skip_dir = out.resolve() if out is not None else None
+    for root, dirs, files in os.walk(src, followlinks=False):
+        rootp = Path(root)
+        dirs[:] = sorted(
+            d for d in dirs if not d.startswith(".") and (rootp / d).resolve() != skip_dir
+        )
+        for name in sorted(files):
+            if name.startswith(".") or name == MANIFEST:
+                continue
+            p = rootp / name
+            if p.is_file() or p.is_symlink():  # broken links get an `unreadable` row
+                yield p.relative_to(src).as_posix()
+
+
+def _read_guarded(path: Path, max_bytes: int) -> tuple[bytes | None, CropResult | None]:
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        return None, CropResult("unreadable", f"cannot stat: {e.strerror or e}")
+    if size > max_bytes:
+        return None, CropResult("too_large", f"{size} bytes is over the {max_bytes}-byte cap")
+    try:
+        with path.open("rb") as f:
+            data = f.read(max_bytes + 1)
+    except OSError as e:
+        return None, CropResult("unreadable", f"cannot read: {e.strerror or e}")
+    if len(data) > max_bytes:
+        return None, CropResult("too_large", f"over the {max_bytes}-byte cap")
+    return data, None
+
+
+def _start_over(out: Path) -> None:
+    """--overwrite: remove the manifest, the config and the crops this stage named; nothing else."""
+    if not out.is_dir():
+        return
+    for p in out.iterdir():
+        if p.is_file() and (p.name in (MANIFEST, CONFIG_FILE) or _is_our_output(p.name)):
+            p.unlink()
+
+
+def crop_folder(config: CropConfig, sources: Mapping[str, str] | None = None) -> CropSummary:
+    """Crop every file under `config.src` into `config.out`, one manifest row per file.
+
+    `sources` maps a file's path relative to SRC to the label recorded as its `source` (the
+    scraper passes URLs); other files are labelled by their relative path. Files already in the
+    manifest are skipped unless `config.overwrite`. Returns the counts over the whole manifest.
+    """
+    src, out = Path(config.src), Path(config.out)
+    if not src.is_dir():
+        raise NesganError(f"{src} is not a folder; give the folder that holds your screenshots")
+    if src.resolve() == out.resolve():
+        raise NesganError(f"--out must differ from SRC ({src}): crops would mix with the originals")
+    labels = {Path(k).as_posix(): v for k, v in (sources or {}).items()}
+    if config.overwrite:
+        _start_over(out)
+    manifest = out / MANIFEST
+    done_rows = list(iter_jsonl(manifest))
+    done = {r.get("file", r.get("source")) for r in done_rows}
+    first_source = {
+        r["path"]: r.get("source") for r in done_rows if r.get("status") == "ok" and r.get("path")
+    }
+    counts: Counter[str] = Counter(str(r.get("status")) for r in done_rows)
+    files = list(list_sources(src, out))
+    todo = [f for f in files if f not in done]
+    summary = CropSummary(counts=dict(counts), out=out, skipped=len(files) - len(todo))
+    if not todo:
+        return summary
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / CONFIG_FILE, {k: str(v) if isinstance(v, Path) else v
+                                   for k, v in asdict(config).items()})
+    with JsonlAppender(manifest) as rows:
+        bar = tqdm(todo, desc="crop", unit="file", disable=True if len(todo) < 20 else None)
+        for rel in bar:
+            data, result = _read_guarded(src / rel, config.max_bytes)
+            digest = None
+            if data is not None:
+                digest = hashlib.sha256(data).hexdigest()
+                result = crop_bytes(data, config.max_pixels)
+            assert result is not None
+            row = result.row()
+            row.update(source=labels.get(rel, rel), file=rel, sha256=digest, path=None,
+                       duplicate_of=None)
+            if result.ok:
+                assert result.crop is not None
+                name = crop_name(result.crop)
+                row["path"] = name
+                if name in first_source:
+                    row["status"] = "duplicate"
+                    row["error"] = "same pixels as the crop of an earlier file"
+                    row["duplicate_of"] = first_source[name]
+                else:
+                    atomic_write_bytes(out / name, encode_png(result.crop))
+                    first_source[name] = row["source"]
+            rows.append(row)
+            counts[row["status"]] += 1
+    summary.counts = dict(counts)
+    summary.new = len(todo)
+    return summary
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading crops back (the trainer and the near-copy index)
+
+
+def load_screens(folder: Path) -> tuple[np.ndarray, list[str]]:
+    """(N, 224, 224, 3) uint8 of the `ok` crops the manifest lists (every *.png when there is
+    no manifest), and their file names. Palette, grey or opaque-RGBA PNGs convert exactly."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise NesganError(
+            f"{folder} is not a folder of screens; make one with `nesgan crop SRC --out {folder}` "
+            "or `nesgan scrape`"
+        )
+    manifest = folder / MANIFEST
+    if manifest.exists():
+        names = list(dict.fromkeys(
+            str(r["path"]) for r in iter_jsonl(manifest) if r.get("status") == "ok" and r.get("path")
+        ))
+        bad = [n for n in names if Path(n).name != n or n.startswith(".")]
+        if bad:
+            raise NesganError(f"{manifest} names files outside {folder} ({bad[0]!r}); recrop with --overwrite")
+    else:
+        names = sorted(p.name for p in folder.glob("*.png") if not p.name.startswith("."))
+    if not names:
+        what = f"no `ok` rows in {manifest}" if manifest.exists() else "no *.png files"
+        raise NesganError(f"{folder} holds {what}; crop some screenshots with `nesgan crop SRC --out {folder}`")
+    screens = np.empty((len(names), SIZE, SIZE, 3), dtype=np.uint8)
+    for i, name in enumerate(tqdm(names, desc="load", unit="screen",
+                                  disable=True if len(names) < 500 else None)):
+        screens[i] = _load_one(folder / name)
+    return screens, names
+
+
+def _load_one(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise NesganError(f"{path} is listed in the manifest but missing; rerun `nesgan crop` with --overwrite")
+    try:
+        with Image.open(path) as img:
+            if img.size != (SIZE, SIZE):
+                raise NesganError(f"{path} is {img.size[0]}×{img.size[1]}, not {SIZE}×{SIZE}; "
+                                  "crop it with `nesgan crop`")
+            img.load()
+            rgb, _status, reason = to_rgb_exact(img)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise NesganError(f"{path} is not a readable image ({e}); remove it or recrop") from None
+    if rgb is None:
+        raise NesganError(f"{path} is not 224×224 RGB: {reason}")
+    return rgb
