@@ -1,0 +1,162 @@
+"""The export-tiles stage: tiles from `nesgan.tiles`, then Tiled tilesets and (optionally) a map.
+
+Writes `TILESETS/NAME.tsx` + `NAME.png` (tiles judged original) and `NAME-near-copies.tsx` +
+`.png` (tiles within K pixels of a training tile), and with `--tmx` a map whose layer `NAME`
+rebuilds every generated screen (screen i at tile columns 14·i … 14·i+13) plus `PATH.png`, a
+preview rendered from the tiles.
+
+Tile ids are stable: each export matches tiles by their RGB pixels against the existing atlases
+and only appends new ones, and `columns` never changes, so maps painted earlier stay correct.
+A tile whose verdict changes between exports (a new K, more training data) is never moved or
+removed, since painted maps point at it: it stays at its id, its properties get the new verdict,
+and it is appended to the tileset it now belongs to, which the generated layer then uses. A tile
+of `NAME.tsx` now judged a near-copy also gets `probability="0"`, so Tiled's random and terrain
+brushes never pick it.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from nesgan.errors import NesganError
+from nesgan.files import atomic_write_bytes
+from nesgan.tmx import TILE, Atlas, read_atlas, write_atlas
+from nesgan.tmx_merge import MapUpdate, OwnTileset, update_map
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    generated: Path = Path("data/generated")  # the generated 224×224 screens
+    train: Path = Path("data/screens")  # training screens, for the near-copy check
+    tilesets_dir: Path = Path("tilesets")  # DESIGN.md's default output folder for TSX + PNG
+    tiles_dir: Path = Path("tiles")  # tiles.jsonl and contact sheets (written by nesgan.tiles)
+    name: str = "nesgan"  # tileset name, file stem and the map layer's name
+    tmx: Path | None = None  # also write or update this map
+    near_copy_pixels: int | None = None  # None: nesgan.tiles' own default
+    palette_file: Path | None = None  # a .pal file instead of the built-in NES palette
+    columns: int = 16  # atlas width for a NEW tileset (256 px); an existing one keeps its own
+
+    def __post_init__(self) -> None:
+        if not _NAME.fullmatch(self.name):
+            raise NesganError(
+                f"--name {self.name!r} must be 1–64 letters, digits, '-' or '_', starting with a "
+                "letter or digit (it names files)")
+        if self.columns < 1:
+            raise NesganError(f"columns must be at least 1, got {self.columns}")
+
+    @property
+    def near_name(self) -> str:
+        return f"{self.name}-near-copies"
+
+
+@dataclass
+class ExportReport:
+    tiles: int  # unique tiles in this export
+    near_copies: int  # of which flagged as near-copies
+    new_tiles: dict[str, int]  # tileset name -> tiles appended by this export
+    changed_verdict: int  # tiles already exported to the other tileset
+    tilesets: list[Path] = field(default_factory=list)
+    map: MapUpdate | None = None
+    preview: Path | None = None
+
+
+def export_tiles(config: ExportConfig) -> ExportReport:
+    """Run `nesgan.tiles.build_tiles` on the generated screens, then export its tiles."""
+    from nesgan.tiles import TileConfig, build_tiles
+
+    kwargs = {"generated": config.generated, "train": config.train,
+              "tiles_dir": config.tiles_dir, "palette_file": config.palette_file}
+    if config.near_copy_pixels is not None:
+        kwargs["near_copy_pixels"] = config.near_copy_pixels
+    return export_report(build_tiles(TileConfig(**kwargs)), config)
+
+
+def _properties(row: dict) -> dict[str, object]:
+    props: dict[str, object] = {"count": int(row["count"]), "near_copy": bool(row["near_copy"])}
+    nearest = row.get("nearest") or {}
+    if nearest.get("screen") is not None:
+        props["nearest_source"] = f"{nearest['screen']}@{int(nearest['x'])},{int(nearest['y'])}"
+    if nearest.get("distance") is not None:
+        d = nearest["distance"]
+        props["distance"] = int(d) if float(d).is_integer() else float(d)
+    return props
+
+
+def export_report(report, config: ExportConfig) -> ExportReport:
+    """Export a `nesgan.tiles.TileReport` (tiles, rows, screens, palette) as tilesets and map."""
+    tiles = np.asarray(report.tiles)
+    if tiles.ndim != 3 or tiles.shape[1:] != (TILE, TILE) or len(tiles) == 0:
+        raise NesganError(f"no tiles to export from {config.generated}: generate screens first "
+                          "(`nesgan generate`)")
+    rgb = report.palette.to_rgb(tiles)  # (N, 16, 16, 3) uint8
+    main_tsx = config.tilesets_dir / f"{config.name}.tsx"
+    near_tsx = config.tilesets_dir / f"{config.near_name}.tsx"
+    atlases = [read_atlas(main_tsx, config.name, config.columns),
+               read_atlas(near_tsx, config.near_name, config.columns)]
+    index = [{t.tobytes(): i for i, t in reversed(list(enumerate(a.tiles)))} for a in atlases]
+    before = [a.tilecount for a in atlases]
+
+    placement = np.zeros((len(tiles), 2), np.int64)  # per report tile: (atlas 0|1, local id)
+    changed = 0
+    for i, row in enumerate(report.rows):
+        key = rgb[i].tobytes()
+        props = _properties(row)
+        home = 1 if props["near_copy"] else 0
+        if key in index[1 - home]:
+            other_id = index[1 - home][key]
+            atlases[1 - home].props[other_id] = props
+            changed += other_id < before[1 - home]
+        local = index[home].get(key)
+        if local is None:
+            local = index[home][key] = atlases[home].append(rgb[i])
+        atlases[home].props[local] = props
+        placement[i] = home, local
+
+    result = ExportReport(len(tiles), int(placement[:, 0].sum()),
+                          {a.name: a.tilecount - b for a, b in zip(atlases, before, strict=True)},
+                          changed)
+    zero = {k for k, p in atlases[0].props.items() if p["near_copy"]}
+    write_atlas(main_tsx, atlases[0], zero)
+    result.tilesets.append(main_tsx)
+    own = [OwnTileset(main_tsx, atlases[0].name, atlases[0].extent)]
+    if atlases[1].tilecount:
+        write_atlas(near_tsx, atlases[1])
+        result.tilesets.append(near_tsx)
+        own.append(OwnTileset(near_tsx, atlases[1].name, atlases[1].extent))
+
+    if config.tmx is not None:
+        which, local = _layer(report.screens, placement)
+        result.map = update_map(config.tmx, own, config.name, which, local)
+        result.preview = config.tmx.with_suffix(".png")
+        atomic_write_bytes(result.preview, _preview_png(which, local, atlases))
+    return result
+
+
+def _layer(screens, placement: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Screens side by side: (rows, cols·S) atlas index and local id per cell."""
+    if not screens:
+        raise NesganError("no generated screens to lay out in the map")
+    grids = [np.asarray(ids, dtype=np.int64) for _, ids in screens]
+    ids = np.concatenate(grids, axis=1)  # (14, 14·S) report tile ids
+    return placement[ids, 0], placement[ids, 1]
+
+
+def _preview_png(which: np.ndarray, local: np.ndarray, atlases: list[Atlas]) -> bytes:
+    """The layer drawn from the atlases' pixels: what Tiled shows, pixel for pixel."""
+    h, w = which.shape
+    cells = np.where(which[..., None, None, None] == 0,
+                     atlases[0].tiles[np.where(which == 0, local, 0)] if atlases[0].tilecount else 0,
+                     atlases[1].tiles[np.where(which == 1, local, 0)] if atlases[1].tilecount else 0)
+    # (h, w, 16, 16, 3) -> (h, 16, w, 16, 3) -> (h·16, w·16, 3)
+    img = cells.astype(np.uint8).swapaxes(1, 2).reshape(h * TILE, w * TILE, 3)
+    buf = io.BytesIO()
+    Image.fromarray(img, "RGB").save(buf, "PNG")
+    return buf.getvalue()
