@@ -201,9 +201,34 @@ def quantize_cmd(src: Path, out: Path | None, nes_attributes: bool, palette_file
 @click.option("--name", default="nesgan", show_default=True, help="Tileset name.")
 @click.option("--near-copy-pixels", default=None, type=click.IntRange(0, 256),
               help="Flag tiles within K differing pixels of a training tile.")
-def export_tiles_cmd(**kwargs) -> None:
-    """Cut generated screens into 16×16 tiles and export Tiled tilesets (and a map)."""
-    _pending("export-tiles", 6)
+def export_tiles_cmd(generated, train_dir, tmx, tilesets, tiles_dir, name, near_copy_pixels) -> None:
+    """Cut generated screens into 16×16 tiles and export Tiled tilesets (and a map).
+
+    Tile ids are stable: re-exporting into the same tilesets keeps every existing tile's id
+    and only appends new ones. An existing --tmx map keeps its own tilesets, layers and
+    objects; nesgan adds or refreshes its tilesets and its layer NAME.
+    """
+    from nesgan.export import ExportConfig, export_tiles
+
+    config = ExportConfig(generated=generated, train=train_dir, tilesets_dir=tilesets,
+                          tiles_dir=tiles_dir, name=name, tmx=tmx,
+                          near_copy_pixels=near_copy_pixels)
+    r = export_tiles(config)
+    new = ", ".join(f"{n} +{k}" for n, k in r.new_tiles.items())
+    click.echo(f"{r.tiles} unique tiles, {r.near_copies} near-copies ({new} new)")
+    if r.changed_verdict:
+        click.echo(f"{r.changed_verdict} tiles changed verdict; they keep their old ids and were "
+                   "added to the other tileset")
+    click.echo("tilesets: " + ", ".join(str(p) for p in r.tilesets))
+    if r.map is not None:
+        m = r.map
+        click.echo(f"map: {m.path} ({'new' if m.created else 'updated'}, {m.size[0]}×{m.size[1]} "
+                   f"tiles), preview {r.preview}")
+        if m.grown_from:
+            click.echo(f"  grew from {m.grown_from[0]}×{m.grown_from[1]}; re-encoded layers: "
+                       + ", ".join(m.rewritten_layers))
+        elif m.rewritten_layers:
+            click.echo("  renumbered nesgan tiles in layers: " + ", ".join(m.rewritten_layers))
 
 
 @cli.command("demo")
