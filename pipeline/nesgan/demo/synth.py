@@ -1,0 +1,456 @@
+"""A deterministic synthesizer of NES-style screens: the embedded museum's exhibits.
+
+Screens are built the way the NES builds them (DESIGN.md, "NES facts"):
+
+1. each game owns a pattern table (CHR) of 8×8 2-bpp tiles, drawn procedurally and varied per
+   game (metatiles.py), and a vocabulary of 16×16 metatiles of 2×2 tiles, each tagged with the
+   background sub-palette it uses;
+2. a game has one backdrop colour ($3F00) and four sub-palettes of 3 colours from the 54
+   emittable NES colours, themed (overworld, underground, castle, night, water);
+3. a shot lays metatiles out on the 15×16 grid of a 256×240 screen (sky, ground with pits,
+   platforms, pipes, ladders, clouds…) and writes a status bar (HUD) in 8×8 font tiles;
+4. the name table and the 15×16 attribute grid become NES colour indices: a pixel shows the
+   backdrop where its pattern value is 0, else colour value-1 of its cell's sub-palette. So every
+   16×16 cell shows at most 4 colours and the background at most 13;
+5. a few 16×16 sprites with their own palettes are drawn on top (these, like real screenshots,
+   ignore the cell rule; `sprites=False` leaves them out).
+
+Everything is a pure function of (seed, game number, shot number): same seed, same bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from nesgan.demo import metatiles as mt
+from nesgan.errors import NesganError
+from nesgan.palette import BLACK, CANONICAL, WHITE, Palette, srgb_to_oklab
+
+H_CELLS, W_CELLS = 15, 16  # 240×256 screen in 16×16 attribute cells
+SCREEN_H, SCREEN_W = 240, 256  # NES PPU output
+
+_ADJ = ("Super", "Mega", "Ninja", "Cosmic", "Little", "Mighty", "Dragon", "Turbo",
+        "Shadow", "Crystal", "Iron", "Magic", "Star", "Thunder", "Pixel", "Rocket")
+_NOUN = ("Quest", "Warrior", "Castle", "Force", "Knight", "Island", "Legend", "Fighter",
+         "Kid", "Tower", "Saga", "Hunter", "Ranger", "Blaster", "Runner", "Patrol")
+_LABELS = ("SCORE", "TIME", "WORLD", "STAGE", "LIFE", "REST", "TOP", "HI", "1UP", "ROUND",
+           "AREA", "COINS", "GOLD", "LEVEL", "ENERGY", "P1")
+
+
+@dataclass(frozen=True)
+class _Theme:
+    """How one kind of level looks: palette hue choices per sub-palette role and its tiles."""
+
+    backdrops: tuple[int, ...]
+    hues: tuple[tuple[int, ...], ...]  # per role (TERRAIN, FOLIAGE, SKY, ITEMS): hue 0–12
+    kinds: tuple[str, ...]  # drawings every game of this theme has
+    optional: tuple[str, ...]  # drawings a game of this theme may have
+
+
+THEMES: dict[str, _Theme] = {
+    "overworld": _Theme(
+        (0x21, 0x22, 0x31, 0x11, 0x2C, 0x32),
+        ((6, 7, 8), (9, 10, 11), (0, 1, 2, 12), (6, 7, 8)),
+        ("sky", "ground_top", "ground", "brick", "question", "cloud", "bush", "pipe", "coin"),
+        ("stone", "trunk", "leaves", "ladder"),
+    ),
+    "underground": _Theme(
+        (BLACK, BLACK, 0x2D, 0x0C),
+        ((1, 2, 12, 3, 0), (9, 10, 11, 12), (0, 4), (6, 7, 8)),
+        ("sky", "brick", "ground", "stone", "question", "pipe", "coin", "ladder"),
+        ("column",),
+    ),
+    "castle": _Theme(
+        (BLACK, BLACK, 0x2D),
+        ((0, 0, 7, 8), (5, 6, 7), (0, 3, 4), (6, 7, 8)),
+        ("sky", "stone", "brick", "battlement", "window", "column", "lava", "ladder"),
+        ("question", "coin"),
+    ),
+    "night": _Theme(
+        (BLACK, 0x01, 0x02, 0x0C, 0x03),
+        ((7, 8, 0, 3), (9, 10, 11, 1), (0, 8), (6, 7, 8)),
+        ("sky", "stars", "ground_top", "ground", "brick", "trunk", "leaves", "bush", "question"),
+        ("cloud", "ladder", "coin", "stone"),
+    ),
+    "water": _Theme(
+        (0x21, 0x11, 0x12, 0x22, 0x01, 0x1C),
+        ((7, 8, 6), (9, 10, 11, 4, 5), (1, 2, 12), (7, 8, 6)),
+        ("sky", "water", "ground", "stone", "seaweed", "coin", "question"),
+        ("brick", "ladder"),
+    ),
+}
+THEME_ORDER = tuple(THEMES)
+
+
+def _entropy(*values: int) -> list[int]:
+    """Any Python ints (negative seeds included) as SeedSequence entropy."""
+    return [v % (1 << 64) for v in values]
+
+
+def _ramp(rng: np.random.Generator, hue: int) -> tuple[int, int, int]:
+    """Three NES colours of one hue, dark to light (rows $0x/$1x/$2x/$3x), black outlines often."""
+    rows = [(0, 1, 2), (1, 2, 3), (0, 2, 3), (0, 1, 3)][int(rng.integers(4))]
+    dark, mid, light = (int(CANONICAL[(r << 4) | hue]) for r in rows)
+    if rng.random() < 0.4:
+        dark = BLACK
+    if hue == 0 and rng.random() < 0.5:
+        light = WHITE
+    return dark, mid, light
+
+
+@dataclass(frozen=True, eq=False)
+class Game:
+    """One synthetic game: its tiles, palettes and layout habits."""
+
+    seed: int
+    number: int
+    title: str
+    slug: str  # lowercase letters and digits: safe in a URL and a file name
+    theme: str
+    palette_name: str  # the emulator RGB table its screenshots are taken with ("2c02", "fceux")
+    backdrop: int  # NES index of the shared backdrop ($3F00)
+    subpalettes: tuple[tuple[int, int, int], ...]  # 4 background sub-palettes (by role)
+    sprite_palettes: tuple[tuple[int, int, int], ...]  # 4 sprite sub-palettes
+    metatile_names: tuple[str, ...]
+    ids: dict[str, int]  # metatile name -> metatile number
+    metatiles: np.ndarray  # (M, 16, 16) uint8 pattern values 0–3
+    metatile_chr: np.ndarray  # (M, 2, 2) CHR tile numbers
+    metatile_role: np.ndarray  # (M,) uint8 background sub-palette number
+    chr: np.ndarray  # (N, 8, 8) uint8 pattern table, N ≤ 256
+    glyphs: dict[str, int]  # font char -> CHR tile on the backdrop
+    panel_glyphs: dict[str, int]  # font char -> CHR tile on the HUD panel colour
+    sprites: np.ndarray  # (S, 16, 16) uint8 sprite patterns, 0 = transparent
+    hud_top: bool  # status bar at the top (else a panel at the bottom)
+    hud_labels: tuple[str, ...]
+    pit_rate: float
+
+    def palette(self) -> Palette:
+        return Palette.builtin(self.palette_name)
+
+    def chr_bytes(self) -> bytes:
+        """The pattern table in the NES CHR format: 16 bytes a tile, plane 0 then plane 1,
+        most significant bit = leftmost pixel."""
+        c = self.chr.astype(np.uint8)
+        plane0 = np.packbits(c & 1, axis=2)[..., 0]  # (N, 8)
+        plane1 = np.packbits((c >> 1) & 1, axis=2)[..., 0]  # (N, 8)
+        return np.concatenate([plane0, plane1], axis=1).tobytes()
+
+
+@dataclass(frozen=True, eq=False)
+class Frame:
+    """One rendered NES screen."""
+
+    indices: np.ndarray  # (240, 256) uint8 NES colour indices
+    backdrop: int  # NES index of the shared backdrop ($3F00)
+    subpalettes: tuple[tuple[int, int, int], ...]  # 4 background sub-palettes
+    attributes: np.ndarray  # (15, 16) uint8 sub-palette number per 16×16 cell
+    sprite_mask: np.ndarray  # (240, 256) bool, True where a sprite pixel was drawn
+
+
+def game_title(seed: int, number: int) -> str:
+    """A made-up title, distinct for every number under one seed."""
+    if number < 0:
+        raise NesganError(f"game numbers start at 0, got {number}")
+    combos = len(_ADJ) * len(_NOUN)
+    k = int(np.random.default_rng(_entropy(seed, 0x7177)).permutation(combos)[number % combos])
+    title = f"{_ADJ[k // len(_NOUN)]} {_NOUN[k % len(_NOUN)]}"
+    return title if number < combos else f"{title} {number // combos + 1}"
+
+
+def _slug(title: str) -> str:
+    return "".join(c for c in title.lower() if c.isalnum())
+
+
+def make_game(seed: int, number: int) -> Game:
+    """The `number`-th game of the museum seeded by `seed`."""
+    title = game_title(seed, number)
+    base = np.random.default_rng(_entropy(seed, 0x7E3A)).integers(len(THEME_ORDER))
+    theme_name = THEME_ORDER[(int(base) + number) % len(THEME_ORDER)]
+    theme = THEMES[theme_name]
+    rng = np.random.default_rng(_entropy(seed, number, 0x6A3E))
+
+    backdrop = int(rng.choice(theme.backdrops))
+    subpalettes = tuple(_ramp(rng, int(rng.choice(h))) for h in theme.hues)
+    sprite_palettes = tuple(_ramp(rng, int(rng.integers(1, 13))) for _ in range(4))
+
+    kinds = list(theme.kinds) + [k for k in theme.optional if rng.random() < 0.5]
+    hud_top = bool(rng.random() < 0.7)
+    if not hud_top:
+        kinds.append("hud_panel")
+    names: list[str] = []
+    drawings: list[np.ndarray] = []
+    roles: list[int] = []
+    for kind in kinds:
+        role, draw = mt.DRAWINGS[kind]
+        for name, pattern in draw(rng):
+            names.append(name)
+            drawings.append(pattern.astype(np.uint8))
+            roles.append(role)
+
+    # The pattern table: every distinct 8×8 quarter of every metatile, then the font.
+    chr_index: dict[bytes, int] = {}
+    chr_tiles: list[np.ndarray] = []
+
+    def tile_number(tile: np.ndarray) -> int:
+        key = tile.tobytes()
+        if key not in chr_index:
+            chr_index[key] = len(chr_tiles)
+            chr_tiles.append(tile)
+        return chr_index[key]
+
+    tile_number(np.zeros((8, 8), dtype=np.uint8))  # tile 0 is blank, as in most games
+    metatile_chr = np.array(
+        [[[tile_number(np.ascontiguousarray(d[y : y + 8, x : x + 8])) for x in (0, 8)]
+          for y in (0, 8)] for d in drawings],
+        dtype=np.int32,
+    )  # (M, 2, 2)
+    # HUD text ink: the ITEMS colour that stands out most from the backdrop (lightness in OKLab)
+    lightness = srgb_to_oklab(Palette.builtin().rgb)[:, 0]  # (64,)
+    ink = 1 + int(np.argmax([abs(lightness[c] - lightness[backdrop]) for c in subpalettes[mt.ITEMS]]))
+    shadow = None if rng.random() < 0.5 else (1 if ink != 1 else 2)
+    glyphs = {c: tile_number(mt.glyph_tile(c, ink, 0, shadow)) for c in mt.FONT_CHARS}
+    panel_glyphs = (
+        {} if hud_top else {c: tile_number(mt.glyph_tile(c, 3, 1, None)) for c in mt.FONT_CHARS}
+    )
+    if len(chr_tiles) > 256:  # a pattern table holds 256 tiles
+        raise AssertionError(f"{title}: {len(chr_tiles)} CHR tiles")
+
+    sprites = np.stack([mt.critter(rng) for _ in range(int(rng.integers(3, 6)))])
+    labels = tuple(str(s) for s in rng.choice(_LABELS, size=3, replace=False))
+    return Game(
+        seed=seed, number=number, title=title, slug=_slug(title), theme=theme_name,
+        palette_name="fceux" if rng.random() < 0.3 else "2c02",
+        backdrop=backdrop, subpalettes=subpalettes, sprite_palettes=sprite_palettes,
+        metatile_names=tuple(names), ids={n: i for i, n in enumerate(names)},
+        metatiles=np.stack(drawings), metatile_chr=metatile_chr,
+        metatile_role=np.array(roles, dtype=np.uint8), chr=np.stack(chr_tiles),
+        glyphs=glyphs, panel_glyphs=panel_glyphs, sprites=sprites, hud_top=hud_top,
+        hud_labels=labels, pit_rate=float(rng.uniform(0.0, 0.3)),
+    )
+
+
+def make_games(seed: int, count: int) -> list[Game]:
+    return [make_game(seed, n) for n in range(count)]
+
+
+# ---- layout ----------------------------------------------------------------------------------
+
+
+def _layout(game: Game, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(15, 16) metatile numbers of one screen, and the ground's top row per column (-1: pit)."""
+    ids = game.ids
+    top = 2 if game.hud_top else 0  # first row the level may use (rows 0–1 hold the HUD)
+    bottom = H_CELLS if game.hud_top else H_CELLS - 2  # rows [top, bottom) belong to the level
+    grid = np.full((H_CELLS, W_CELLS), ids["sky"], dtype=np.int32)
+    if not game.hud_top:
+        grid[bottom:, :] = ids["hud_panel"]
+    sky = ids["sky"]
+
+    def put(r: int, x: int, name: str, over: tuple[int, ...] | None = None) -> None:
+        """Place a metatile on an in-level cell, only over sky (or the given metatiles)."""
+        if name in ids and top <= r < bottom and 0 <= x < W_CELLS:
+            if grid[r, x] in (over if over is not None else (sky,)):
+                grid[r, x] = ids[name]
+
+    theme = game.theme
+    if theme == "night":  # stars first: everything else may cover them
+        stars = rng.random((H_CELLS, W_CELLS)) < 0.08
+        for r, x in zip(*np.nonzero(stars), strict=True):
+            put(int(r), int(x), "stars")
+    if theme == "water":
+        line = top + int(rng.integers(2, 5))
+        for x in range(W_CELLS):
+            put(line, x, "water_top")
+            for r in range(line + 1, bottom):
+                put(r, x, "water")
+
+    # 1. ground: segments at a wandering level, sometimes a pit
+    surface = np.full(W_CELLS, -1, dtype=np.int32)
+    low, high = bottom - 1, max(top + 5, bottom - 4)
+    level = bottom - int(rng.integers(2, 4))
+    x = 0
+    while x < W_CELLS:
+        if x > 1 and surface[x - 1] >= 0 and rng.random() < game.pit_rate:
+            x += int(rng.integers(1, 3))
+            continue
+        width = int(rng.integers(2, 7))
+        level = int(np.clip(level + rng.choice([-1, 0, 0, 0, 1]), high, low))
+        surface[x : x + width] = level
+        x += width
+    ceiling = theme in ("underground", "castle")
+    if ceiling:
+        for x in range(W_CELLS):
+            put(top, x, "brick")
+    surf_kind = {"castle": "stone", "underground": "brick", "water": "ground"}.get(theme, "ground_top")
+    fill_kind = "brick" if theme == "castle" else "ground"
+    water = (ids.get("water"), ids.get("water_top"), sky)
+    for x in range(W_CELLS):
+        s = surface[x]
+        if s < 0:
+            if theme == "castle":
+                put(bottom - 1, x, "lava")
+            continue
+        put(s, x, surf_kind, water)
+        for r in range(s + 1, bottom):
+            put(r, x, fill_kind, water)
+    ground_top = int(surface[surface >= 0].min()) if (surface >= 0).any() else bottom - 1
+    open_row = top + (2 if ceiling else 0)  # first row with headroom
+
+    # 2. raised castle walls with battlements and windows
+    if theme == "castle" and rng.random() < 0.7:
+        x0 = int(rng.integers(0, W_CELLS - 3))
+        for x in range(x0, min(W_CELLS, x0 + int(rng.integers(3, 7)))):
+            s = surface[x]
+            if s - 2 >= open_row:
+                put(s - 2, x, "battlement")
+                put(s - 1, x, "window" if x % 2 else "brick")
+
+    # 3. platforms of bricks / stones / question blocks, coins above some
+    platforms: list[tuple[int, int, int]] = []
+    for _ in range(int(rng.integers(0, 4))):
+        r_hi = ground_top - 3
+        if r_hi < open_row + 1:
+            break
+        r = int(rng.integers(open_row + 1, r_hi + 1))
+        length = int(rng.integers(2, 6))
+        x0 = int(rng.integers(0, W_CELLS - length + 1))
+        solid = "stone" if theme in ("castle", "water") or "brick" not in ids else "brick"
+        for x in range(x0, x0 + length):
+            put(r, x, "question" if rng.random() < 0.3 else solid, water)
+        platforms.append((r, x0, length))
+        if "coin" in ids and rng.random() < 0.5:
+            for x in range(x0, x0 + length):
+                put(r - 1, x, "coin", water)
+
+    # 4. pipes standing on flat ground
+    if "pipe_l" in ids:
+        for _ in range(int(rng.integers(0, 3))):
+            x = int(rng.integers(0, W_CELLS - 1))
+            s = surface[x]
+            if s < 0 or surface[x + 1] != s:
+                continue
+            h = int(rng.integers(1, 4))
+            if s - h - 1 < open_row:
+                continue
+            for r in range(s - h, s):
+                grid[r, x], grid[r, x + 1] = ids["pipe_l"], ids["pipe_r"]
+            grid[s - h - 1, x], grid[s - h - 1, x + 1] = ids["pipe_top_l"], ids["pipe_top_r"]
+
+    # 5. ladders from a platform down to the ground
+    if "ladder" in ids:
+        for r, x0, length in platforms[:2]:
+            x = x0 + int(rng.integers(0, length))
+            if surface[x] > r + 1:
+                for rr in range(r + 1, surface[x]):
+                    put(rr, x, "ladder", water)
+
+    # 6. scenery: castle columns, trees, bushes, seaweed, clouds
+    if "column" in ids:
+        for _ in range(int(rng.integers(0, 3))):
+            x = int(rng.integers(0, W_CELLS))
+            for r in range(open_row, surface[x] if surface[x] >= 0 else bottom):
+                put(r, x, "column")
+    if "trunk" in ids:
+        for _ in range(int(rng.integers(0, 3))):
+            x = int(rng.integers(1, W_CELLS - 1))
+            s = surface[x]
+            h = int(rng.integers(1, 3))
+            if s < 0 or s - h - 2 < open_row:
+                continue
+            for r in range(s - h, s):
+                put(r, x, "trunk")
+            for r in (s - h - 2, s - h - 1):
+                for xx in (x - 1, x, x + 1):
+                    put(r, xx, "leaves")
+    for name in ("bush_l", "seaweed"):
+        if name in ids:
+            for _ in range(int(rng.integers(0, 3))):
+                x = int(rng.integers(0, W_CELLS - 1))
+                s = surface[x]
+                if s < 0 or surface[x + 1] != s:
+                    continue
+                if name == "bush_l" and grid[s - 1, x] == sky and grid[s - 1, x + 1] == sky:
+                    put(s - 1, x, "bush_l")
+                    put(s - 1, x + 1, "bush_r")
+                elif name == "seaweed":
+                    put(s - 1, x, "seaweed", water)
+    if "cloud_l" in ids:
+        for _ in range(int(rng.integers(1, 4))):
+            r = int(rng.integers(top, min(top + 5, bottom)))
+            x = int(rng.integers(0, W_CELLS - 1))
+            if grid[r, x] == sky and grid[r, x + 1] == sky:
+                put(r, x, "cloud_l")
+                put(r, x + 1, "cloud_r")
+    return grid, surface
+
+
+def _hud_value(label: str, rng: np.random.Generator) -> str:
+    if label in ("TIME", "ENERGY"):
+        return f"{int(rng.integers(0, 400)):03d}"
+    if label in ("WORLD", "STAGE", "ROUND", "AREA", "LEVEL"):
+        return f"{int(rng.integers(1, 9))}-{int(rng.integers(1, 5))}"
+    if label in ("LIFE", "REST", "COINS", "GOLD"):
+        return f"x{int(rng.integers(0, 100)):02d}"
+    return f"{int(rng.integers(0, 10000)) * 10:06d}"
+
+
+def _write_hud(game: Game, rng: np.random.Generator, nametable: np.ndarray, attributes: np.ndarray) -> None:
+    """Status bar text in 8×8 font tiles: labels on one line, their values on the next."""
+    rows = (2, 3) if game.hud_top else (27, 28)  # name-table rows (8 px each)
+    glyphs = game.glyphs if game.hud_top else game.panel_glyphs
+    attributes[rows[0] // 2, :] = mt.ITEMS
+    values = [_hud_value(label, rng) for label in game.hud_labels]
+    for col, label, value in zip((2, 12, 22), game.hud_labels, values, strict=True):
+        for row, text in zip(rows, (label, value), strict=True):
+            for i, ch in enumerate(text):
+                nametable[row, col + i] = glyphs[ch]
+
+
+def _draw_sprites(game: Game, rng: np.random.Generator, surface: np.ndarray, indices: np.ndarray,
+                  mask: np.ndarray, tick: int) -> None:
+    """1–4 critters: a hero on the left, enemies on the ground to the right, maybe a flyer."""
+    count = int(rng.integers(1, 5))
+    for k in range(count):
+        pattern = game.sprites[0 if k == 0 else int(rng.integers(1, len(game.sprites)))]
+        if rng.random() < 0.5:
+            pattern = pattern[:, ::-1]
+        palette = np.array((0, *game.sprite_palettes[0 if k == 0 else int(rng.integers(1, 4))]), np.uint8)
+        x = int(rng.integers(16, 96) if k == 0 else rng.integers(100, 232))
+        x = min(SCREEN_W - 16, x + 2 * tick * (1 if k == 0 else -1))
+        s = surface[min(x + 8, SCREEN_W - 1) // 16]
+        if k == 3 or s < 0:  # a flyer
+            y = int(rng.integers(48, 120))
+        else:
+            y = int(s) * 16 - 16
+        y = max(0, y)
+        opaque = pattern[: SCREEN_H - y] > 0  # (≤16, 16)
+        region = indices[y : y + 16, x : x + 16]
+        region[opaque] = palette[pattern[: SCREEN_H - y]][opaque]
+        mask[y : y + 16, x : x + 16] |= opaque
+
+
+def render_frame(game: Game, shot: int, sprites: bool = True, tick: int = 0) -> Frame:
+    """Shot number `shot` of `game` as a 256×240 NES screen. `tick` moves the sprites along
+    (consecutive animation frames); the background does not depend on `sprites` or `tick`."""
+    rng = np.random.default_rng(_entropy(game.seed, game.number, shot, 0xB6))
+    grid, surface = _layout(game, rng)  # (15, 16) metatile numbers
+    nametable = game.metatile_chr[grid].transpose(0, 2, 1, 3).reshape(30, 32)  # (30, 32) CHR
+    attributes = game.metatile_role[grid].astype(np.uint8)  # (15, 16)
+    _write_hud(game, rng, nametable, attributes)
+    values = game.chr[nametable].transpose(0, 2, 1, 3).reshape(SCREEN_H, SCREEN_W)  # (240, 256)
+    table = np.array([(game.backdrop, *sp) for sp in game.subpalettes], dtype=np.uint8)  # (4, 4)
+    cell = np.repeat(np.repeat(attributes, 16, axis=0), 16, axis=1)  # (240, 256)
+    indices = table[cell, values]  # (240, 256) NES colours
+    mask = np.zeros((SCREEN_H, SCREEN_W), dtype=bool)
+    if sprites:
+        srng = np.random.default_rng(_entropy(game.seed, game.number, shot, 0x5B))
+        _draw_sprites(game, srng, surface, indices, mask, tick)
+    return Frame(indices=indices, backdrop=game.backdrop, subpalettes=game.subpalettes,
+                 attributes=attributes, sprite_mask=mask)
+
+
+def frame_rgb(frame: Frame, palette: Palette) -> np.ndarray:
+    """(240, 256, 3) uint8 RGB of a frame through an emulator's palette table."""
+    return palette.to_rgb(frame.indices)
