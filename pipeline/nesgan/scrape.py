@@ -1,0 +1,399 @@
+"""`nesgan scrape`: a polite, resumable crawl of a screenshot museum into OUT/raw, then crops.
+
+1. robots.txt (RFC 9309, `nesgan.robots`), fetched with the crawler's own client: 4xx means
+   everything is allowed, 5xx or unreachable means nothing is (the crawl stops, saying so).
+2. Breadth-first over HTML pages on the start URL's origin (`nesgan.discover`): frames cost no
+   depth, a page's links are followed while depth < `max_depth` unless the page is a game page
+   (it shows at least as many screenshots as it links to pages).
+3. Each screenshot is fetched right after its page, checked (content type, magic bytes, header
+   dimensions before any decoding, then a full decode), stored once per content as
+   `raw/<sha256[:2]>/<sha256>.<ext>` and recorded in `raw/manifest.jsonl` (one row per image URL).
+4. `nesgan.screens.crop_folder` crops what landed into OUT/screens.
+
+Resume: image URLs already in the manifest are never fetched again; pages are cached as their
+parsed outcome in `raw/pages.jsonl` (a page that parsed is not fetched again; one that failed is).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import sys
+import warnings
+from collections import Counter, deque
+from dataclasses import asdict, dataclass, field
+from hashlib import sha256
+from pathlib import Path
+
+from nesgan.discover import Page, decode_html, looks_like_html, parse_page
+from nesgan.errors import NesganError
+from nesgan.fetch import DEFAULT_USER_AGENT, ClientConfig, FetchError, PoliteClient, origin
+from nesgan.files import JsonlAppender, atomic_write_bytes, iter_jsonl, write_json
+from nesgan.robots import MAX_ROBOTS_BYTES, AgentRules, Robots
+
+VGMUSEUM_NES = "https://www.vgmuseum.com/nes.htm"
+MANIFEST = "manifest.jsonl"
+PAGES = "pages.jsonl"
+
+# (magic prefix, extension); WebP also needs "WEBP" at offset 8.
+_MAGIC = ((b"\x89PNG\r\n\x1a\n", "png"), (b"GIF87a", "gif"), (b"GIF89a", "gif"),
+          (b"\xff\xd8\xff", "jpg"), (b"BM", "bmp"), (b"RIFF", "webp"))
+_OK_CONTENT_TYPES = ("", "application/octet-stream", "binary/octet-stream")
+_HASH_DIR = re.compile(r"^[0-9a-f]{2}$")
+
+
+@dataclass(frozen=True)
+class ScrapeConfig:
+    url: str = VGMUSEUM_NES  # The Video Game Museum's NES index
+    out: Path = Path("data")  # writes OUT/raw and OUT/screens
+    delay: float = 1.0  # seconds between requests; robots.txt Crawl-delay can only raise it
+    max_images: int | None = None  # image URLs to handle (resumed ones count), None: all
+    max_pages: int | None = None  # HTML pages to handle (cached ones count), None: all
+    timeout: float = 30.0  # seconds for a whole response
+    retries: int = 4  # on 429/5xx/timeouts/connection errors
+    user_agent: str | None = None  # None: "nesgan/<version> (+<home page>)"
+    overwrite: bool = False  # start over instead of resuming
+    max_depth: int = 2  # link hops from the start page (frames are free): list -> game page
+    max_html_bytes: int = 2 * 1024 * 1024  # museum pages are tens of KiB
+    max_image_bytes: int = 8 * 1024 * 1024  # a 512×480 PNG is < 1 MiB; 8 MiB is generous
+    max_pixels: int = 4096 * 4096  # header check before decoding: NES shots are ~256×240
+    backoff: float = 1.0  # first retry backoff in seconds (doubles, jittered)
+    max_retry_after: float = 120.0  # cap on a server's Retry-After
+    crop: bool = True  # crop into OUT/screens after the crawl
+    progress: bool = True  # tqdm bar on stderr
+
+    def __post_init__(self) -> None:
+        if not urlparts_ok(self.url):
+            raise NesganError(f"{self.url!r} is not an http(s) URL; pass e.g. {VGMUSEUM_NES}")
+        if self.delay < 0 or self.timeout <= 0 or self.retries < 0:
+            raise NesganError("--delay and --retries must be ≥ 0 and --timeout > 0")
+
+
+def urlparts_ok(url: str) -> bool:
+    scheme, host, _port = origin(url)
+    return scheme in ("http", "https") and bool(host)
+
+
+@dataclass
+class ScrapeResult:
+    raw: Path
+    screens: Path
+    pages: int = 0  # HTML pages handled (fetched or replayed from the cache)
+    pages_fetched: int = 0
+    page_failures: Counter = field(default_factory=Counter)
+    images: Counter = field(default_factory=Counter)  # manifest status -> rows (this run + before)
+    resumed: int = 0  # image URLs skipped because the manifest already had them
+    requests: int = 0
+    gap: float = 0.0  # the effective gap between requests
+    crop: object | None = None  # whatever crop_folder returned
+
+    def summary(self) -> str:
+        ok, dup = self.images.get("ok", 0), self.images.get("duplicate", 0)
+        failed = {k: v for k, v in sorted(self.images.items()) if k not in ("ok", "duplicate")}
+        lines = [f"pages: {self.pages} ({self.pages_fetched} fetched this run)"
+                 + (f", failed: {dict(self.page_failures)}" if self.page_failures else ""),
+                 f"images: {ok} ok, {dup} duplicates"
+                 + (f", failed: {failed}" if failed else "")
+                 + (f" ({self.resumed} already done)" if self.resumed else ""),
+                 f"requests: {self.requests} at ≥ {self.gap:g} s apart",
+                 f"originals and manifest: {self.raw}"]
+        if self.crop is not None:
+            lines.append(f"crops: {self.screens} ({self.crop})")
+        return "\n".join(lines)
+
+
+class Blocked(NesganError):
+    """The site answered with a block page: stop, keep the manifest, never disguise the client."""
+
+
+def scrape(config: ScrapeConfig) -> ScrapeResult:
+    """Crawl `config.url` into OUT/raw (resumable), then crop into OUT/screens."""
+    raw, screens = config.out / "raw", config.out / "screens"
+    if config.overwrite:
+        _clear_raw(raw)
+    raw.mkdir(parents=True, exist_ok=True)
+    _remove_temp_files(raw)
+    write_json(raw / "scrape.json", {k: str(v) if isinstance(v, Path) else v
+                                     for k, v in asdict(config).items()})
+    result = ScrapeResult(raw=raw, screens=screens)
+    crawler = _Crawler(config, raw, result)
+    try:
+        crawler.run()
+    finally:
+        crawler.close()
+    if config.crop:
+        result.crop = _crop(raw, screens, overwrite=config.overwrite)
+    return result
+
+
+def _crop(raw: Path, screens: Path, *, overwrite: bool) -> object:
+    from nesgan.screens import CropConfig, crop_folder
+
+    sources = {row["path"]: row["url"] for row in iter_jsonl(raw / MANIFEST)
+               if row.get("status") == "ok"}
+    return crop_folder(CropConfig(src=raw, out=screens), sources=sources)
+
+
+class _Crawler:
+    def __init__(self, config: ScrapeConfig, raw: Path, result: ScrapeResult):
+        self.config, self.raw, self.result = config, raw, result
+        self.user_agent = config.user_agent or DEFAULT_USER_AGENT
+        self.rules = AgentRules()
+        self.client = PoliteClient(
+            ClientConfig(user_agent=self.user_agent, gap=config.delay, timeout=config.timeout,
+                         retries=config.retries, backoff=config.backoff,
+                         max_retry_after=config.max_retry_after),
+            config.url, allowed=lambda url: self.rules.allowed(url))
+        # Resume state: what earlier runs recorded.
+        self.done: dict[str, dict] = {}
+        self.by_sha: dict[str, dict] = {}
+        for row in iter_jsonl(raw / MANIFEST):
+            self.done[row["url"]] = row
+            if row.get("status") == "ok":
+                self.by_sha.setdefault(row["sha256"], row)
+        self.cached_pages: dict[str, dict] = {}
+        for row in iter_jsonl(raw / PAGES):
+            self.cached_pages[row["url"]] = row  # the last row per URL wins
+        self.manifest = JsonlAppender(raw / MANIFEST)
+        self.pages_log = JsonlAppender(raw / PAGES)
+        self.images_seen: set[str] = set()
+        self.bar = None
+
+    def close(self) -> None:
+        self.manifest.close()
+        self.pages_log.close()
+        self.client.close()
+        if self.bar is not None:
+            self.bar.close()
+        self.result.requests = self.client.requests_made
+
+    # -- the crawl ---------------------------------------------------------------------------
+
+    def run(self) -> None:
+        from tqdm import tqdm
+
+        self._load_robots()
+        start = self.config.url.split("#", 1)[0]
+        if not self.rules.allowed(start):
+            raise NesganError(f"robots.txt of {_origin_url(start)} disallows {start}; nothing fetched")
+        self.bar = tqdm(total=self.config.max_images, unit="img", desc="scrape", file=sys.stderr,
+                        disable=not self.config.progress, dynamic_ncols=True, mininterval=0.5)
+        queue: deque[tuple[str, int, str]] = deque([(start, 0, "")])  # (url, depth, game)
+        queued = {start}
+        while queue:
+            if self.config.max_pages is not None and self.result.pages >= self.config.max_pages:
+                return
+            url, depth, game = queue.popleft()
+            page = self._page(url, depth)
+            self.result.pages += 1
+            self.bar.set_postfix(pages=self.result.pages, refresh=False)
+            if page is None:
+                continue
+            title = game or page.title
+            for image in page.images:
+                if not self._image(image, url, title):
+                    return  # --max-images reached
+            for frame in page.frames:
+                if frame not in queued and origin(frame) == self.client.origin:
+                    queued.add(frame)
+                    queue.append((frame, depth, game))
+            game_page = bool(page.images) and len(page.images) >= len(page.links)
+            if depth < self.config.max_depth and not game_page:
+                for link, text in page.links:
+                    if link not in queued and origin(link) == self.client.origin:
+                        queued.add(link)
+                        queue.append((link, depth + 1, text))
+
+    def _load_robots(self) -> None:
+        robots_url = _origin_url(self.config.url) + "/robots.txt"
+        try:
+            resp = self.client.get(robots_url, max_bytes=MAX_ROBOTS_BYTES, accept="text/plain",
+                                   truncate=True)
+        except FetchError as e:
+            if e.status == "http_error" and e.http_status is not None and 400 <= e.http_status < 500 \
+                    and e.http_status != 429:
+                robots = Robots.allow_all()  # RFC 9309 §2.3.1.3: unavailable, crawl freely
+            else:
+                raise NesganError(
+                    f"{robots_url} could not be read ({e}); RFC 9309 says to crawl nothing then. "
+                    "Try again later") from None
+        else:
+            robots = Robots.parse(resp.body)
+        self.rules = robots.for_agent(self.user_agent)
+        self.client.gap = max(self.config.delay, self.rules.crawl_delay or 0.0)
+        self.result.gap = self.client.gap
+
+    # -- pages -------------------------------------------------------------------------------
+
+    def _page(self, url: str, depth: int) -> Page | None:
+        cached = self.cached_pages.get(url)
+        if cached is not None and cached.get("status") == "ok":
+            return Page(url=url, title=cached["title"], frames=cached["frames"],
+                        links=[tuple(x) for x in cached["links"]], images=cached["images"])
+        row = {"url": url, "depth": depth, "status": "ok", "error": None, "title": "",
+               "frames": [], "links": [], "images": []}
+        page = None
+        if not self.rules.allowed(url):
+            row.update(status="disallowed", error="robots.txt disallows this page")
+        else:
+            try:
+                resp = self.client.get(url, max_bytes=self.config.max_html_bytes,
+                                       accept="text/html,application/xhtml+xml")
+            except FetchError as e:
+                self._check_block(e.response, url)
+                row.update(status=e.status, error=str(e))
+            else:
+                self.result.pages_fetched += 1
+                if resp.content_type not in ("text/html", "application/xhtml+xml", "") \
+                        and not looks_like_html(resp.body):
+                    row.update(status="not_html", error=f"Content-Type {resp.content_type}")
+                else:
+                    page = parse_page(decode_html(resp.body, resp.headers.get("content-type", "")),
+                                      resp.url)
+                    if page.looks_blocked():
+                        raise Blocked(_blocked_message(url, page.text))
+                    row.update(title=page.title, frames=page.frames,
+                               links=[list(x) for x in page.links], images=page.images)
+        if row["status"] != "ok":
+            self.result.page_failures[row["status"]] += 1
+        self.pages_log.append(row)
+        return page
+
+    def _check_block(self, resp, url: str) -> None:
+        if resp is None or not resp.body:
+            return
+        if resp.content_type in ("text/html", "application/xhtml+xml") or looks_like_html(resp.body):
+            page = parse_page(decode_html(resp.body, resp.headers.get("content-type", "")), url)
+            if page.looks_blocked():
+                raise Blocked(_blocked_message(url, page.text))
+
+    # -- images ------------------------------------------------------------------------------
+
+    def _image(self, url: str, page: str, game: str) -> bool:
+        """Handle one image URL; False once --max-images is reached."""
+        if url in self.images_seen:
+            return True
+        limit = self.config.max_images
+        if limit is not None and len(self.images_seen) >= limit:
+            return False
+        self.images_seen.add(url)
+        self.bar.update(1)
+        if url in self.done:
+            self.result.resumed += 1
+            self.result.images[self.done[url]["status"]] += 1
+            return True
+        row = {"url": url, "page": page, "game": game, "status": "ok", "error": None,
+               "sha256": None, "path": None, "width": None, "height": None, "bytes": None,
+               "content_type": None}
+        row.update(self._fetch_image(url))
+        self.manifest.append(row)
+        self.done[url] = row
+        self.result.images[row["status"]] += 1
+        return True
+
+    def _fetch_image(self, url: str) -> dict:
+        if origin(url) != self.client.origin:
+            return {"status": "off_host", "error": "on another host than the start URL; not fetched"}
+        if not self.rules.allowed(url):
+            return {"status": "disallowed", "error": "robots.txt disallows this URL; not fetched"}
+        try:
+            resp = self.client.get(url, max_bytes=self.config.max_image_bytes, accept="image/*")
+        except FetchError as e:
+            self._check_block(e.response, url)
+            return {"status": e.status, "error": str(e)}
+        body = resp.body
+        facts = {"bytes": len(body), "content_type": resp.content_type}
+        if resp.content_type in ("text/html", "application/xhtml+xml") or looks_like_html(body):
+            self._check_block(resp, url)
+            return {**facts, "status": "not_image", "error": f"served as {resp.content_type or 'HTML'}"}
+        ext = sniff_image(body)
+        if ext is None:
+            return {**facts, "status": "not_image",
+                    "error": f"not PNG/GIF/JPEG/BMP/WebP (starts {body[:8]!r})"}
+        if not (resp.content_type.startswith("image/") or resp.content_type in _OK_CONTENT_TYPES):
+            return {**facts, "status": "not_image", "error": f"Content-Type {resp.content_type}"}
+        checked = check_image(body, self.config.max_pixels)
+        if checked["status"] != "ok":
+            return {**facts, **checked}
+        digest = sha256(body).hexdigest()
+        facts.update(sha256=digest, width=checked["width"], height=checked["height"])
+        first = self.by_sha.get(digest)
+        if first is not None:
+            return {**facts, "status": "duplicate", "path": first["path"],
+                    "error": f"same bytes as {first['url']}"}
+        rel = f"{digest[:2]}/{digest}.{ext}"
+        atomic_write_bytes(self.raw / rel, body)
+        row = {**facts, "status": "ok", "path": rel, "url": url}
+        self.by_sha[digest] = row
+        return {k: v for k, v in row.items() if k != "url"}
+
+
+def sniff_image(body: bytes) -> str | None:
+    """The file extension the magic bytes say, or None when they name no supported image."""
+    for magic, ext in _MAGIC:
+        if body.startswith(magic) and (ext != "webp" or body[8:12] == b"WEBP"):
+            return ext
+    return None
+
+
+def check_image(body: bytes, max_pixels: int) -> dict:
+    """Header dimensions first (a bomb is never decoded), then a full decode of what passed."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(body))  # lazy: reads the header only
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        return {"status": "too_large", "error": f"decompression bomb refused: {e}"}
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        return {"status": "not_image", "error": f"unreadable image header: {e}"}
+    with im:
+        width, height = im.size
+        if width * height > max_pixels:
+            return {"status": "too_large", "width": width, "height": height,
+                    "error": f"{width}×{height} exceeds the cap of {max_pixels} pixels; not decoded"}
+        try:
+            im.load()
+        except (OSError, SyntaxError, ValueError, EOFError) as e:
+            return {"status": "corrupt", "width": width, "height": height,
+                    "error": f"cannot decode: {e}"}
+    return {"status": "ok", "width": width, "height": height}
+
+
+def _origin_url(url: str) -> str:
+    scheme, host, port = origin(url)
+    default = {"http": 80, "https": 443}.get(scheme)
+    host = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{host}" + ("" if port == default else f":{port}")
+
+
+def _blocked_message(url: str, text: str) -> str:
+    snippet = text[:120] + ("…" if len(text) > 120 else "")
+    return (f"the site answered {url} with a block page ({snippet!r}); stopped. The manifest is "
+            "intact: rerun the same command later to resume, or ask the site's owner for access")
+
+
+def _clear_raw(raw: Path) -> None:
+    """--overwrite: remove what this stage wrote (manifests and hash folders), nothing else."""
+    if not raw.is_dir():
+        return
+    for name in (MANIFEST, PAGES, "scrape.json"):
+        (raw / name).unlink(missing_ok=True)
+    for sub in raw.iterdir():
+        if sub.is_dir() and _HASH_DIR.match(sub.name):
+            for f in sub.iterdir():
+                if f.is_file():
+                    f.unlink()
+            if not any(sub.iterdir()):
+                sub.rmdir()
+
+
+def _remove_temp_files(raw: Path) -> None:
+    """Temp files of atomic writes killed by SIGKILL (`.NAME.XXXX.tmp`) in the hash folders."""
+    for sub in raw.iterdir():
+        if sub.is_dir() and _HASH_DIR.match(sub.name):
+            for f in sub.glob(".*.tmp"):
+                f.unlink(missing_ok=True)
+    for f in raw.glob(".*.tmp"):
+        f.unlink(missing_ok=True)
