@@ -93,7 +93,12 @@ def scrape_cmd(url, out, delay, max_images, max_pages, timeout, retries, user_ag
     URL defaults to The Video Game Museum's NES index. Honours robots.txt, resumes by default,
     and writes one manifest row per image URL saying what became of it.
     """
-    _pending("scrape", 3)
+    from nesgan.scrape import ScrapeConfig, scrape
+
+    config = ScrapeConfig(url=url, out=out, delay=delay, max_images=max_images, max_pages=max_pages,
+                          timeout=timeout, retries=retries, user_agent=user_agent,
+                          overwrite=overwrite)
+    click.echo(scrape(config).summary())
 
 
 @cli.command("crop")
