@@ -105,13 +105,26 @@ def scrape_cmd(url, out, delay, max_images, max_pages, timeout, retries, user_ag
 @click.argument("src", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", default="data/screens", show_default=True, type=P,
               help="Folder for the 224×224 PNGs and manifest.jsonl.")
-def crop_cmd(src: Path, out: Path) -> None:
+@click.option("--overwrite", is_flag=True,
+              help="Start over (drop the manifest and earlier crops) instead of resuming.")
+def crop_cmd(src: Path, out: Path, overwrite: bool) -> None:
     """Pixel-exact 224×224 crops of every image under SRC.
 
     Never resamples: integer-scaled captures are reduced only when exact, and each crop keeps
     the NES 16×16 attribute grid. Files that cannot be cropped get a manifest row saying why.
+    Resumes by default: files already in OUT/manifest.jsonl are skipped.
     """
-    _pending("crop", 2)
+    from nesgan.screens import MANIFEST, CropConfig, crop_folder
+
+    summary = crop_folder(CropConfig(src=src, out=out, overwrite=overwrite))
+    if summary.total == 0:
+        raise NesganError(f"no files under {src}: put your PNG or GIF screenshots there")
+    click.echo(summary.format())
+    if not summary.counts.get("ok"):
+        raise NesganError(
+            f"none of the {summary.total} files under {src} gave a 224×224 crop; "
+            f"{out / MANIFEST} says why for each"
+        )
 
 
 @cli.command("train")

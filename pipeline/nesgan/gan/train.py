@@ -1,15 +1,10 @@
 """The DCGAN training loop: exact resume, sample grids + SWD, metrics, DDP under torchrun.
 
-One step follows pytorch/examples dcgan/main.py (Radford et al., 2015):
-  1. D: maximise log D(x) + log(1 - D(G(z))) on a real batch and a fake batch (kept separate,
-     so BatchNorm sees pure batches).
-  2. G: maximise log D(G(z)) (the non-saturating loss) through a frozen D.
-  3. EMA of G's weights and buffers; samples and SWD come from the EMA generator.
+The step itself (D, then G, then EMA) is `nesgan.gan.step.train_step`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import os
 import shutil
@@ -19,8 +14,6 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
-from torch import nn
 from tqdm import tqdm
 
 from nesgan.errors import NesganError
@@ -29,8 +22,9 @@ from nesgan.gan import swd
 from nesgan.gan.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from nesgan.gan.config import TrainConfig, check_resumable
 from nesgan.gan.data import EpochSampler, load_screens, to_float, to_uint8
-from nesgan.gan.model import build_models, ema_decay_at, ema_update
+from nesgan.gan.model import build_models
 from nesgan.gan.sample import grid_image, png_bytes, render, resolve_device
+from nesgan.gan.step import Nets, train_step
 
 RUN_ARTIFACTS = ("config.json", "checkpoints", "samples", "metrics.jsonl")
 
@@ -218,59 +212,32 @@ def _train(cfg: TrainConfig, env: _Dist, resume: bool, overwrite: bool) -> Train
         real_desc = swd.descriptors(to_float(screens[swd_idx]), seed=cfg.seed)
     env.barrier()
 
-    autocast = (lambda: torch.autocast(device.type, dtype=autocast_dtype)) if autocast_dtype \
-        else contextlib.nullcontext
-    ones = torch.ones(local_b, device=device)
-    zeros = torch.zeros(local_b, device=device)
+    nets = Nets(g=g, d=d, ema=ema, opt_g=opt_g, opt_d=opt_d, g_train=g_train, d_train=d_train,
+                d_plain=d_plain, autocast_dtype=autocast_dtype, ema_decay=cfg.ema_decay,
+                ddp=env.world > 1)
     lo, hi = env.rank * local_b, (env.rank + 1) * local_b
     last_swd, t_start = None, time.perf_counter()
-    t_log, imgs_since = time.perf_counter(), 0
+    step_seconds, imgs_since = 0.0, 0  # training time only (not sampling or checkpoints)
     metrics = JsonlAppender(run / "metrics.jsonl") if env.main else None
     bar = tqdm(total=cfg.steps, initial=start, desc="train", unit="step", disable=not env.main,
                dynamic_ncols=True)
     step = start
     try:
         while step < cfg.steps:
+            t_step = time.perf_counter()
             idx = sampler.next(cfg.batch_size)[lo:hi]  # same global order on every rank
             real = to_float(screens[idx]).to(device, memory_format=fmt)  # (b, 3, 224, 224)
             z = torch.randn(cfg.batch_size, cfg.z_dim, generator=noise_gen)[lo:hi].to(device)
-            g_train.train()
-            d_train.train()
-            with autocast():
-                fake = g_train(z)  # (b, 3, 224, 224)
-
-            # Step 1: D on real, then on fake (gradients accumulate; DDP syncs once).
-            opt_d.zero_grad(set_to_none=True)
-            no_sync = d_train.no_sync if env.world > 1 else contextlib.nullcontext
-            with no_sync():
-                with autocast():
-                    out_real = d_train(real)  # (b,)
-                loss_d_real = F.binary_cross_entropy_with_logits(out_real.float(), ones)
-                loss_d_real.backward()
-            with autocast():
-                out_fake = d_train(fake.detach())  # (b,)
-            loss_d_fake = F.binary_cross_entropy_with_logits(out_fake.float(), zeros)
-            loss_d_fake.backward()
-            opt_d.step()
-
-            # Step 2: G through a frozen D (no D weight gradients: they would be discarded).
-            opt_g.zero_grad(set_to_none=True)
-            d.requires_grad_(False)
-            with autocast():
-                out_gen = d_plain(fake)  # (b,)
-            loss_g = F.binary_cross_entropy_with_logits(out_gen.float(), ones)
-            loss_g.backward()
-            d.requires_grad_(True)
-            opt_g.step()
-
-            # Step 3: EMA of the generator, in float32.
-            ema_update(ema, g, ema_decay_at(step, cfg.ema_decay))
+            out = train_step(nets, real, z, step)
             step += 1
             imgs_since += cfg.batch_size
+            if env.main:
+                loss_d = (out.loss_d_real + out.loss_d_fake).item()  # .item() syncs: time is honest on CUDA
+            step_seconds += time.perf_counter() - t_step
             bar.update(1)
             if not env.main:
                 continue
-            bar.set_postfix(D=f"{(loss_d_real + loss_d_fake).item():.3f}", G=f"{loss_g.item():.3f}")
+            bar.set_postfix(D=f"{loss_d:.3f}", G=f"{out.loss_g.item():.3f}")
 
             row_swd = None
             if step % cfg.sample_every == 0 or step == cfg.steps:
@@ -281,19 +248,18 @@ def _train(cfg: TrainConfig, env: _Dist, resume: bool, overwrite: bool) -> Train
                 levels = swd.swd(real_desc, fake_desc, seed=cfg.seed)
                 row_swd = last_swd = sum(levels) / len(levels)
             if step % cfg.log_every == 0 or row_swd is not None or step == cfg.steps:
-                now = time.perf_counter()
                 metrics.append({
                     "step": step, "epoch": sampler.epoch,
-                    "loss_d": round((loss_d_real + loss_d_fake).item(), 5),
-                    "loss_g": round(loss_g.item(), 5),
-                    "d_x": round(torch.sigmoid(out_real.float()).mean().item(), 5),
-                    "d_g_z": round(torch.sigmoid(out_fake.float()).mean().item(), 5),
-                    "images_per_s": round(imgs_since / max(now - t_log, 1e-9), 2),
+                    "loss_d": round(loss_d, 5),
+                    "loss_g": round(out.loss_g.item(), 5),
+                    "d_x": round(torch.sigmoid(out.out_real.float()).mean().item(), 5),
+                    "d_g_z": round(torch.sigmoid(out.out_fake.float()).mean().item(), 5),
+                    "images_per_s": round(imgs_since / max(step_seconds, 1e-9), 2),
                     "swd": None if row_swd is None else round(row_swd, 3),
                     "swd_levels": None if row_swd is None else [round(v, 3) for v in levels],
                     "precision": precision, "world_size": env.world,
                 })
-                t_log, imgs_since = now, 0
+                step_seconds, imgs_since = 0.0, 0
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                 ckpt = run / "checkpoints"
                 save_checkpoint({
@@ -314,7 +280,3 @@ def _train(cfg: TrainConfig, env: _Dist, resume: bool, overwrite: bool) -> Train
     return TrainResult(run=run, step=step, steps_this_call=step - start,
                        seconds=time.perf_counter() - t_start, swd=last_swd, precision=precision,
                        world_size=env.world)
-
-
-def trainable(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters() if p.requires_grad)

@@ -1,0 +1,89 @@
+"""One DCGAN training step (pytorch/examples dcgan/main.py, Radford et al., 2015), shared by
+`train()` and the benchmark:
+  1. D: maximise log D(x) + log(1 - D(G(z))) on a real batch and a fake batch (kept separate,
+     so BatchNorm sees pure batches).
+  2. G: maximise log D(G(z)) (the non-saturating loss) through a frozen D.
+  3. EMA of G's weights and buffers, in float32; samples and SWD come from the EMA generator.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nesgan.gan.model import ema_decay_at, ema_update
+
+
+@dataclass
+class Nets:
+    """The networks and optimizers of a run, plus how to call them."""
+
+    g: nn.Module  # generator (plain module: its weights are the ones saved)
+    d: nn.Module  # discriminator (plain module)
+    ema: nn.Module  # EMA copy of g, eval mode, float32
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    g_train: nn.Module  # g as called for training (DDP and/or compiled wrapper, or g itself)
+    d_train: nn.Module  # d likewise
+    d_plain: nn.Module  # d without DDP (G's step needs no D gradient sync)
+    autocast_dtype: torch.dtype | None = None  # bf16 autocast, or None for float32
+    ema_decay: float = 0.999
+    ddp: bool = False
+
+    def autocast(self):
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        device_type = next(self.g.parameters()).device.type
+        return torch.autocast(device_type, dtype=self.autocast_dtype)
+
+
+@dataclass
+class StepOut:
+    loss_d_real: torch.Tensor  # scalars, float32, still on the device (no sync forced)
+    loss_d_fake: torch.Tensor
+    loss_g: torch.Tensor
+    out_real: torch.Tensor  # (b,) logits
+    out_fake: torch.Tensor  # (b,) logits on G(z) before D's update
+
+
+def train_step(n: Nets, real: torch.Tensor, z: torch.Tensor, step: int) -> StepOut:
+    """real (b, 3, 224, 224) in [-1, 1], z (b, z_dim); `step` counts completed steps."""
+    n.g_train.train()
+    n.d_train.train()
+    ones = torch.ones(real.shape[0], device=real.device)
+    zeros = torch.zeros(real.shape[0], device=real.device)
+    with n.autocast():
+        fake = n.g_train(z)  # (b, 3, 224, 224)
+
+    # Step 1: D on real, then on fake; gradients accumulate and DDP syncs them once.
+    n.opt_d.zero_grad(set_to_none=True)
+    no_sync = n.d_train.no_sync if n.ddp else contextlib.nullcontext
+    with no_sync():
+        with n.autocast():
+            out_real = n.d_train(real)  # (b,)
+        loss_d_real = F.binary_cross_entropy_with_logits(out_real.float(), ones)  # float32 loss
+        loss_d_real.backward()
+    with n.autocast():
+        out_fake = n.d_train(fake.detach())  # (b,)
+    loss_d_fake = F.binary_cross_entropy_with_logits(out_fake.float(), zeros)
+    loss_d_fake.backward()
+    n.opt_d.step()
+
+    # Step 2: G through a frozen D (D's weight gradients would be discarded, so skip them).
+    n.opt_g.zero_grad(set_to_none=True)
+    n.d.requires_grad_(False)
+    with n.autocast():
+        out_gen = n.d_plain(fake)  # (b,)
+    loss_g = F.binary_cross_entropy_with_logits(out_gen.float(), ones)
+    loss_g.backward()
+    n.d.requires_grad_(True)
+    n.opt_g.step()
+
+    # Step 3: EMA of the generator.
+    ema_update(n.ema, n.g, ema_decay_at(step, n.ema_decay))
+    return StepOut(loss_d_real.detach(), loss_d_fake.detach(), loss_g.detach(),
+                   out_real.detach(), out_fake.detach())
