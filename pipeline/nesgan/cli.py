@@ -8,6 +8,7 @@ heavy). Errors the user can fix (`NesganError`) become one line on stderr and ex
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import click
@@ -70,7 +71,24 @@ def demo_site_cmd(host: str, port: int, games: int, screens_per_game: int, seed:
     The first line on stdout is the index URL, e.g. to feed `nesgan scrape`.
     Runs until Ctrl-C or SIGTERM, then exits 0.
     """
-    _pending("demo-site", 2)
+    import signal
+    import threading
+
+    from nesgan.demo.site import Museum, serve
+
+    server = serve(Museum(games, screens_per_game, seed), host, port)
+    click.echo(server.url)
+    sys.stdout.flush()  # the first line is all a caller waits for
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    click.echo(f"serving {games} games × {screens_per_game} screens (seed {seed}); "
+               "Ctrl-C or SIGTERM stops", err=True)
+    try:
+        while not stop.wait(0.2):
+            pass
+    finally:
+        server.close()
 
 
 @cli.command("scrape")

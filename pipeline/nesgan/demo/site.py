@@ -1,0 +1,501 @@
+"""The embedded screenshot museum: synthetic NES screenshots served on loopback in the shape of
+The Video Game Museum's NES section (DESIGN.md, "The screenshot museum nesgan scrapes by default").
+
+    /robots.txt                 Disallow: /nes/hacks/ (linked, really there), Crawl-delay: 0.05
+    /nes.htm                    the entry page: a frameset (banner + game list)
+    /images/nes_top.html        the banner frame (chrome only)
+    /images/nes_b.html          the game list: <ol><li><a href="../nes/01/<slug>.html">Title</a>,
+                                letter jumps (#A, target=_self), #top and empty-text links
+    /nes/NN/<slug>.html         a game page in a two-digit bucket folder: <img src="bare.png|gif">,
+                                sometimes inside <a href> with </a> missing, <br>-separated,
+                                next to site chrome referenced as /images/...
+    /nes/hacks/<slug>hack.html  a page robots.txt disallows (with screenshots a crawler must skip)
+
+Screenshots are mostly 256×224 (the top and bottom 8 lines cut) and 256×240, PNG and GIF (one
+animated), plus a few 2× captures (512×448, nearest neighbour, exact) and composites (two shots
+side by side, a titled 2×2 collage) that a size filter must reject. Pages and robots.txt are
+built when the museum is; images are rendered on first request and cached.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import socket
+import sys
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote, urlsplit
+
+import numpy as np
+from PIL import Image
+
+from nesgan.demo import metatiles as mt
+from nesgan.demo.synth import Game, _entropy, make_games, render_frame
+from nesgan.errors import NesganError
+from nesgan.palette import Palette
+
+INDEX_PATH = "/nes.htm"
+LIST_PATH = "/images/nes_b.html"
+BANNER_PATH = "/images/nes_top.html"
+DISALLOWED = "/nes/hacks/"
+GAMES_PER_BUCKET = 4  # small, so even the default 8-game museum spans two bucket folders
+
+# What each kind of exhibit is: (width, height, is it a screenshot a size filter should accept?)
+KINDS = {
+    "ntsc": (256, 224, True),  # the NTSC-visible area: top and bottom 8 lines cut
+    "full": (256, 240, True),  # the whole PPU frame
+    "animated": (256, 224, True),  # a 2-frame GIF of one shot
+    "scaled": (512, 448, True),  # a 2× nearest-neighbour capture of an ntsc shot: exact
+    "side_by_side": (512, 224, False),  # two ntsc shots next to each other
+    "collage": (512, 464, False),  # a 16-px title bar over a 2×2 grid of ntsc shots
+}
+CONTENT_TYPES = {
+    ".htm": "text/html; charset=iso-8859-1",
+    ".html": "text/html; charset=iso-8859-1",
+    ".png": "image/png",
+    ".gif": "image/gif",
+    ".txt": "text/plain; charset=utf-8",
+}
+
+
+@dataclass(frozen=True)
+class Exhibit:
+    """One image file on the site."""
+
+    path: str  # site path, e.g. "/nes/01/mightytower-03.png"
+    game: str  # slug of its game
+    shot: int  # shot number within the game
+    kind: str  # a key of KINDS
+    fmt: str  # "png" or "gif"
+    disallowed: bool = False  # under robots.txt's Disallow: a polite crawler never fetches it
+
+    @property
+    def width(self) -> int:
+        return KINDS[self.kind][0]
+
+    @property
+    def height(self) -> int:
+        return KINDS[self.kind][1]
+
+    @property
+    def screenshot(self) -> bool:
+        """True when a size filter should accept it (256×224, 256×240 or an exact 2× scale)."""
+        return KINDS[self.kind][2]
+
+    @property
+    def frames(self) -> int:
+        return 2 if self.kind == "animated" else 1
+
+
+def _encode(indices: np.ndarray, palette: Palette, fmt: str, extra: list[np.ndarray] = ()) -> bytes:
+    """NES indices (H, W) -> PNG (RGB, as emulators save) or GIF (palette mode) bytes."""
+    buf = io.BytesIO()
+    if fmt == "png":
+        Image.fromarray(palette.to_rgb(indices)).save(buf, "PNG")
+    else:
+        frames = []
+        for ind in [indices, *extra]:
+            im = Image.fromarray(ind.astype(np.uint8), "P")
+            im.putpalette(palette.pil_palette())
+            frames.append(im)
+        frames[0].save(buf, "GIF", save_all=len(frames) > 1, append_images=frames[1:],
+                       duration=250, loop=0)
+    return buf.getvalue()
+
+
+def _text_bar(text: str, width: int, ink: int, paper: int) -> np.ndarray:
+    """(16, width) NES indices: a title bar in the 8×8 font, centred."""
+    bar = np.full((16, width), paper, dtype=np.uint8)
+    text = "".join(c for c in text.upper() if c in mt.FONT_CHARS)[: width // 8]
+    x0 = (width - 8 * len(text)) // 2
+    for i, ch in enumerate(text):
+        tile = mt.glyph_tile(ch)  # (8, 8) values 0/3
+        bar[4:12, x0 + 8 * i : x0 + 8 * i + 8] = np.where(tile == 3, ink, paper)
+    return bar
+
+
+def _chrome_gif(width: int, height: int, label: str) -> bytes:
+    """Site decoration (logo, buttons): a framed text bar, not a screenshot."""
+    canvas = np.full((height, width), 0x0F, dtype=np.uint8)
+    canvas[0, :] = canvas[-1, :] = canvas[:, 0] = canvas[:, -1] = 0x27
+    if height >= 16 and width >= 16:
+        y0 = (height - 16) // 2
+        canvas[y0 : y0 + 16, 1:-1] = _text_bar(label, width - 2, 0x30, 0x0F)
+    return _encode(canvas, Palette.builtin(), "gif")
+
+
+class Museum:
+    """Every page and image of the embedded museum, built deterministically from a seed."""
+
+    def __init__(self, games: int = 8, screens_per_game: int = 12, seed: int = 0,
+                 crawl_delay: float = 0.05, block_user_agents: tuple[str, ...] = ()):
+        if games < 1 or screens_per_game < 1:
+            raise NesganError("a museum needs at least 1 game and 1 screen per game")
+        if crawl_delay < 0:
+            raise NesganError(f"crawl_delay must be ≥ 0, got {crawl_delay}")
+        self.seed = seed
+        self.screens_per_game = screens_per_game
+        self.crawl_delay = crawl_delay  # robots.txt Crawl-delay: small so tests stay fast
+        # Requests whose User-Agent contains one of these get the real site's "Please visit" page.
+        self.block_user_agents = tuple(block_user_agents)
+        self.games: list[Game] = sorted(make_games(seed, games), key=lambda g: g.title)
+        self._game_by_slug = {g.slug: g for g in self.games}
+        self.page_paths: dict[str, str] = {}  # game slug -> its page's path
+        for i, g in enumerate(self.games):
+            self.page_paths[g.slug] = f"/nes/{i // GAMES_PER_BUCKET + 1:02d}/{g.slug}.html"
+        self.hack_game = self.games[0]
+        self.hack_page = f"{DISALLOWED}{self.hack_game.slug}hack.html"
+        self.exhibits: list[Exhibit] = self._plan_exhibits()
+        self._exhibit_by_path = {e.path: e for e in self.exhibits}
+        self._pages: dict[str, bytes] = self._build_pages()
+        self._chrome: dict[str, bytes] = {
+            "/images/vgmlogo.gif": _chrome_gif(200, 40, "VIDEO GAME MUSEUM"),
+            "/images/nestitle.gif": _chrome_gif(160, 24, "NES"),
+            "/images/back.gif": _chrome_gif(64, 16, "BACK"),
+            "/images/top.gif": _chrome_gif(48, 16, "TOP"),
+            "/images/spacer.gif": _chrome_gif(1, 1, ""),
+        }
+        self._render = lru_cache(maxsize=4096)(self._render_exhibit)
+
+    # ---- what a crawler should find ---------------------------------------------------------
+
+    @property
+    def index_path(self) -> str:
+        return INDEX_PATH
+
+    def image_urls(self) -> list[str]:
+        """Root-relative paths ("nes/01/x-01.png") of every screenshot a correct crawler
+        downloads: all linked game-page images, no chrome, nothing robots.txt disallows."""
+        return sorted(e.path.lstrip("/") for e in self.exhibits if not e.disallowed)
+
+    def chrome_paths(self) -> list[str]:
+        return sorted(self._chrome)
+
+    def pages(self) -> list[str]:
+        """Paths of every HTML page and robots.txt."""
+        return sorted(self._pages)
+
+    # ---- planning ---------------------------------------------------------------------------
+
+    def _plan_exhibits(self) -> list[Exhibit]:
+        rng = np.random.default_rng(_entropy(self.seed, 0x517E))
+        slots = [(g, s) for g in self.games for s in range(self.screens_per_game)]
+        n = len(slots)
+        special: dict[int, str] = {}
+        if n >= 4:  # room for every quirk: rarely-seen kinds at fixed, rare rates
+            wanted = (["scaled"] * max(1, n // 25) + ["side_by_side"] * max(1, n // 50)
+                      + ["collage"] * max(1, n // 60) + ["animated"])
+            for slot, kind in zip(rng.permutation(n), wanted, strict=False):
+                special[int(slot)] = kind
+        exhibits = []
+        plain: list[int] = []
+        for i, (g, s) in enumerate(slots):
+            kind = special.get(i) or ("ntsc" if rng.random() < 0.65 else "full")
+            fmt = "gif" if kind == "animated" else (
+                "png" if kind not in ("ntsc", "full") or rng.random() < 0.75 else "gif")
+            if i not in special:
+                plain.append(i)
+            folder = self.page_paths[g.slug].rsplit("/", 1)[0]
+            exhibits.append(Exhibit(f"{folder}/{g.slug}-{s + 1:02d}.{fmt}", g.slug, s, kind, fmt))
+        # make sure the common variants all show up, even in a small museum
+        for k, (kind, fmt) in enumerate((("full", "gif"), ("ntsc", "png"), ("full", "png"))):
+            if len(plain) > k and not any((e.kind, e.fmt) == (kind, fmt) for e in exhibits):
+                e = exhibits[plain[k]]
+                path = e.path.rsplit(".", 1)[0] + "." + fmt
+                exhibits[plain[k]] = Exhibit(path, e.game, e.shot, kind, fmt)
+        h = self.hack_game
+        for s in range(2):
+            exhibits.append(Exhibit(f"{DISALLOWED}{h.slug}hack-{s + 1:02d}.png", h.slug,
+                                    1000 + s, "ntsc", "png", disallowed=True))
+        return exhibits
+
+    # ---- pages ------------------------------------------------------------------------------
+
+    def _build_pages(self) -> dict[str, bytes]:
+        pages = {
+            "/robots.txt": self._robots(),
+            INDEX_PATH: self._frameset(),
+            BANNER_PATH: self._banner(),
+            LIST_PATH: self._game_list(),
+        }
+        for g in self.games:
+            pages[self.page_paths[g.slug]] = self._game_page(g)
+        pages[self.hack_page] = self._hack_page()
+        return pages
+
+    def _robots(self) -> bytes:
+        return (
+            "# The Video Game Museum, embedded copy (nesgan demo-site)\n"
+            "User-agent: *\n"
+            f"Crawl-delay: {self.crawl_delay:g}\n"
+            f"Disallow: {DISALLOWED}\n"
+            "\n"
+            "User-agent: EvilScraper\n"
+            "Disallow: /\n"
+        ).encode()
+
+    @staticmethod
+    def _frameset() -> bytes:
+        return (
+            "<HTML>\n<HEAD><TITLE>The Video Game Museum - Nintendo Entertainment System</TITLE></HEAD>\n"
+            '<FRAMESET ROWS="64,*" BORDER="0" FRAMEBORDER="0">\n'
+            '<FRAME SRC="images/nes_top.html" NAME="top" SCROLLING="no" NORESIZE>\n'
+            '<FRAME SRC="images/nes_b.html" NAME="main">\n'
+            "<NOFRAMES>This page uses frames.</NOFRAMES>\n"
+            "</FRAMESET>\n</HTML>\n"
+        ).encode("latin-1")
+
+    @staticmethod
+    def _banner() -> bytes:
+        return (
+            '<html><body bgcolor="#000000" text="#ffffff">\n'
+            '<center><a href="/nes.htm" target="_top"><img src="/images/vgmlogo.gif" border="0" '
+            'alt="The Video Game Museum"></a></center>\n</body></html>\n'
+        ).encode("latin-1")
+
+    def _game_list(self) -> bytes:
+        letters = "".join(chr(c) for c in range(ord("A"), ord("Z") + 1))
+        out = [
+            "<html><head><title>NES Screenshots</title></head>",
+            '<body bgcolor="#000000" text="#ffffff" link="#ffff00" vlink="#ffcc00">',
+            '<a name="top"></a>',
+            '<center><img src="/images/nestitle.gif" alt="NES"><br>',
+            " | ".join(f'<a href="#{c}" target="_self">{c}</a>' for c in letters),
+            "</center>",
+            '<a href="#top" target="_self"></a>',  # an empty-text link, as the real list has
+            "<ol>",
+        ]
+        seen: set[str] = set()
+        entries = [(g.title, "../" + self.page_paths[g.slug].lstrip("/")) for g in self.games]
+        entries.append((f"{self.hack_game.title} (Hack)", "../" + self.hack_page.lstrip("/")))
+        entries.sort()
+        for title, href in entries:
+            first = title[0].upper()
+            if first not in seen:
+                seen.add(first)
+                out.append(f'<a name="{first}"></a>')
+            out.append(f'<li><a href="{href}">{html.escape(title)}</a>')
+        out += [
+            "</ol>",
+            '<a href="../nes.htm" target="_top"></a>',  # another empty-text link
+            '<p><a href="#top"><img src="/images/top.gif" border="0" alt="top"></a>',
+            "</body></html>",
+        ]
+        return ("\n".join(out) + "\n").encode("latin-1")
+
+    def _game_page(self, g: Game) -> bytes:
+        out = [
+            f"<html><head><title>{html.escape(g.title)}</title></head>",
+            '<body bgcolor="#000000" text="#ffffff">',
+            '<a name="top"></a><center>',
+            '<img src="/images/vgmlogo.gif" alt="VGMuseum"><br>',
+            f"<font size=5>{html.escape(g.title)}</font><br>",
+            '<a href="/images/nes_b.html"><img src="/images/back.gif" border="0" alt="back"></a><br>',
+        ]
+        for k, e in enumerate(e for e in self.exhibits if e.game == g.slug and not e.disallowed):
+            name = e.path.rsplit("/", 1)[1]
+            style = (g.number + k) % 4
+            if style == 0:
+                out.append(f'<img src="{name}"><br>')
+            elif style == 1:  # wrapped in a link whose </a> never comes
+                out.append(f'<a href="{name}"><img src="{name}" border=0><br>')
+            elif style == 2:
+                out.append(f'<IMG SRC="{name}" WIDTH={e.width} HEIGHT={e.height} ALT=""><BR>')
+            else:
+                out.append(f'<img src="{name}" alt="{html.escape(g.title)}">\n<br>')
+        out += [
+            '<img src="/images/spacer.gif" width="1" height="8"><br>',
+            '<a href="#top"><img src="/images/top.gif" border="0" alt="top"></a>',
+            "</center></body></html>",
+        ]
+        return ("\n".join(out) + "\n").encode("latin-1")
+
+    def _hack_page(self) -> bytes:
+        out = [
+            f"<html><head><title>{html.escape(self.hack_game.title)} (Hack)</title></head><body>",
+            '<img src="/images/vgmlogo.gif"><br>',
+        ]
+        out += [f'<img src="{e.path.rsplit("/", 1)[1]}"><br>' for e in self.exhibits if e.disallowed]
+        out.append("</body></html>")
+        return ("\n".join(out) + "\n").encode("latin-1")
+
+    # ---- images -----------------------------------------------------------------------------
+
+    def _render_exhibit(self, path: str) -> bytes:
+        e = self._exhibit_by_path[path]
+        g = self._game_by_slug[e.game]
+        palette = g.palette()
+
+        def ntsc(shot: int, tick: int = 0) -> np.ndarray:  # (224, 256) NES indices
+            return render_frame(g, shot, tick=tick).indices[8:232]
+
+        if e.kind == "ntsc":
+            return _encode(ntsc(e.shot), palette, e.fmt)
+        if e.kind == "full":
+            return _encode(render_frame(g, e.shot).indices, palette, e.fmt)
+        if e.kind == "animated":
+            return _encode(ntsc(e.shot), palette, "gif", [ntsc(e.shot, tick=4)])
+        if e.kind == "scaled":
+            return _encode(np.repeat(np.repeat(ntsc(e.shot), 2, 0), 2, 1), palette, e.fmt)
+        if e.kind == "side_by_side":
+            return _encode(np.concatenate([ntsc(e.shot), ntsc(e.shot + 10_000)], 1), palette, e.fmt)
+        if e.kind == "collage":
+            quads = [ntsc(e.shot + 10_000 * k) for k in range(4)]
+            grid = np.concatenate([np.concatenate(quads[:2], 1), np.concatenate(quads[2:], 1)], 0)
+            bar = _text_bar(g.title, 512, 0x30, 0x0F)
+            return _encode(np.concatenate([bar, grid], 0), palette, e.fmt)
+        raise AssertionError(e.kind)
+
+    def get(self, path: str) -> tuple[str, bytes] | None:
+        """(content type, body) of a site path, or None when there is no such file."""
+        if path in self._pages:
+            body = self._pages[path]
+        elif path in self._chrome:
+            body = self._chrome[path]
+        elif path in self._exhibit_by_path:
+            body = self._render(path)
+        else:
+            return None
+        ext = "." + path.rsplit(".", 1)[-1]
+        return CONTENT_TYPES[ext], body
+
+    def please_visit(self) -> bytes:
+        return (
+            "<html><body><p>Please visit <a href=\"/nes.htm\">The Video Game Museum</a> "
+            "with a web browser.</p></body></html>\n"
+        ).encode("latin-1")
+
+
+# ---- the HTTP server ------------------------------------------------------------------------
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Serves one Museum; the server object carries it (`self.server.owner`)."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive, like a real web server
+    timeout = 15  # drop idle keep-alive connections
+    disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms ACK stall
+
+    def version_string(self) -> str:
+        return "Apache"
+
+    def do_GET(self) -> None:
+        self._respond(body=True)
+
+    def do_HEAD(self) -> None:
+        self._respond(body=False)
+
+    def _respond(self, body: bool) -> None:
+        owner: MuseumServer = self.server.owner  # type: ignore[attr-defined]
+        path = unquote(urlsplit(self.path).path)
+        agent = self.headers.get("User-Agent", "")
+        owner._record(self.command, path, agent)
+        status, ctype, payload, extra = owner._answer(path, agent)
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(payload)))
+        for k, v in extra.items():
+            self.send_header(k, v)
+        self.end_headers()
+        if body:
+            self.wfile.write(payload)
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 (the base class's name)
+        if self.server.owner.verbose:  # type: ignore[attr-defined]
+            sys.stderr.write(f"{self.address_string()} {format % args}\n")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
+class MuseumServer:
+    """A running museum: `.url` is the index (nes.htm), `.base_url` the site root.
+
+    `.requests` lists (method, path, user agent) of every request, so tests can check what a
+    crawler fetched. `.faults` maps a path to a list of status codes to answer, one per request,
+    before serving it normally (e.g. {"/nes.htm": [503, 429]} to exercise retries).
+    """
+
+    def __init__(self, museum: Museum, host: str = "127.0.0.1", port: int = 0,
+                 verbose: bool = False):
+        self.museum = museum
+        self.verbose = verbose
+        self.requests: list[tuple[str, str, str]] = []
+        self.faults: dict[str, list[int]] = {}
+        self._lock = threading.Lock()
+        cls = _Server6 if ":" in host else _Server
+        try:
+            self._httpd = cls((host, port), _Handler)
+        except OSError as e:
+            raise NesganError(
+                f"cannot listen on {host}:{port}: {e.strerror or e}; "
+                "pick another --port (0 picks a free one) or --host"
+            ) from None
+        self._httpd.owner = self  # type: ignore[attr-defined]
+        self.host = host
+        self.port = int(self._httpd.server_address[1])
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+            name=f"museum:{self.port}", daemon=True,
+        )
+        self._thread.start()
+
+    @property
+    def base_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/"
+
+    @property
+    def url(self) -> str:
+        return self.base_url + INDEX_PATH.lstrip("/")
+
+    def _record(self, method: str, path: str, agent: str) -> None:
+        with self._lock:
+            self.requests.append((method, path, agent))
+
+    def _answer(self, path: str, agent: str) -> tuple[int, str, bytes, dict[str, str]]:
+        with self._lock:
+            queued = self.faults.get(path)
+            fault = queued.pop(0) if queued else None
+        if fault is not None:
+            return fault, "text/plain", f"{fault}\n".encode(), {"Retry-After": "0"}
+        if path == "/":
+            return 302, "text/plain", b"see /nes.htm\n", {"Location": INDEX_PATH}
+        found = self.museum.get(path)
+        if found is None:
+            return 404, "text/html", b"<html><body>404 Not Found</body></html>\n", {}
+        ctype, body = found
+        blocked = self.museum.block_user_agents
+        if ctype.startswith("text/html") and any(b.lower() in agent.lower() for b in blocked):
+            return 200, ctype, self.museum.please_visit(), {}
+        return 200, ctype, body, {}
+
+    def fetched(self) -> list[str]:
+        """Paths requested so far, in order."""
+        with self._lock:
+            return [p for _, p, _ in self.requests]
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> MuseumServer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def serve(museum: Museum, host: str = "127.0.0.1", port: int = 0, verbose: bool = False) -> MuseumServer:
+    """Start serving `museum` in a daemon thread; `port=0` picks a free port."""
+    return MuseumServer(museum, host, port, verbose)
