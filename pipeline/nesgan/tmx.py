@@ -374,7 +374,8 @@ def tsx_root(atlas: Atlas, png_name: str, zero_probability: set[int]) -> ET.Elem
             if prop is None:
                 prop = ET.SubElement(props, "property", {"name": key})
             kind, text = _property_value(value)
-            prop.attrib.pop("type", None)
+            prop.attrib.clear()  # name, type, value: the order Tiled writes
+            prop.set("name", key)
             if kind:
                 prop.set("type", kind)
             prop.set("value", text)
