@@ -115,7 +115,8 @@ class PoliteClient:
         self.session.headers["User-Agent"] = config.user_agent
         self._sleep = sleep
         self._rng = rng or random.Random()
-        self._next_at = 0.0  # monotonic time before which no request may start
+        self._last_end = float("-inf")  # monotonic end of the last response
+        self._not_before = 0.0  # monotonic time set by a Retry-After or a backoff
         self.gap = config.gap
         self.requests_made = 0
 
@@ -173,10 +174,10 @@ class PoliteClient:
                 wait *= self._rng.uniform(0.5, 1.5)
             attempt += 1
             # The next request (this retry) starts no earlier than the wait from now.
-            self._next_at = max(self._next_at, time.monotonic() + wait)
+            self._not_before = max(self._not_before, time.monotonic() + wait)
 
     def _get_once(self, url: str, *, max_bytes: int, accept: str, truncate: bool) -> Response:
-        pause = self._next_at - time.monotonic()
+        pause = max(self._last_end + self.gap, self._not_before) - time.monotonic()
         if pause > 0:
             self._sleep(pause)
         timeout = self.config.timeout
@@ -204,7 +205,7 @@ class PoliteClient:
                 raise FetchError("timeout", f"no data within {timeout:g} s") from None
             raise FetchError("connection_error", _short(e)) from None
         finally:
-            self._next_at = max(self._next_at, time.monotonic() + self.gap)
+            self._last_end = time.monotonic()
 
     def _read_body(self, r: requests.Response, *, max_bytes: int, deadline: float,
                    truncate: bool) -> bytes:

@@ -11,7 +11,7 @@
 4. `nesgan.screens.crop_folder` crops what landed into OUT/screens.
 
 Resume: image URLs already in the manifest are never fetched again; pages are cached as their
-parsed outcome in `raw/pages.jsonl` (a page that parsed is not fetched again; one that failed is).
+parsed outcome in `raw/.scrape/pages.jsonl` (a page that parsed is not fetched again; one that failed is).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from collections import Counter, deque
 from dataclasses import asdict, dataclass, field
 from hashlib import sha256
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nesgan.discover import Page, decode_html, looks_like_html, parse_page
 from nesgan.errors import NesganError
@@ -31,9 +32,14 @@ from nesgan.fetch import DEFAULT_USER_AGENT, ClientConfig, FetchError, PoliteCli
 from nesgan.files import JsonlAppender, atomic_write_bytes, iter_jsonl, write_json
 from nesgan.robots import MAX_ROBOTS_BYTES, AgentRules, Robots
 
+if TYPE_CHECKING:
+    from nesgan.screens import CropSummary
+
 VGMUSEUM_NES = "https://www.vgmuseum.com/nes.htm"
 MANIFEST = "manifest.jsonl"
-PAGES = "pages.jsonl"
+STATE = ".scrape"  # hidden, so the crop stage (which crops every other file under raw/) skips it
+PAGES = f"{STATE}/pages.jsonl"
+CONFIG = f"{STATE}/config.json"
 
 # (magic prefix, extension); WebP also needs "WEBP" at offset 8.
 _MAGIC = ((b"\x89PNG\r\n\x1a\n", "png"), (b"GIF87a", "gif"), (b"GIF89a", "gif"),
@@ -85,7 +91,7 @@ class ScrapeResult:
     resumed: int = 0  # image URLs skipped because the manifest already had them
     requests: int = 0
     gap: float = 0.0  # the effective gap between requests
-    crop: object | None = None  # whatever crop_folder returned
+    crop: CropSummary | None = None  # what crop_folder returned
 
     def summary(self) -> str:
         ok, dup = self.images.get("ok", 0), self.images.get("duplicate", 0)
@@ -98,7 +104,7 @@ class ScrapeResult:
                  f"requests: {self.requests} at ≥ {self.gap:g} s apart",
                  f"originals and manifest: {self.raw}"]
         if self.crop is not None:
-            lines.append(f"crops: {self.screens} ({self.crop})")
+            lines.append(f"crops: {self.crop.format()}")
         return "\n".join(lines)
 
 
@@ -113,7 +119,7 @@ def scrape(config: ScrapeConfig) -> ScrapeResult:
         _clear_raw(raw)
     raw.mkdir(parents=True, exist_ok=True)
     _remove_temp_files(raw)
-    write_json(raw / "scrape.json", {k: str(v) if isinstance(v, Path) else v
+    write_json(raw / CONFIG, {k: str(v) if isinstance(v, Path) else v
                                      for k, v in asdict(config).items()})
     result = ScrapeResult(raw=raw, screens=screens)
     crawler = _Crawler(config, raw, result)
@@ -126,12 +132,12 @@ def scrape(config: ScrapeConfig) -> ScrapeResult:
     return result
 
 
-def _crop(raw: Path, screens: Path, *, overwrite: bool) -> object:
+def _crop(raw: Path, screens: Path, *, overwrite: bool) -> CropSummary:
     from nesgan.screens import CropConfig, crop_folder
 
     sources = {row["path"]: row["url"] for row in iter_jsonl(raw / MANIFEST)
                if row.get("status") == "ok"}
-    return crop_folder(CropConfig(src=raw, out=screens), sources=sources)
+    return crop_folder(CropConfig(src=raw, out=screens, overwrite=overwrite), sources=sources)
 
 
 class _Crawler:
@@ -378,7 +384,7 @@ def _clear_raw(raw: Path) -> None:
     """--overwrite: remove what this stage wrote (manifests and hash folders), nothing else."""
     if not raw.is_dir():
         return
-    for name in (MANIFEST, PAGES, "scrape.json"):
+    for name in (MANIFEST, PAGES, CONFIG):
         (raw / name).unlink(missing_ok=True)
     for sub in raw.iterdir():
         if sub.is_dir() and _HASH_DIR.match(sub.name):
