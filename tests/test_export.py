@@ -232,7 +232,8 @@ def test_cli_refuses_an_unsafe_map_in_one_line_and_leaves_it_untouched(tmp_path,
     Path("level.tmx").write_text(text)
     res = CliRunner().invoke(cli, ["export-tiles", "--tmx", "level.tmx"])
     assert res.exit_code == 1 and "infinite map" in res.output and res.output.count("\n") == 1
-    assert Path("level.tmx").read_text() == text and not Path("level.png").exists()
+    assert Path("level.tmx").read_text() == text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["level.tmx"]  # nothing else written
 
 
 # --- Tiled itself -----------------------------------------------------------------------------

@@ -12,6 +12,9 @@ removed, since painted maps point at it: it stays at its id, its properties get 
 and it is appended to the tileset it now belongs to, which the generated layer then uses. A tile
 of `NAME.tsx` now judged a near-copy also gets `probability="0"`, so Tiled's random and terrain
 brushes never pick it.
+
+Order of writes: the map update is planned in memory first (every refusal happens there), then
+the atlases (PNG before TSX), the map and its preview, each atomically.
 """
 
 from __future__ import annotations
@@ -25,9 +28,9 @@ import numpy as np
 from PIL import Image
 
 from nesgan.errors import NesganError
-from nesgan.files import atomic_write_bytes
+from nesgan.files import atomic_write_bytes, atomic_write_text
 from nesgan.tmx import TILE, Atlas, read_atlas, write_atlas
-from nesgan.tmx_merge import MapUpdate, OwnTileset, update_map
+from nesgan.tmx_merge import MapUpdate, OwnTileset, plan_map_update
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
@@ -124,17 +127,20 @@ def export_report(report, config: ExportConfig) -> ExportReport:
                           {a.name: a.tilecount - b for a, b in zip(atlases, before, strict=True)},
                           changed)
     zero = {k for k, p in atlases[0].props.items() if p["near_copy"]}
+    own = [OwnTileset(main_tsx, atlases[0].name, atlases[0].extent)]
+    if atlases[1].tilecount:
+        own.append(OwnTileset(near_tsx, atlases[1].name, atlases[1].extent))
+    if config.tmx is not None:  # plan the map first: a refused merge writes nothing at all
+        which, local = _layer(report.screens, placement)
+        result.map, map_text = plan_map_update(config.tmx, own, config.name, which, local)
+
     write_atlas(main_tsx, atlases[0], zero)
     result.tilesets.append(main_tsx)
-    own = [OwnTileset(main_tsx, atlases[0].name, atlases[0].extent)]
     if atlases[1].tilecount:
         write_atlas(near_tsx, atlases[1])
         result.tilesets.append(near_tsx)
-        own.append(OwnTileset(near_tsx, atlases[1].name, atlases[1].extent))
-
     if config.tmx is not None:
-        which, local = _layer(report.screens, placement)
-        result.map = update_map(config.tmx, own, config.name, which, local)
+        atomic_write_text(config.tmx, map_text)
         result.preview = config.tmx.with_suffix(".png")
         atomic_write_bytes(result.preview, _preview_png(which, local, atlases))
     return result

@@ -231,6 +231,15 @@ def update_map(path: Path, own: list[OwnTileset], layer_name: str,
     `which` (H, W) holds an index into `own` per cell (-1: empty) and `local` (H, W) the tile id
     within that tileset.
     """
+    update, text = plan_map_update(path, own, layer_name, which, local)
+    atomic_write_text(path, text)
+    return update
+
+
+def plan_map_update(path: Path, own: list[OwnTileset], layer_name: str,
+                    which: np.ndarray, local: np.ndarray) -> tuple[MapUpdate, str]:
+    """`update_map` without the write: what it would do and the map's new text. Every refusal
+    happens here, so a caller can check the map before writing anything else."""
     path = Path(path)
     what = f"map {path}"
     height, width = which.shape
@@ -327,5 +336,4 @@ def update_map(path: Path, own: list[OwnTileset], layer_name: str,
         root.insert(index, elem)
 
     ET.indent(root, space=" ")  # only whitespace-only text is touched; layer data stays as is
-    atomic_write_text(path, xml_text(root))
-    return update
+    return update, xml_text(root)
