@@ -349,3 +349,17 @@ def test_cli_exports_real_tiles_from_generated_and_training_screens(tmp_path, mo
                                for s in range(2)], axis=1)
     assert np.array_equal(rebuild_with_pytiled_parser(tmp_path / "level.tmx"), expected)
     assert np.array_equal(np.asarray(Image.open("level.png").convert("RGB")), expected)
+
+
+@pytest.mark.tiled
+@needs_tiled
+def test_a_map_saved_by_tiled_takes_a_reexport_with_more_tiles(tmp_path):
+    tiles = random_tiles(60)
+    export_report(fake_report(tiles[:25]), config(tmp_path))
+    # Tiled saves the map itself (its own writer: attribute order, tilecounts, whitespace)
+    _tiled("tiled", "--export-map", "tmx", "level.tmx", "saved.tmx", cwd=tmp_path)
+    report = fake_report(tiles, n_screens=3, seed=2)
+    r = export_report(report, config(tmp_path, tmx=tmp_path / "saved.tmx"))
+    assert not r.map.created and r.map.size == (42, 14)
+    assert np.array_equal(_rasterize(tmp_path / "saved.tmx")[..., :3], screens_rgb(report))
+    assert np.array_equal(rebuild_with_pytmx(tmp_path / "saved.tmx"), screens_rgb(report))
