@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import signal
+import subprocess
+import sys
 import time
 from email.utils import formatdate
 
 import pytest
+from click.testing import CliRunner
+from PIL import Image
 
 from nesgan import HOMEPAGE, __version__
+from nesgan.cli import cli
 from nesgan.errors import NesganError
 from nesgan.fetch import parse_retry_after
 from nesgan.files import read_jsonl
@@ -334,3 +341,64 @@ def test_links_and_redirects_to_another_host_are_never_followed(tmp_path):
     assert list(rows(tmp_path)) == [site.url + "/a.png"]
     pages = {r["url"]: r for r in read_jsonl(tmp_path / "raw" / PAGES)}
     assert pages[site.url + "/hop.html"]["status"] == "off_host"
+
+
+# -- the command line, a kill and a resume ----------------------------------------------------
+
+
+def test_the_cli_crawls_crops_and_prints_a_summary(museum, tmp_path):
+    site, shots = museum
+    result = CliRunner().invoke(cli, ["scrape", site.url + "/nes.htm", "--out", str(tmp_path),
+                                      "--delay", "0"])
+    assert result.exit_code == 0, result.output
+    assert f"images: {len(shots)} ok, 0 duplicates" in result.output
+    crops = list((tmp_path / "screens").glob("*.png"))
+    assert len(crops) == len(shots)
+    assert all(Image.open(p).size == (224, 224) for p in crops)
+
+
+def test_the_cli_turns_an_unreadable_robots_txt_into_one_error_line(museum, tmp_path):
+    site, _ = museum
+    site.routes["/robots.txt"] = Static(b"", "text/plain", status=503)
+    result = CliRunner().invoke(cli, ["scrape", site.url + "/nes.htm", "--out", str(tmp_path),
+                                      "--delay", "0", "--retries", "0"])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: ") and result.output.count("\n") == 1
+    assert "Traceback" not in result.output
+
+
+def _raw_state(out) -> tuple[dict, list]:
+    raw = out / "raw"
+    files = {p.relative_to(raw).as_posix(): p.read_bytes() for p in raw.rglob("*")
+             if p.is_file() and ".scrape" not in p.parts and p.name != MANIFEST}
+    manifest = sorted(json.dumps(r, sort_keys=True) for r in read_jsonl(raw / MANIFEST))
+    return files, manifest
+
+
+def test_a_scrape_killed_mid_run_resumes_to_the_same_files_and_rows(tmp_path):
+    routes, shots = museum_routes({"alpha": 6, "beta": 6, "gamma": 6}, seed=3)
+    with Site(routes) as site:
+        def command(out):
+            return [sys.executable, "-m", "nesgan", "scrape", site.url + "/nes.htm",
+                    "--out", str(out), "--delay", "0.05"]
+
+        killed = tmp_path / "killed"
+        proc = subprocess.Popen(command(killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        manifest = killed / "raw" / MANIFEST
+        deadline = time.monotonic() + 120
+        while len(read_jsonl(manifest)) < 3:
+            assert proc.poll() is None, "the scrape ended before it could be killed"
+            assert time.monotonic() < deadline, "no rows after 120 s"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        landed = len(read_jsonl(manifest))
+        assert 3 <= landed < len(shots)
+        subprocess.run(command(killed), check=True, capture_output=True)
+        image_requests = [p for p in site.paths() if p.endswith((".png", ".gif"))]
+        subprocess.run(command(tmp_path / "clean"), check=True, capture_output=True)
+    # Across the kill and the resume each image was fetched once (one more if it was in flight).
+    assert len(shots) <= len(image_requests) <= len(shots) + 1
+    assert _raw_state(killed) == _raw_state(tmp_path / "clean")
+    assert len(_raw_state(killed)[1]) == len(shots)
+    assert not [p for p in killed.rglob("*") if p.name.endswith(".tmp")]
