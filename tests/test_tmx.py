@@ -258,3 +258,33 @@ def test_zstd_layers_stay_verbatim_unless_they_must_be_rewritten(tmp_path):
     with pytest.raises(NesganError, match="zstd"):
         update_map(path, own, "nesgan", *_ours(n_main=4, width=56, near=False))
     assert path.read_text() == before
+
+
+def test_a_tileset_file_that_is_not_nesgans_is_refused_not_overwritten(tmp_path):
+    tsx = tmp_path / "nesgan.tsx"
+    text = ('<tileset name="x" tilewidth="32" tileheight="32" tilecount="1" columns="1">'
+            '<image source="x.png" width="32" height="32"/></tileset>')
+    tsx.write_text(text)
+    with pytest.raises(NesganError, match="tilewidth=32"):
+        read_atlas(tsx, "nesgan", 16)
+    assert tsx.read_text() == text
+
+
+def test_merge_reads_old_tiled_maps_with_a_doctype_and_grows_layers_inside_groups(tmp_path):
+    path = tmp_path / "old.tmx"
+    data = ET.Element("data")
+    encode_data(data, np.full((2, 3), 5, np.uint32), DataFormat("base64", "gzip"))
+    path.write_text(
+        '<?xml version="1.0"?>\n<!DOCTYPE map SYSTEM "http://mapeditor.org/dtd/1.0/map.dtd">\n'
+        '<map version="1.0" orientation="orthogonal" width="3" height="2" tilewidth="16" '
+        'tileheight="16"><tileset firstgid="1" source="missing.tsx"/>'
+        f'<group name="g"><layer name="inner" width="3" height="2">{ET.tostring(data, "unicode")}'
+        '</layer></group></map>')
+    main, _ = _atlas(tmp_path, "nesgan", 4)
+    up = update_map(path, [OwnTileset(main, "nesgan", 16)], "nesgan", *_ours(n_main=4, width=14, near=False))
+    # the missing tileset's range is bounded by the gids painted from it (1…5)
+    assert up.firstgids == [6] and up.rewritten_layers == ["inner"]
+    root = ET.parse(path).getroot()
+    inner = _layer(root, "inner")
+    assert inner.shape == (14, 14) and (inner[:2, :3] == 5).all() and inner.sum() == 30
+    assert root.find("layer").get("id") is None  # the old map numbers no layers: neither do we
