@@ -1,0 +1,117 @@
+"""Contact sheets: each generated tile beside its nearest training tile, for checking by eye.
+
+Every entry shows the generated tile and its nearest training tile (mirrored the way they match,
+so the two look alike when they are), enlarged by an integer factor with nearest-neighbour
+pixels, above a bar coloured by verdict (red near-copy, grey trivial, green original) whose
+length grows with the distance (full at 64 px), and the tile id and distance in a 3×5 bitmap
+font. Near-copies come first, then originals from the closest up, then trivial tiles.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from nesgan.files import atomic_write_bytes
+from nesgan.palette import Palette
+from nesgan.tiles import FLIPS, TILE, flips
+
+SCALE = 4  # 16 px tiles shown 64 px wide: pixels readable, 8 entries fit a 1200 px screen
+COLUMNS = 8  # entries per sheet row
+ROWS = 12  # sheet rows: 96 entries a sheet
+MAX_SHEETS = 50  # 4,800 tiles; near-copies come first so they are always on a sheet
+FONT_SCALE = 2
+BAR_FULL = 64  # distance at which the bar is full width
+_PAD = 6
+_VERDICT_RGB = {"near_copy": (220, 40, 40), "trivial": (120, 120, 120), "original": (40, 170, 70)}
+_BG = (24, 24, 28)
+
+# 3×5 glyphs, one string of 15 bits per character, rows top to bottom.
+_GLYPHS = {
+    "0": "111101101101111", "1": "010110010010111", "2": "111001111100111",
+    "3": "111001111001111", "4": "101101111001001", "5": "111100111001111",
+    "6": "111100111101111", "7": "111001001010010", "8": "111101111101111",
+    "9": "111101111001111", "#": "101111101111101", "d": "001001111101111",
+    " ": "000000000000000", "-": "000000111000000", "=": "000111000111000",
+}
+
+
+def draw_text(img: np.ndarray, x: int, y: int, text: str, rgb: tuple[int, int, int], scale: int = FONT_SCALE) -> None:
+    """Draw `text` (digits, '#', 'd', ' ', '-', '=') into an (H, W, 3) image at (x, y), in place."""
+    for ch in text:
+        bits = np.array([int(b) for b in _GLYPHS.get(ch, _GLYPHS[" "])], dtype=bool).reshape(5, 3)
+        glyph = np.kron(bits, np.ones((scale, scale), dtype=bool))  # (5s, 3s)
+        h, w = glyph.shape
+        region = img[y : y + h, x : x + w]
+        region[glyph[: region.shape[0], : region.shape[1]]] = rgb
+        x += 4 * scale
+
+
+def _order(rows: list[dict]) -> list[int]:
+    rank = {"near_copy": 0, "original": 1, "trivial": 2}
+
+    def key(i: int) -> tuple:
+        d = (rows[i].get("nearest") or {}).get("distance")
+        return (rank.get(rows[i]["verdict"], 3), d if d is not None else 10**6, i)
+
+    return sorted(range(len(rows)), key=key)
+
+
+def render_sheet(entries: list[int], tiles: np.ndarray, nearest: np.ndarray | None, rows: list[dict],
+                 palette: Palette) -> np.ndarray:
+    """(H, W, 3) uint8 sheet for the given tile ids; nearest[i] is tile i's nearest training tile."""
+    t = TILE * SCALE
+    text_h = 5 * FONT_SCALE
+    cell_w, cell_h = 2 * t + 3 * _PAD, t + 4 * _PAD + text_h + 6
+    n_rows = -(-len(entries) // COLUMNS)
+    img = np.empty((max(n_rows, 1) * cell_h + _PAD, COLUMNS * cell_w + _PAD, 3), np.uint8)
+    img[:] = _BG
+    for slot, i in enumerate(entries):
+        r, c = divmod(slot, COLUMNS)
+        x0, y0 = _PAD + c * cell_w, _PAD + r * cell_h
+        row = rows[i]
+        near = row.get("nearest") or {}
+        gen = tiles[i]
+        big = np.kron(palette.to_rgb(gen), np.ones((SCALE, SCALE, 1), np.uint8))  # (64, 64, 3)
+        img[y0 : y0 + t, x0 : x0 + t] = big
+        if nearest is not None and near.get("distance") is not None:
+            src = nearest[i]
+            # show the training tile mirrored like the generated one matches it
+            f = FLIPS.index(near.get("flip") or "none")
+            src = flips(src[None])[f, 0]
+            img[y0 : y0 + t, x0 + t + _PAD : x0 + 2 * t + _PAD] = np.kron(
+                palette.to_rgb(src), np.ones((SCALE, SCALE, 1), np.uint8))
+        d = near.get("distance")
+        colour = _VERDICT_RGB.get(row["verdict"], (200, 200, 200))
+        bar_y = y0 + t + _PAD
+        full = 2 * t + _PAD
+        length = full if d is None else max(2, int(round(full * min(d, BAR_FULL) / BAR_FULL)))
+        img[bar_y : bar_y + 4, x0 : x0 + length] = colour
+        label = f"#{i} d{d if d is not None else '-'}"
+        draw_text(img, x0, bar_y + 8, label, colour)
+    return img
+
+
+def write_contact_sheets(tiles_dir: Path, tiles: np.ndarray, nearest: np.ndarray | None, rows: list[dict],
+                         palette: Palette) -> list[Path]:
+    """Write tiles_dir/contact-000.png, … (near-copies first); stale sheets of an earlier run go.
+
+    tiles: (N, 16, 16) generated; nearest: (N, 16, 16) each one's nearest training tile (or None).
+    """
+    tiles_dir.mkdir(parents=True, exist_ok=True)
+    for old in tiles_dir.glob("contact-[0-9][0-9][0-9].png"):
+        old.unlink()
+    order = _order(rows)
+    per = COLUMNS * ROWS
+    out = []
+    for s in range(0, min(len(order), per * MAX_SHEETS), per):
+        img = render_sheet(order[s : s + per], tiles, nearest, rows, palette)
+        buf = io.BytesIO()
+        Image.fromarray(img, "RGB").save(buf, format="PNG")
+        path = tiles_dir / f"contact-{s // per:03d}.png"
+        atomic_write_bytes(path, buf.getvalue())
+        out.append(path)
+    return out
