@@ -121,6 +121,33 @@ def test_identical_bytes_at_two_urls_are_stored_once_with_a_duplicate_row(tmp_pa
     assert len(list((tmp_path / "raw").glob("*/*.png"))) == 1
 
 
+def test_scrape_finds_exactly_the_embedded_museums_screenshots(tmp_path):
+    from nesgan.demo.site import Museum, serve
+
+    museum = Museum(games=3, screens_per_game=4, seed=5)
+    with serve(museum) as server:
+        result = crawl(server.url, tmp_path)
+        fetched = server.fetched()
+    assert sorted(rows(tmp_path)) == sorted(server.base_url + p for p in museum.image_urls())
+    assert result.images["ok"] + result.images["duplicate"] == len(museum.image_urls())
+    assert not set(fetched) & set(museum.chrome_paths())
+    assert not [p for p in fetched if p.startswith("/nes/hacks/")]  # robots.txt Disallow
+    assert result.gap == museum.crawl_delay  # --delay 0, robots.txt Crawl-delay 0.05
+
+
+def test_the_embedded_museums_please_visit_page_stops_the_crawl(tmp_path):
+    from nesgan.demo.site import Museum, serve
+
+    museum = Museum(games=2, screens_per_game=2, seed=1, block_user_agents=("nesgan",))
+    with serve(museum) as server:
+        with pytest.raises(NesganError, match="block page"):
+            crawl(server.url, tmp_path)
+        assert (tmp_path / "raw" / MANIFEST).exists()
+        museum.block_user_agents = ()
+        crawl(server.url, tmp_path)  # a later run resumes
+    assert len(rows(tmp_path)) == len(museum.image_urls())
+
+
 # -- politeness --------------------------------------------------------------------------------
 
 
