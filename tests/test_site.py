@@ -254,9 +254,11 @@ def test_museum_rejects_empty_sizes():
         Museum(games=0)
 
 
-def test_demo_site_reports_a_busy_port_as_a_one_line_error(museum):
+def test_demo_site_reports_a_busy_port_as_a_one_line_error_and_restores_signal_handlers(museum):
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     with serve(museum) as srv:
         result = CliRunner().invoke(cli, ["demo-site", "--port", str(srv.port), "--games", "1"])
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
     assert result.exit_code == 1
     assert "Error: cannot listen" in result.output and "Traceback" not in result.output
 

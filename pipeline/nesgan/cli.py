@@ -76,19 +76,19 @@ def demo_site_cmd(host: str, port: int, games: int, screens_per_game: int, seed:
 
     from nesgan.demo.site import Museum, serve
 
-    server = serve(Museum(games, screens_per_game, seed), host, port)
-    click.echo(server.url)
-    sys.stdout.flush()  # the first line is all a caller waits for
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    click.echo(f"serving {games} games × {screens_per_game} screens (seed {seed}); "
-               "Ctrl-C or SIGTERM stops", err=True)
+    stop = threading.Event()  # set by SIGINT/SIGTERM, even one that lands while we start
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        while not stop.wait(0.2):
-            pass
+        with serve(Museum(games, screens_per_game, seed), host, port) as server:
+            click.echo(server.url)
+            sys.stdout.flush()  # the first line is all a caller waits for
+            click.echo(f"serving {games} games × {screens_per_game} screens (seed {seed}); "
+                       "Ctrl-C or SIGTERM stops", err=True)
+            while not stop.wait(0.2):
+                pass
     finally:
-        server.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @cli.command("scrape")
