@@ -286,3 +286,25 @@ def test_demo_site_prints_the_url_first_and_exits_0_on_a_signal(sig):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_screenshot_urls_leave_out_composites_only(museum):
+    shots = set(museum.screenshot_urls())
+    assert shots < set(museum.image_urls())
+    for path in set(museum.image_urls()) - shots:
+        assert museum.exhibit(path).kind in ("side_by_side", "collage")
+    assert any(museum.exhibit(p).kind == "scaled" for p in shots)
+
+
+def test_scrolled_shots_are_opt_in_and_keep_the_same_urls(museum):
+    assert not any(e.scroll_x for e in museum.exhibits)
+    scrolled = Museum(games=5, screens_per_game=6, seed=3, scroll_rate=1.0)
+    assert scrolled.image_urls() == museum.image_urls()
+    plain = [e for e in scrolled.exhibits if e.kind in ("ntsc", "full") and not e.disallowed]
+    assert plain and all(1 <= e.scroll_x <= 255 for e in plain)
+    e = plain[0]
+    a = Image.open(io.BytesIO(scrolled.get(e.path)[1]))
+    b = Image.open(io.BytesIO(museum.get(e.path)[1]))
+    assert a.size == b.size and a.convert("RGB").tobytes() != b.convert("RGB").tobytes()
+    with pytest.raises(Exception, match="scroll_rate"):
+        Museum(scroll_rate=2.0)

@@ -9,6 +9,7 @@ from nesgan.demo.synth import (
     make_game,
     make_games,
     render_frame,
+    render_scrolled,
 )
 from nesgan.palette import EMITTABLE, Palette
 
@@ -153,3 +154,23 @@ def test_negative_seeds_work_and_negative_game_numbers_are_refused():
     assert render_frame(make_game(-1, 0), 0).indices.shape == (240, 256)
     with pytest.raises(Exception, match="start at 0"):
         make_game(0, -1)
+
+
+def test_scrolled_shots_keep_the_hud_and_shift_the_level_grid():
+    g = make_game(2, 1)
+    assert np.array_equal(render_scrolled(g, 4, 0), render_frame(g, 4).indices)
+    for scroll in (5, 8, 77):
+        out = render_scrolled(g, 4, scroll, sprites=False)
+        level = slice(32, 240) if g.hud_top else slice(0, 208)
+        hud = slice(0, 32) if g.hud_top else slice(208, 240)
+        assert np.array_equal(out[hud], render_frame(g, 4, sprites=False).indices[hud])
+        phase = (-scroll) % 16
+        ahead = render_frame(g, 4 + 20_000, sprites=False)
+        both = render_frame(g, 4, sprites=False)
+        legal = [{both.backdrop, *both.subpalettes[p]} for p in range(4)]
+        for y in range(level.start, level.stop, 16):
+            for x in range(phase, 256 - 15, 16):
+                colours = set(np.unique(out[y : y + 16, x : x + 16]).tolist())
+                assert any(colours <= s for s in legal) and len(colours) <= 4
+        assert not np.array_equal(out[level], both.indices[level])
+        assert ahead.backdrop == both.backdrop

@@ -33,7 +33,7 @@ import numpy as np
 from PIL import Image
 
 from nesgan.demo import metatiles as mt
-from nesgan.demo.synth import Game, _entropy, make_games, render_frame
+from nesgan.demo.synth import Game, _entropy, make_games, render_frame, render_scrolled
 from nesgan.errors import NesganError
 from nesgan.palette import Palette
 
@@ -71,6 +71,7 @@ class Exhibit:
     kind: str  # a key of KINDS
     fmt: str  # "png" or "gif"
     disallowed: bool = False  # under robots.txt's Disallow: a polite crawler never fetches it
+    scroll_x: int = 0  # level scrolled left by this many pixels (HUD fixed): grid phase ≠ 0
 
     @property
     def width(self) -> int:
@@ -131,9 +132,13 @@ class Museum:
     """Every page and image of the embedded museum, built deterministically from a seed."""
 
     def __init__(self, games: int = 8, screens_per_game: int = 12, seed: int = 0,
-                 crawl_delay: float = 0.05, block_user_agents: tuple[str, ...] = ()):
+                 crawl_delay: float = 0.05, block_user_agents: tuple[str, ...] = (),
+                 scroll_rate: float = 0.0):
         if games < 1 or screens_per_game < 1:
             raise NesganError("a museum needs at least 1 game and 1 screen per game")
+        if not 0.0 <= scroll_rate <= 1.0:
+            raise NesganError(f"scroll_rate is a fraction of shots in [0, 1], got {scroll_rate}")
+        self.scroll_rate = scroll_rate  # share of plain shots caught mid-scroll (off by default)
         if crawl_delay < 0:
             raise NesganError(f"crawl_delay must be ≥ 0, got {crawl_delay}")
         self.seed = seed
@@ -171,6 +176,15 @@ class Museum:
         downloads: all linked game-page images, no chrome, nothing robots.txt disallows."""
         return sorted(e.path.lstrip("/") for e in self.exhibits if not e.disallowed)
 
+    def screenshot_urls(self) -> list[str]:
+        """The part of `image_urls()` a size filter should accept: 256×224, 256×240 and exact
+        2× captures (composites are left out)."""
+        return sorted(e.path.lstrip("/") for e in self.exhibits if not e.disallowed and e.screenshot)
+
+    def exhibit(self, path: str) -> Exhibit:
+        """The exhibit at a root-relative or absolute site path."""
+        return self._exhibit_by_path["/" + path.lstrip("/")]
+
     def chrome_paths(self) -> list[str]:
         return sorted(self._chrome)
 
@@ -182,6 +196,7 @@ class Museum:
 
     def _plan_exhibits(self) -> list[Exhibit]:
         rng = np.random.default_rng(_entropy(self.seed, 0x517E))
+        scroll_rng = np.random.default_rng(_entropy(self.seed, 0x5C20))  # apart: same museum when off
         slots = [(g, s) for g in self.games for s in range(self.screens_per_game)]
         n = len(slots)
         special: dict[int, str] = {}
@@ -196,16 +211,20 @@ class Museum:
             kind = special.get(i) or ("ntsc" if rng.random() < 0.65 else "full")
             fmt = "gif" if kind == "animated" else (
                 "png" if kind not in ("ntsc", "full") or rng.random() < 0.75 else "gif")
+            scroll = 0
             if i not in special:
                 plain.append(i)
+                if scroll_rng.random() < self.scroll_rate:
+                    scroll = int(scroll_rng.integers(1, 256))
             folder = self.page_paths[g.slug].rsplit("/", 1)[0]
-            exhibits.append(Exhibit(f"{folder}/{g.slug}-{s + 1:02d}.{fmt}", g.slug, s, kind, fmt))
+            exhibits.append(Exhibit(f"{folder}/{g.slug}-{s + 1:02d}.{fmt}", g.slug, s, kind, fmt,
+                                    scroll_x=scroll))
         # make sure the common variants all show up, even in a small museum
         for k, (kind, fmt) in enumerate((("full", "gif"), ("ntsc", "png"), ("full", "png"))):
             if len(plain) > k and not any((e.kind, e.fmt) == (kind, fmt) for e in exhibits):
                 e = exhibits[plain[k]]
                 path = e.path.rsplit(".", 1)[0] + "." + fmt
-                exhibits[plain[k]] = Exhibit(path, e.game, e.shot, kind, fmt)
+                exhibits[plain[k]] = Exhibit(path, e.game, e.shot, kind, fmt, scroll_x=e.scroll_x)
         h = self.hack_game
         for s in range(2):
             exhibits.append(Exhibit(f"{DISALLOWED}{h.slug}hack-{s + 1:02d}.png", h.slug,
@@ -332,10 +351,9 @@ class Museum:
         def ntsc(shot: int, tick: int = 0) -> np.ndarray:  # (224, 256) NES indices
             return render_frame(g, shot, tick=tick).indices[8:232]
 
-        if e.kind == "ntsc":
-            return _encode(ntsc(e.shot), palette, e.fmt)
-        if e.kind == "full":
-            return _encode(render_frame(g, e.shot).indices, palette, e.fmt)
+        if e.kind in ("ntsc", "full"):
+            full = render_scrolled(g, e.shot, e.scroll_x)  # (240, 256)
+            return _encode(full[8:232] if e.kind == "ntsc" else full, palette, e.fmt)
         if e.kind == "animated":
             return _encode(ntsc(e.shot), palette, "gif", [ntsc(e.shot, tick=4)])
         if e.kind == "scaled":

@@ -454,3 +454,19 @@ def render_frame(game: Game, shot: int, sprites: bool = True, tick: int = 0) -> 
 def frame_rgb(frame: Frame, palette: Palette) -> np.ndarray:
     """(240, 256, 3) uint8 RGB of a frame through an emulator's palette table."""
     return palette.to_rgb(frame.indices)
+
+
+def render_scrolled(game: Game, shot: int, scroll_x: int, sprites: bool = True, tick: int = 0) -> np.ndarray:
+    """(240, 256) NES indices of a shot caught mid-scroll: the level is shifted left by
+    `scroll_x` pixels (the next screen scrolls in), while the status bar stays put, as a
+    sprite-0 split keeps it on real hardware. The level's 16×16 grid then starts at column
+    (-scroll_x) mod 16 of the image: the grid phase a cropper has to find."""
+    here = render_frame(game, shot, sprites, tick)
+    if scroll_x % SCREEN_W == 0:
+        return here.indices.copy()
+    ahead = render_frame(game, shot + 20_000, sprites, tick)
+    wide = np.concatenate([here.indices, ahead.indices], axis=1)  # (240, 512)
+    out = wide[:, scroll_x % SCREEN_W : scroll_x % SCREEN_W + SCREEN_W].copy()  # (240, 256)
+    hud = slice(0, 32) if game.hud_top else slice(SCREEN_H - 32, SCREEN_H)
+    out[hud] = here.indices[hud]
+    return out
