@@ -6,23 +6,31 @@ grid and the cells are simple: few colours each, and the same cells over and ove
 grid and every cell straddles up to four true cells: more colours, fewer repeats. The grid phase
 is the offset (px, py) in 0…15 of the cell boundaries (cells start at x ≡ px, y ≡ py mod 16).
 
-Score of a phase (lower is simpler), over the same number of whole cells for every phase:
+Score of a phase (lower is simpler):
 
-    score(px, py) = mean over cells of  distinct colours in the cell
-                  + REPEAT_WEIGHT ·     (distinct cells) / (cells)
+    score(px, py) = Σ over the cells of the phase (edge cells cut by the border included)
+                        (distinct colours in the cell − 1)   /  (H·W / 256)
+                  + REPEAT_WEIGHT · (distinct whole cells) / (whole cells)
 
 The first term is the hardware rule (≤ 4 colours per attribute area; sprites and mapper tricks
-add a few); the second catches games whose screen uses one sub-palette, where only the metatile
-repeats give the grid away. Both are computed for every window position at once, in a handful of
-whole-array operations:
+add a few), summed over a partition of the whole image, so every phase is judged on the same
+pixels: counting whole cells only would let an object at the image's edge fall outside some
+phases' cells and make them look simpler. "− 1" makes a flat cell cost 0 whatever its size,
+so the extra edge cells of some phases cost nothing by themselves. The second term catches
+games whose screen uses one sub-palette, where only the metatile repeats give the grid away;
+it uses the same number of whole cells for every phase. Both are computed for every window
+position at once, in a handful of whole-array operations:
 
-1. colours -> one bit each (the 63 most frequent colours; the rest share bit 63), and the
-   16×16 window OR of those masks by log-doubling (4 ORs per axis); popcount = distinct colours.
+1. colours -> one bit each (the 63 most frequent colours; the rest share bit 63), zero-padded
+   by 15 px, and the 16×16 window OR of those masks by log-doubling (4 ORs per axis);
+   popcount = distinct colours of every window, edge windows clipped to the image.
 2. a positional polynomial hash of every 16×16 window (mod 2⁶⁴, by the same doubling), so equal
    cells have equal hashes; sorting each phase's hashes counts the distinct cells.
 
 Ties (within `TIE`) go to the expected phase of a native frame: (0, 8) for 256×224 (8 lines cut
-from the top of a 256×240 frame), (0, 0) otherwise. A 224×224 image costs about 5 ms.
+from the top of a 256×240 frame), (0, 0) otherwise. On NES-like synthetic screens (random cells,
+metatile layouts, one-palette screens, sprites, the demo museum's games cut at random offsets)
+it finds the phase in 99–100% of cases. A 224×224 image costs about 5 ms.
 """
 
 from __future__ import annotations
@@ -30,7 +38,8 @@ from __future__ import annotations
 import numpy as np
 
 CELL = 16  # NES attribute area: 2×2 tiles of 8×8 share one sub-palette
-REPEAT_WEIGHT = 2.0  # a screen of all-distinct cells costs as much as 2 extra colours per cell
+REPEAT_WEIGHT = 2.0  # all-distinct cells cost as much as 2 extra colours a cell (best of 0.5–4
+# on synthetic NES screens: one-palette screens need ≥ 1, sprite-heavy sparse ones ≤ 2)
 TIE = 1e-6  # scores closer than this count as equal (they are means of small integers)
 _MAX_BITS = 64  # colours that get a bit of their own in the distinct-colour count (uint64)
 
@@ -105,22 +114,22 @@ def phase_scores(rgb: np.ndarray) -> np.ndarray:
         raise ValueError(f"image {w}×{h} is too small for grid phase detection (needs 31×31)")
     packed = _pack(rgb)  # (H, W)
 
-    # 1. distinct colours in the 16×16 window at every position: (H-15, W-15)
-    bits = _window_or(_window_or(_colour_bits(packed), 1), 0)
-    colours = np.bitwise_count(bits)
+    # 1. extra colours per cell, summed over each phase's partition of the image
+    bits = np.zeros((h + 2 * (CELL - 1), w + 2 * (CELL - 1)), dtype=np.uint64)  # (H+30, W+30)
+    bits[CELL - 1 : CELL - 1 + h, CELL - 1 : CELL - 1 + w] = _colour_bits(packed)
+    colours = np.bitwise_count(_window_or(_window_or(bits, 1), 0))  # (H+15, W+15)
+    # window at padded position i starts at image x = i - 15; its phase is (i - 15) mod 16
+    extra = np.zeros((-(-(h + 15) // CELL) * CELL, -(-(w + 15) // CELL) * CELL), dtype=np.int64)
+    extra[: h + 15, : w + 15] = np.maximum(colours.astype(np.int64) - 1, 0)
+    by_mod = extra.reshape(extra.shape[0] // CELL, CELL, extra.shape[1] // CELL, CELL).sum((0, 2))
+    colour_term = np.roll(by_mod, (1 - CELL, 1 - CELL), axis=(0, 1)) / (h * w / CELL**2)  # (16, 16)
 
-    # 2. hash of the 16×16 window at every position: (H-15, W-15)
+    # 2. distinct whole cells: hash of the 16×16 window at every position, (H-15, W-15)
     hashes = _window_hash(_window_hash(packed, 1, _BASE_X), 0, _BASE_Y)
-
-    def by_phase(a: np.ndarray) -> np.ndarray:
-        """(H-15, W-15) -> (16, 16, ny * nx): the windows of each phase [py, px]."""
-        a = a[: ny * CELL, : nx * CELL].reshape(ny, CELL, nx, CELL)
-        return a.transpose(1, 3, 0, 2).reshape(CELL, CELL, ny * nx)
-
-    mean_colours = by_phase(colours).mean(axis=2, dtype=np.float64)  # (16, 16)
-    cells = np.sort(by_phase(hashes), axis=2)  # (16, 16, n)
+    cells = hashes[: ny * CELL, : nx * CELL].reshape(ny, CELL, nx, CELL)
+    cells = np.sort(cells.transpose(1, 3, 0, 2).reshape(CELL, CELL, ny * nx), axis=2)  # [py, px, n]
     distinct = 1 + (cells[..., 1:] != cells[..., :-1]).sum(axis=2)  # (16, 16)
-    return mean_colours + REPEAT_WEIGHT * distinct / (ny * nx)
+    return colour_term + REPEAT_WEIGHT * distinct / (ny * nx)
 
 
 def detect_grid_phase(
