@@ -241,12 +241,16 @@ def test_queued_faults_are_answered_before_the_real_file(museum):
         assert codes == [503, 429, 200]
 
 
-def test_closing_the_server_frees_its_port(museum):
+def test_closing_the_server_frees_its_port_and_cuts_keep_alive_connections(museum):
     srv = serve(museum)
     port = srv.port
-    srv.close()
-    with socket.socket() as s:
-        assert s.connect_ex(("127.0.0.1", port)) != 0
+    with requests.Session() as session:
+        assert session.get(srv.url, timeout=10).status_code == 200  # a kept-alive connection
+        srv.close()
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", port)) != 0
+        with pytest.raises(requests.ConnectionError):
+            session.get(srv.url, timeout=10)
 
 
 def test_museum_rejects_empty_sizes():

@@ -400,6 +400,16 @@ class _Handler(BaseHTTPRequestHandler):
     def version_string(self) -> str:
         return "Apache"
 
+    def setup(self) -> None:
+        super().setup()
+        self.server.owner._connections_opened(self.connection)  # type: ignore[attr-defined]
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.owner._connections_closed(self.connection)  # type: ignore[attr-defined]
+
     def do_GET(self) -> None:
         self._respond(body=True)
 
@@ -450,6 +460,7 @@ class MuseumServer:
         self.requests: list[tuple[str, str, str]] = []
         self.faults: dict[str, list[int]] = {}
         self._lock = threading.Lock()
+        self._open: set[socket.socket] = set()  # live keep-alive connections, cut on close()
         cls = _Server6 if ":" in host else _Server
         try:
             self._httpd = cls((host, port), _Handler)
@@ -475,6 +486,14 @@ class MuseumServer:
     @property
     def url(self) -> str:
         return self.base_url + INDEX_PATH.lstrip("/")
+
+    def _connections_opened(self, conn: socket.socket) -> None:
+        with self._lock:
+            self._open.add(conn)
+
+    def _connections_closed(self, conn: socket.socket) -> None:
+        with self._lock:
+            self._open.discard(conn)
 
     def _record(self, method: str, path: str, agent: str) -> None:
         with self._lock:
@@ -503,8 +522,16 @@ class MuseumServer:
             return [p for _, p, _ in self.requests]
 
     def close(self) -> None:
+        """Stop listening and cut open keep-alive connections, so clients see the site gone."""
         self._httpd.shutdown()
         self._httpd.server_close()
+        with self._lock:
+            conns, self._open = list(self._open), set()
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed by its handler
         self._thread.join(timeout=5)
 
     def __enter__(self) -> MuseumServer:
