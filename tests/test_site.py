@@ -273,10 +273,11 @@ def _first_line(proc: subprocess.Popen, timeout: float = 30) -> str:
     return proc.stdout.readline().decode().strip()
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_demo_site_prints_the_url_first_and_exits_0_on_a_signal(sig):
+@pytest.mark.parametrize(("sig", "verbose"), [(signal.SIGTERM, False), (signal.SIGINT, True)])
+def test_demo_site_prints_the_url_first_and_exits_0_on_a_signal(sig, verbose):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "nesgan", "demo-site", "--games", "2", "--screens-per-game", "2"],
+        [sys.executable, "-m", "nesgan", "demo-site", "--games", "2", "--screens-per-game", "2"]
+        + (["--verbose"] if verbose else []),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "0"},
     )
     try:
@@ -286,6 +287,7 @@ def test_demo_site_prints_the_url_first_and_exits_0_on_a_signal(sig):
         proc.send_signal(sig)
         assert proc.wait(timeout=20) == 0
         assert proc.stdout.read() == b""  # no request log on stdout
+        assert (b"GET /nes.htm" in proc.stderr.read()) == verbose  # only with --verbose
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -65,7 +65,11 @@ P = click.Path(path_type=Path)
               help="Screenshots on each game's page.")
 @click.option("--seed", default=0, show_default=True, type=int,
               help="Same seed, same museum, byte for byte.")
-def demo_site_cmd(host: str, port: int, games: int, screens_per_game: int, seed: int) -> None:
+@click.option("--scroll-rate", default=0.0, show_default=True, type=click.FloatRange(0, 1),
+              help="Share of screenshots caught mid-scroll (level shifted, HUD fixed).")
+@click.option("-v", "--verbose", is_flag=True, help="Log every request to stderr.")
+def demo_site_cmd(host: str, port: int, games: int, screens_per_game: int, seed: int,
+                  scroll_rate: float, verbose: bool) -> None:
     """Serve the embedded NES screenshot museum over HTTP.
 
     The first line on stdout is the index URL, e.g. to feed `nesgan scrape`.
@@ -79,7 +83,8 @@ def demo_site_cmd(host: str, port: int, games: int, screens_per_game: int, seed:
     stop = threading.Event()  # set by SIGINT/SIGTERM, even one that lands while we start
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        with serve(Museum(games, screens_per_game, seed), host, port) as server:
+        museum = Museum(games, screens_per_game, seed, scroll_rate=scroll_rate)
+        with serve(museum, host, port, verbose=verbose) as server:
             click.echo(server.url)
             sys.stdout.flush()  # the first line is all a caller waits for
             click.echo(f"serving {games} games × {screens_per_game} screens (seed {seed}); "
