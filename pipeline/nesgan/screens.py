@@ -287,11 +287,18 @@ def crop_image(img: Image.Image, max_pixels: int = CropConfig.max_pixels) -> Cro
     return CropResult("ok", None, crop, box, scale, phase, source_phase, **base)
 
 
+def _quiet_but_bombs() -> None:
+    """Inside `catch_warnings`: a decompression-bomb warning raises; Pillow's other warnings
+    about damaged metadata are dropped, since the result's status already says what happened."""
+    warnings.simplefilter("ignore")
+    warnings.simplefilter("error", Image.DecompressionBombWarning)
+
+
 def crop_bytes(data: bytes, max_pixels: int = CropConfig.max_pixels) -> CropResult:
     """Decode file bytes guardedly (header size checked before any pixel) and crop them."""
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            _quiet_but_bombs()
             img = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
         return CropResult("not_image", _sniff(data))
@@ -301,7 +308,7 @@ def crop_bytes(data: bytes, max_pixels: int = CropConfig.max_pixels) -> CropResu
         return CropResult("corrupt", f"cannot read the image header: {e}")
     with img:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            _quiet_but_bombs()
             try:
                 return crop_image(img, max_pixels)
             except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
