@@ -441,3 +441,22 @@ def test_cli_crop_exit_codes_for_missing_empty_and_useless_folders(tmp_path):
     r = runner.invoke(cli, ["crop", str(empty), "--out", str(tmp_path / "o")])
     assert r.exit_code == 1 and "none of the 1 files" in r.output
 
+
+
+def test_the_embedded_museums_screenshots_crop_and_scrolled_shots_keep_their_grid(tmp_path):
+    site = pytest.importorskip("nesgan.demo.site")
+    museum = site.Museum(games=3, screens_per_game=8, seed=1, scroll_rate=0.5)
+    src = tmp_path / "raw"
+    for path in museum.image_urls():
+        _ctype, body = museum.get("/" + path)
+        (src / path).parent.mkdir(parents=True, exist_ok=True)
+        (src / path).write_bytes(body)
+    crop_folder(CropConfig(src=src, out=tmp_path / "screens"))
+    rows = read_jsonl(tmp_path / "screens" / MANIFEST)
+    screenshots = set(museum.screenshot_urls())
+    assert {r["file"] for r in rows if r["status"] in ("ok", "duplicate")} == screenshots
+    scrolled = [r for r in rows if r["status"] == "ok" and museum.exhibit(r["file"]).scroll_x]
+    assert scrolled, "the museum should hold mid-scroll shots at this seed"
+    for r in scrolled:
+        assert r["source_phase"][0] == -museum.exhibit(r["file"]).scroll_x % 16
+        assert r["grid_phase"][0] == 0

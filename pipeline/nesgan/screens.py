@@ -35,7 +35,7 @@ import os
 import warnings
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -97,8 +97,7 @@ class CropResult:
 
     def row(self) -> dict:
         """The manifest fields of this result (tuples as lists, no pixels)."""
-        d = asdict(self)
-        d.pop("crop")
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "crop"}
         for k in ("box", "grid_phase", "source_phase"):
             if d[k] is not None:
                 d[k] = list(d[k])
