@@ -5,6 +5,7 @@ from nesgan.demo.synth import (
     THEMES,
     Frame,
     frame_rgb,
+    frame_violations,
     game_title,
     make_game,
     make_games,
@@ -56,6 +57,7 @@ def test_each_cell_shows_only_the_backdrop_and_its_own_subpalette(background_fra
                 legal = {f.backdrop, *f.subpalettes[f.attributes[r, c]]}
                 assert cell_colours(f, r, c) <= legal, (g.title, r, c)
                 assert len(cell_colours(f, r, c)) <= 4
+        assert frame_violations(f) == []
 
 
 def test_a_background_uses_at_most_13_colours(background_frames):
@@ -174,3 +176,17 @@ def test_scrolled_shots_keep_the_hud_and_shift_the_level_grid():
                 assert any(colours <= s for s in legal) and len(colours) <= 4
         assert not np.array_equal(out[level], both.indices[level])
         assert ahead.backdrop == both.backdrop
+
+
+def test_violation_checker_passes_rendered_frames_and_names_what_breaks(games):
+    f = render_frame(games[3], 2)  # with sprites: they are exempt
+    assert frame_violations(f) == []
+    bad = Frame(indices=f.indices.copy(), backdrop=f.backdrop, subpalettes=f.subpalettes,
+                attributes=f.attributes, sprite_mask=np.zeros_like(f.sprite_mask))
+    outside = next(c for c in EMITTABLE.tolist()
+                   if c not in {f.backdrop, *f.subpalettes[f.attributes[14, 15]]})
+    bad.indices[232, 250] = outside
+    bad.indices[0, 0] = 0x0D
+    found = frame_violations(bad)
+    assert any("not emittable" in p for p in found)
+    assert any(p.startswith("cell (14, 15)") for p in found) and any(p.startswith("cell (0, 0)") for p in found)

@@ -16,6 +16,8 @@ Screens are built the way the NES builds them (DESIGN.md, "NES facts"):
    ignore the cell rule; `sprites=False` leaves them out).
 
 Everything is a pure function of (seed, game number, shot number): same seed, same bytes.
+`render_scrolled` catches a shot mid-scroll (level shifted, HUD fixed) and `frame_violations`
+lists whatever in a frame breaks the rules above.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import numpy as np
 
 from nesgan.demo import metatiles as mt
 from nesgan.errors import NesganError
-from nesgan.palette import BLACK, CANONICAL, WHITE, Palette, srgb_to_oklab
+from nesgan.palette import BLACK, CANONICAL, EMITTABLE, WHITE, Palette, srgb_to_oklab
 
 H_CELLS, W_CELLS = 15, 16  # 240×256 screen in 16×16 attribute cells
 SCREEN_H, SCREEN_W = 240, 256  # NES PPU output
@@ -470,3 +472,25 @@ def render_scrolled(game: Game, shot: int, scroll_x: int, sprites: bool = True, 
     hud = slice(0, 32) if game.hud_top else slice(SCREEN_H - 32, SCREEN_H)
     out[hud] = here.indices[hud]
     return out
+
+
+def frame_violations(frame: Frame) -> list[str]:
+    """Every way a frame's background breaks the NES rules (empty when legal). Sprite pixels
+    (`frame.sprite_mask`) are exempt from the per-cell and 13-colour rules, as on hardware."""
+    problems = []
+    emittable = set(EMITTABLE.tolist())
+    stray = set(np.unique(frame.indices).tolist()) - emittable
+    if stray:
+        problems.append(f"colours not emittable: {sorted(stray)}")
+    background = frame.indices[~frame.sprite_mask]
+    if len(np.unique(background)) > 13:
+        problems.append(f"{len(np.unique(background))} background colours (at most 13)")
+    for r in range(H_CELLS):
+        for c in range(W_CELLS):
+            cell = (slice(16 * r, 16 * r + 16), slice(16 * c, 16 * c + 16))
+            shown = set(np.unique(frame.indices[cell][~frame.sprite_mask[cell]]).tolist())
+            legal = {frame.backdrop, *frame.subpalettes[int(frame.attributes[r, c])]}
+            if not shown <= legal:
+                problems.append(f"cell ({r}, {c}) shows {sorted(shown - legal)} outside sub-palette "
+                                f"{int(frame.attributes[r, c])} + backdrop")
+    return problems
