@@ -460,3 +460,15 @@ def test_the_embedded_museums_screenshots_crop_and_scrolled_shots_keep_their_gri
     for r in scrolled:
         assert r["source_phase"][0] == -museum.exhibit(r["file"]).scroll_x % 16
         assert r["grid_phase"][0] == 0
+
+
+def test_a_file_name_that_is_not_utf8_gets_an_escaped_row_and_resumes(tmp_path):
+    src = tmp_path / "shots"
+    src.mkdir()
+    raw_name = os.fsdecode(b"caf\xe9.png")  # Latin-1 bytes: not UTF-8
+    Image.fromarray(nes_frame(31)[0]).save(src / raw_name)
+    crop_folder(CropConfig(src=src, out=tmp_path / "o"))
+    again = crop_folder(CropConfig(src=src, out=tmp_path / "o"))
+    rows = read_jsonl(tmp_path / "o" / MANIFEST)
+    assert [(r["file"], r["status"]) for r in rows] == [("caf\\xe9.png", "ok")]
+    assert again.skipped == 1 and again.new == 0

@@ -351,6 +351,16 @@ def list_sources(src: Path, out: Path | None = None) -> Iterator[str]:
                 yield p.relative_to(src).as_posix()
 
 
+def _printable(rel: str) -> str:
+    """A file name as the manifest records it: undecodable bytes (Linux names are bytes)
+    become backslash escapes, so every row is valid UTF-8 JSON."""
+    try:
+        rel.encode("utf-8")
+        return rel
+    except UnicodeEncodeError:
+        return os.fsencode(rel).decode("utf-8", "backslashreplace")
+
+
 def _read_guarded(path: Path, max_bytes: int) -> tuple[bytes | None, CropResult | None]:
     try:
         size = path.stat().st_size
@@ -400,7 +410,7 @@ def crop_folder(config: CropConfig, sources: Mapping[str, str] | None = None) ->
     }
     counts: Counter[str] = Counter(str(r.get("status")) for r in done_rows)
     files = list(list_sources(src, out))
-    todo = [f for f in files if f not in done]
+    todo = [f for f in files if _printable(f) not in done]
     summary = CropSummary(counts=dict(counts), out=out, skipped=len(files) - len(todo))
     if not todo:
         return summary
@@ -417,19 +427,20 @@ def crop_folder(config: CropConfig, sources: Mapping[str, str] | None = None) ->
                 result = crop_bytes(data, config.max_pixels)
             assert result is not None
             row = result.row()
-            row.update(source=labels.get(rel, rel), file=rel, sha256=digest, path=None,
+            name = _printable(rel)
+            row.update(source=labels.get(rel, name), file=name, sha256=digest, path=None,
                        duplicate_of=None)
             if result.ok:
                 assert result.crop is not None
-                name = crop_name(result.crop)
-                row["path"] = name
-                if name in first_source:
+                png = crop_name(result.crop)
+                row["path"] = png
+                if png in first_source:
                     row["status"] = "duplicate"
                     row["error"] = "same pixels as the crop of an earlier file"
-                    row["duplicate_of"] = first_source[name]
+                    row["duplicate_of"] = first_source[png]
                 else:
-                    atomic_write_bytes(out / name, encode_png(result.crop))
-                    first_source[name] = row["source"]
+                    atomic_write_bytes(out / png, encode_png(result.crop))
+                    first_source[png] = row["source"]
             rows.append(row)
             counts[row["status"]] += 1
     summary.counts = dict(counts)
