@@ -128,7 +128,8 @@ class CropSummary:
             text += f" {self.skipped} files were already done (resumed; --overwrite starts over)."
         bad = self.total - self.counts.get("ok", 0) - self.counts.get("duplicate", 0)
         if bad:
-            text += f" See {MANIFEST} for why {bad} could not be cropped."
+            manifest = self.out / MANIFEST if self.out is not None else MANIFEST
+            text += f" See {manifest} for why {bad} could not be cropped."
         return text
 
 
