@@ -317,14 +317,9 @@ def test_export_with_every_tile_a_near_copy_still_writes_a_loadable_main_tileset
 
 
 def _real_tiles_stage() -> bool:
-    try:
-        import nesgan.contact  # noqa: F401
-        import nesgan.nearcopy  # noqa: F401
+    import importlib.util
 
-        import nesgan.tiles  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return all(importlib.util.find_spec(f"nesgan.{m}") for m in ("tiles", "nearcopy", "contact"))
 
 
 @pytest.mark.skipif(not _real_tiles_stage(), reason="nesgan.tiles (another stage) is not built yet")

@@ -19,17 +19,15 @@ the atlases (PNG before TSX), the map and its preview, each atomically.
 
 from __future__ import annotations
 
-import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from nesgan.errors import NesganError
 from nesgan.files import atomic_write_bytes, atomic_write_text
-from nesgan.tmx import TILE, Atlas, read_atlas, write_atlas
+from nesgan.tmx import TILE, Atlas, png_bytes, read_atlas, write_atlas
 from nesgan.tmx_merge import MapUpdate, OwnTileset, plan_map_update
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
@@ -163,6 +161,4 @@ def _preview_png(which: np.ndarray, local: np.ndarray, atlases: list[Atlas]) -> 
                      atlases[1].tiles[np.where(which == 1, local, 0)] if atlases[1].tilecount else 0)
     # (h, w, 16, 16, 3) -> (h, 16, w, 16, 3) -> (h·16, w·16, 3)
     img = cells.astype(np.uint8).swapaxes(1, 2).reshape(h * TILE, w * TILE, 3)
-    buf = io.BytesIO()
-    Image.fromarray(img, "RGB").save(buf, "PNG")
-    return buf.getvalue()
+    return png_bytes(img)

@@ -227,13 +227,22 @@ class Atlas:
 
     name: str
     columns: int
-    tiles: np.ndarray  # (N, 16, 16, 3) uint8 RGB, tile id = index
+    base: np.ndarray  # (N, 16, 16, 3) uint8 RGB, tile id = index (see `tiles`)
     root: ET.Element | None = None  # the existing TSX, updated in place to keep user edits
     props: dict[int, dict[str, object]] = field(default_factory=dict)  # our properties per id
+    added: list[np.ndarray] = field(default_factory=list)  # appended (16, 16, 3) tiles
+
+    @property
+    def tiles(self) -> np.ndarray:
+        """(N, 16, 16, 3) uint8 RGB of every tile, old and appended, by id."""
+        if self.added:  # concatenated once, not per append
+            self.base = np.concatenate([self.base, np.stack(self.added)])
+            self.added = []
+        return self.base
 
     @property
     def tilecount(self) -> int:
-        return len(self.tiles)
+        return len(self.base) + len(self.added)
 
     @property
     def rows(self) -> int:
@@ -245,7 +254,7 @@ class Atlas:
         return max(self.rows, 1) * self.columns
 
     def append(self, rgb: np.ndarray) -> int:
-        self.tiles = np.concatenate([self.tiles, rgb[None].astype(np.uint8)])
+        self.added.append(np.asarray(rgb, dtype=np.uint8))
         return self.tilecount - 1
 
 
@@ -310,8 +319,22 @@ def atlas_png_bytes(atlas: Atlas) -> bytes:
     grid[: atlas.tilecount] = atlas.tiles
     # (rows*cols, 16, 16, 3) -> (rows, 16, cols, 16, 3) -> (rows*16, cols*16, 3)
     img = grid.reshape(rows, cols, TILE, TILE, 3).swapaxes(1, 2).reshape(rows * TILE, cols * TILE, 3)
+    return png_bytes(img)
+
+
+def png_bytes(rgb: np.ndarray) -> bytes:
+    """(H, W, 3) uint8 as a PNG: indexed when it has at most 256 colours (an NES image has at
+    most 54 plus the padding colour: a third of the bytes to compress), else RGB."""
+    packed = (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
+    colours, inverse = np.unique(packed.reshape(-1), return_inverse=True)
     buf = io.BytesIO()
-    Image.fromarray(img, "RGB").save(buf, "PNG", optimize=False, compress_level=9)
+    if len(colours) <= 256:
+        img = Image.fromarray(inverse.reshape(rgb.shape[:2]).astype(np.uint8), "P")
+        table = np.stack([(colours >> 16) & 255, (colours >> 8) & 255, colours & 255], axis=1)
+        img.putpalette(table.astype(np.uint8).reshape(-1).tolist())
+        img.save(buf, "PNG")
+    else:
+        Image.fromarray(rgb, "RGB").save(buf, "PNG")
     return buf.getvalue()
 
 
@@ -346,21 +369,19 @@ def tsx_root(atlas: Atlas, png_name: str, zero_probability: set[int]) -> ET.Elem
     image.set("width", str(atlas.columns * TILE))
     image.set("height", str(max(atlas.rows, 1) * TILE))
 
-    tiles = {int(t.get("id", "-1")): t for t in root.findall("tile")}
+    old_tiles = root.findall("tile")
+    tiles = {int_attr(t, "id", "tileset"): t for t in old_tiles}
+    for tid in atlas.props:
+        tiles.setdefault(tid, ET.Element("tile", {"id": str(tid)}))
+    # <tile> elements in id order, where the first one was (or right after <image>)
+    children = list(root)
+    at = children.index(old_tiles[0]) if old_tiles else children.index(image) + 1
+    for t in old_tiles:
+        root.remove(t)
+    for offset, tid in enumerate(sorted(tiles)):
+        root.insert(at + offset, tiles[tid])
     for tid in sorted(atlas.props):
-        tile = tiles.get(tid)
-        if tile is None:
-            tile = ET.Element("tile", {"id": str(tid)})
-            # keep <tile> elements in id order, after <image> and any earlier tiles
-            children = list(root)
-            later = [t for t in root.findall("tile") if int(t.get("id", "-1")) > tid]
-            earlier = [t for t in root.findall("tile") if int(t.get("id", "-1")) < tid]
-            if later:
-                index = children.index(later[0])
-            else:
-                index = children.index(earlier[-1] if earlier else image) + 1
-            root.insert(index, tile)
-            tiles[tid] = tile
+        tile = tiles[tid]
         if tid in zero_probability:
             tile.set("probability", "0")
         else:
