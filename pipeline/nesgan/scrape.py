@@ -16,10 +16,7 @@ parsed outcome in `raw/.scrape/pages.jsonl` (a page that parsed is not fetched a
 
 from __future__ import annotations
 
-import io
-import re
 import sys
-import warnings
 from collections import Counter, deque
 from dataclasses import asdict, dataclass, field
 from hashlib import sha256
@@ -29,7 +26,16 @@ from typing import TYPE_CHECKING
 from nesgan.discover import Page, decode_html, looks_like_html, parse_page
 from nesgan.errors import NesganError
 from nesgan.fetch import DEFAULT_USER_AGENT, ClientConfig, FetchError, PoliteClient, origin
-from nesgan.files import JsonlAppender, atomic_write_bytes, iter_jsonl, write_json
+from nesgan.files import iter_jsonl, write_json
+from nesgan.rawstore import (
+    SyncedAppender,
+    check_image,
+    clear,
+    load_manifest,
+    remove_temp_files,
+    sniff_image,
+    store,
+)
 from nesgan.robots import MAX_ROBOTS_BYTES, AgentRules, Robots
 
 if TYPE_CHECKING:
@@ -41,11 +47,7 @@ STATE = ".scrape"  # hidden, so the crop stage (which crops every other file und
 PAGES = f"{STATE}/pages.jsonl"
 CONFIG = f"{STATE}/config.json"
 
-# (magic prefix, extension); WebP also needs "WEBP" at offset 8.
-_MAGIC = ((b"\x89PNG\r\n\x1a\n", "png"), (b"GIF87a", "gif"), (b"GIF89a", "gif"),
-          (b"\xff\xd8\xff", "jpg"), (b"BM", "bmp"), (b"RIFF", "webp"))
 _OK_CONTENT_TYPES = ("", "application/octet-stream", "binary/octet-stream")
-_HASH_DIR = re.compile(r"^[0-9a-f]{2}$")
 
 
 @dataclass(frozen=True)
@@ -116,9 +118,9 @@ def scrape(config: ScrapeConfig) -> ScrapeResult:
     """Crawl `config.url` into OUT/raw (resumable), then crop into OUT/screens."""
     raw, screens = config.out / "raw", config.out / "screens"
     if config.overwrite:
-        _clear_raw(raw)
+        clear(raw, (MANIFEST, PAGES, CONFIG))
     raw.mkdir(parents=True, exist_ok=True)
-    _remove_temp_files(raw)
+    remove_temp_files(raw)
     write_json(raw / CONFIG, {k: str(v) if isinstance(v, Path) else v
                                      for k, v in asdict(config).items()})
     result = ScrapeResult(raw=raw, screens=screens)
@@ -153,15 +155,15 @@ class _Crawler:
         # Resume state: what earlier runs recorded.
         self.done: dict[str, dict] = {}
         self.by_sha: dict[str, dict] = {}
-        for row in iter_jsonl(raw / MANIFEST):
+        for row in load_manifest(raw / MANIFEST, raw):
             self.done[row["url"]] = row
             if row.get("status") == "ok":
                 self.by_sha.setdefault(row["sha256"], row)
         self.cached_pages: dict[str, dict] = {}
         for row in iter_jsonl(raw / PAGES):
             self.cached_pages[row["url"]] = row  # the last row per URL wins
-        self.manifest = JsonlAppender(raw / MANIFEST)
-        self.pages_log = JsonlAppender(raw / PAGES)
+        self.manifest = SyncedAppender(raw / MANIFEST)
+        self.pages_log = SyncedAppender(raw / PAGES)
         self.images_seen: set[str] = set()
         self.bar = None
 
@@ -327,44 +329,10 @@ class _Crawler:
         if first is not None:
             return {**facts, "status": "duplicate", "path": first["path"],
                     "error": f"same bytes as {first['url']}"}
-        rel = f"{digest[:2]}/{digest}.{ext}"
-        atomic_write_bytes(self.raw / rel, body)
+        rel = store(self.raw, digest, ext, body)
         row = {**facts, "status": "ok", "path": rel, "url": url}
         self.by_sha[digest] = row
         return {k: v for k, v in row.items() if k != "url"}
-
-
-def sniff_image(body: bytes) -> str | None:
-    """The file extension the magic bytes say, or None when they name no supported image."""
-    for magic, ext in _MAGIC:
-        if body.startswith(magic) and (ext != "webp" or body[8:12] == b"WEBP"):
-            return ext
-    return None
-
-
-def check_image(body: bytes, max_pixels: int) -> dict:
-    """Header dimensions first (a bomb is never decoded), then a full decode of what passed."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(body))  # lazy: reads the header only
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        return {"status": "too_large", "error": f"decompression bomb refused: {e}"}
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        return {"status": "not_image", "error": f"unreadable image header: {e}"}
-    with im:
-        width, height = im.size
-        if width * height > max_pixels:
-            return {"status": "too_large", "width": width, "height": height,
-                    "error": f"{width}×{height} exceeds the cap of {max_pixels} pixels; not decoded"}
-        try:
-            im.load()
-        except (OSError, SyntaxError, ValueError, EOFError) as e:
-            return {"status": "corrupt", "width": width, "height": height,
-                    "error": f"cannot decode: {e}"}
-    return {"status": "ok", "width": width, "height": height}
 
 
 def _origin_url(url: str) -> str:
@@ -378,28 +346,3 @@ def _blocked_message(url: str, text: str) -> str:
     snippet = text[:120] + ("…" if len(text) > 120 else "")
     return (f"the site answered {url} with a block page ({snippet!r}); stopped. The manifest is "
             "intact: rerun the same command later to resume, or ask the site's owner for access")
-
-
-def _clear_raw(raw: Path) -> None:
-    """--overwrite: remove what this stage wrote (manifests and hash folders), nothing else."""
-    if not raw.is_dir():
-        return
-    for name in (MANIFEST, PAGES, CONFIG):
-        (raw / name).unlink(missing_ok=True)
-    for sub in raw.iterdir():
-        if sub.is_dir() and _HASH_DIR.match(sub.name):
-            for f in sub.iterdir():
-                if f.is_file():
-                    f.unlink()
-            if not any(sub.iterdir()):
-                sub.rmdir()
-
-
-def _remove_temp_files(raw: Path) -> None:
-    """Temp files of atomic writes killed by SIGKILL (`.NAME.XXXX.tmp`) in the hash folders."""
-    for sub in raw.iterdir():
-        if sub.is_dir() and _HASH_DIR.match(sub.name):
-            for f in sub.glob(".*.tmp"):
-                f.unlink(missing_ok=True)
-    for f in raw.glob(".*.tmp"):
-        f.unlink(missing_ok=True)
