@@ -358,3 +358,17 @@ def test_a_map_saved_by_tiled_takes_a_reexport_with_more_tiles(tmp_path):
     assert not r.map.created and r.map.size == (42, 14)
     assert np.array_equal(_rasterize(tmp_path / "saved.tmx")[..., :3], screens_rgb(report))
     assert np.array_equal(rebuild_with_pytmx(tmp_path / "saved.tmx"), screens_rgb(report))
+
+
+def test_the_ids_manifest_says_where_every_tile_went(tmp_path):
+    tiles = random_tiles(12)
+    export_report(fake_report(tiles[:8], near=lambda i: i == 0), config(tmp_path, tmx=None))
+    export_report(fake_report(tiles[4:], near=lambda i: i == 0), config(tmp_path, tmx=None))
+    rows = [json.loads(line) for line in (tmp_path / "tilesets" / "nesgan.ids.jsonl").open()]
+    assert [r["id"] for r in rows] == list(range(8))
+    # report tile 0 is old tile 4: it now counts as a near-copy, so it joins the near-copies
+    assert rows[0]["tileset"] == "nesgan-near-copies" and rows[0]["status"] == "new"
+    assert rows[0]["also_in"] == {"tileset": "nesgan", "tile": 3}
+    assert [(r["tileset"], r["tile"], r["status"]) for r in rows[1:4]] == [
+        ("nesgan", 4, "kept"), ("nesgan", 5, "kept"), ("nesgan", 6, "kept")]
+    assert {r["status"] for r in rows[4:]} == {"new"} and all(r["error"] is None for r in rows)

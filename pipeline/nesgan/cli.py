@@ -260,7 +260,7 @@ def export_tiles_cmd(generated, train_dir, tmx, tilesets, tiles_dir, name, near_
     if r.changed_verdict:
         click.echo(f"{r.changed_verdict} tiles changed verdict; they keep their old ids and were "
                    "added to the other tileset")
-    click.echo("tilesets: " + ", ".join(str(p) for p in r.tilesets))
+    click.echo("tilesets: " + ", ".join(str(p) for p in r.tilesets) + f" (ids: {r.manifest})")
     if r.map is not None:
         m = r.map
         click.echo(f"map: {m.path} ({'new' if m.created else 'updated'}, {m.size[0]}×{m.size[1]} "

@@ -1,7 +1,8 @@
 """The export-tiles stage: tiles from `nesgan.tiles`, then Tiled tilesets and (optionally) a map.
 
-Writes `TILESETS/NAME.tsx` + `NAME.png` (tiles judged original) and `NAME-near-copies.tsx` +
-`.png` (tiles within K pixels of a training tile), and with `--tmx` a map whose layer `NAME`
+Writes `TILESETS/NAME.tsx` + `NAME.png` (tiles judged original), `NAME-near-copies.tsx` + `.png`
+(tiles within K pixels of a training tile), `NAME.ids.jsonl` (a row per tile of tiles.jsonl: the
+tileset and tile id it went to, `new` or `kept`), and with `--tmx` a map whose layer `NAME`
 rebuilds every generated screen (screen i at tile columns 14·i … 14·i+13) plus `PATH.png`, a
 preview rendered from the tiles.
 
@@ -26,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from nesgan.errors import NesganError
-from nesgan.files import atomic_write_bytes, atomic_write_text
+from nesgan.files import atomic_write_bytes, atomic_write_text, write_jsonl
 from nesgan.tmx import TILE, Atlas, png_bytes, read_atlas, write_atlas
 from nesgan.tmx_merge import MapUpdate, OwnTileset, plan_map_update
 
@@ -67,6 +68,7 @@ class ExportReport:
     tilesets: list[Path] = field(default_factory=list)
     map: MapUpdate | None = None
     preview: Path | None = None
+    manifest: Path | None = None  # NAME.ids.jsonl: tiles.jsonl id -> tileset and tile id
 
 
 def export_tiles(config: ExportConfig) -> ExportReport:
@@ -107,19 +109,26 @@ def export_report(report, config: ExportConfig) -> ExportReport:
 
     placement = np.zeros((len(tiles), 2), np.int64)  # per report tile: (atlas 0|1, local id)
     changed = 0
+    manifest = []  # a row per exported tile: where it went and whether it is new
     for i, row in enumerate(report.rows):
         key = rgb[i].tobytes()
         props = _properties(row)
         home = 1 if props["near_copy"] else 0
+        also = None
         if key in index[1 - home]:
-            other_id = index[1 - home][key]
-            atlases[1 - home].props[other_id] = props
-            changed += other_id < before[1 - home]
+            also = index[1 - home][key]
+            atlases[1 - home].props[also] = props
+            changed += also < before[1 - home]
         local = index[home].get(key)
+        status = "kept" if local is not None and local < before[home] else "new"
         if local is None:
             local = index[home][key] = atlases[home].append(rgb[i])
         atlases[home].props[local] = props
         placement[i] = home, local
+        manifest.append({"id": int(row["id"]), "key": row.get("key"), "tileset": atlases[home].name,
+                         "tile": int(local), "status": status, "error": None,
+                         "also_in": None if also is None else
+                         {"tileset": atlases[1 - home].name, "tile": int(also)}})
 
     result = ExportReport(len(tiles), int(placement[:, 0].sum()),
                           {a.name: a.tilecount - b for a, b in zip(atlases, before, strict=True)},
@@ -141,6 +150,8 @@ def export_report(report, config: ExportConfig) -> ExportReport:
         atomic_write_text(config.tmx, map_text)
         result.preview = config.tmx.with_suffix(".png")
         atomic_write_bytes(result.preview, _preview_png(which, local, atlases))
+    result.manifest = config.tilesets_dir / f"{config.name}.ids.jsonl"
+    write_jsonl(result.manifest, manifest)  # the manifest last
     return result
 
 
