@@ -472,3 +472,15 @@ def test_a_file_name_that_is_not_utf8_gets_an_escaped_row_and_resumes(tmp_path):
     rows = read_jsonl(tmp_path / "o" / MANIFEST)
     assert [(r["file"], r["status"]) for r in rows] == [("caf\\xe9.png", "ok")]
     assert again.skipped == 1 and again.new == 0
+
+
+def test_detect_grid_phase_copes_with_more_colours_than_it_has_bits_for():
+    rng = np.random.default_rng(32)
+    colours = rng.integers(0, 256, (300, 3), dtype=np.uint8)  # 300 colours: rare ones share a bit
+    cells = colours[rng.integers(0, 300, (17, 17, 4))]  # (17, 17, 4, 3): 4 colours a cell
+    pattern = rng.integers(0, 4, (17, 17, 16, 16))
+    big = np.take_along_axis(cells[:, :, None, None], pattern[..., None, None], 4)[..., 0, :]
+    big = big.transpose(0, 2, 1, 3, 4).reshape(272, 272, 3)
+    frame = big[6:230, 11:235]
+    assert len(colour_set(frame)) > 64
+    assert detect_grid_phase(frame) == (5, 10)

@@ -30,7 +30,7 @@ position at once, in a handful of whole-array operations:
 Ties (within `TIE`) go to the expected phase of a native frame: (0, 8) for 256×224 (8 lines cut
 from the top of a 256×240 frame), (0, 0) otherwise. On NES-like synthetic screens (random cells,
 metatile layouts, one-palette screens, sprites, the demo museum's games cut at random offsets)
-it finds the phase in 99–100% of cases. A 224×224 image costs about 5 ms.
+it finds the phase in 99–100% of cases. A 224×224 image costs about 2 ms.
 """
 
 from __future__ import annotations
@@ -63,9 +63,12 @@ def _pack(rgb: np.ndarray) -> np.ndarray:
 
 def _colour_bits(packed: np.ndarray) -> np.ndarray:
     """(H, W) packed colours -> (H, W) uint64 with one bit per colour (rare colours share bit 63)."""
-    uniq, inverse, counts = np.unique(packed, return_inverse=True, return_counts=True)
-    inverse = inverse.reshape(packed.shape)
+    flat = np.sort(packed, axis=None)  # np.unique(return_inverse=True) is ~10× slower here
+    first = np.flatnonzero(np.r_[True, flat[1:] != flat[:-1]])  # start of each colour's run
+    uniq = flat[first]
+    inverse = np.searchsorted(uniq, packed)  # (H, W) colour number
     if len(uniq) > _MAX_BITS:
+        counts = np.diff(np.r_[first, flat.size])
         order = np.argsort(-counts, kind="stable")
         rank = np.empty_like(order)
         rank[order] = np.arange(len(order))
