@@ -94,6 +94,15 @@ def _tile_layers(elem: ET.Element):
             yield from _tile_layers(child)
 
 
+def _object_layers(elem: ET.Element):
+    """Object layers, also inside groups (not a tileset's per-tile collision shapes)."""
+    for child in elem:
+        if child.tag == "objectgroup":
+            yield child
+        elif child.tag == "group":
+            yield from _object_layers(child)
+
+
 def _check_map(root: ET.Element, what: str) -> tuple[int, int]:
     if root.tag != "map":
         raise NesganError(f"{what} is not a Tiled map (root <{root.tag}>); it was left untouched")
@@ -250,7 +259,8 @@ def plan_map_update(path: Path, own: list[OwnTileset], layer_name: str,
     entries = _entries(root, map_dir, own, what)
     ours = next((el for el in _tile_layers(root) if el.get("name") == layer_name), None)
     layers = _Layers(root, ours, (mw, mh), what)
-    tile_objects = [o for o in root.iter("object") if o.get("gid") is not None]
+    tile_objects = [o for group in _object_layers(root) for o in group.iter("object")
+                    if o.get("gid") is not None]
     objects_max = max((int_attr(o, "gid", what) & GID_MASK for o in tile_objects), default=0)
 
     # 1. firstgids: keep ours where they fit, move them after the highest used gid where not
