@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import os
 
 import numpy as np
@@ -24,7 +25,7 @@ from nesgan.screens import (
     detect_grid_phase,
     load_screens,
 )
-from nesgan.screens_grid import phase_scores
+from nesgan.screens_grid import REPEAT_WEIGHT, phase_scores
 
 NES_RGB = Palette.builtin().rgb[EMITTABLE]  # (54, 3) distinct NES colours
 
@@ -484,3 +485,27 @@ def test_detect_grid_phase_copes_with_more_colours_than_it_has_bits_for():
     frame = big[6:230, 11:235]
     assert len(colour_set(frame)) > 64
     assert detect_grid_phase(frame) == (5, 10)
+
+
+def _naive_phase_scores(rgb: np.ndarray) -> np.ndarray:
+    """The documented score, cell by cell with Python sets: the reference for phase_scores."""
+    h, w = rgb.shape[:2]
+    ny, nx = (h - 31) // 16 + 1, (w - 31) // 16 + 1
+    scores = np.zeros((16, 16))
+    for py in range(16):
+        ybounds = sorted({0, h, *range(py, h, 16)})
+        for px in range(16):
+            xbounds = sorted({0, w, *range(px, w, 16)})
+            extra = sum(
+                len(colour_set(rgb[y0:y1, x0:x1])) - 1
+                for y0, y1 in itertools.pairwise(ybounds) for x0, x1 in itertools.pairwise(xbounds)
+            )
+            cells = {rgb[py + 16 * j: py + 16 * j + 16, px + 16 * i: px + 16 * i + 16].tobytes()
+                     for j in range(ny) for i in range(nx)}
+            scores[py, px] = extra / (h * w / 256) + REPEAT_WEIGHT * len(cells) / (ny * nx)
+    return scores
+
+
+def test_phase_scores_equal_the_documented_score_computed_cell_by_cell():
+    frame, _ = nes_frame(33, w=72, h=56, shift=(3, 9), vocab=4)
+    assert np.allclose(phase_scores(frame), _naive_phase_scores(frame))
