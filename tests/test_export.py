@@ -372,3 +372,24 @@ def test_the_ids_manifest_says_where_every_tile_went(tmp_path):
     assert [(r["tileset"], r["tile"], r["status"]) for r in rows[1:4]] == [
         ("nesgan", 4, "kept"), ("nesgan", 5, "kept"), ("nesgan", 6, "kept")]
     assert {r["status"] for r in rows[4:]} == {"new"} and all(r["error"] is None for r in rows)
+
+
+def test_a_merged_user_map_loads_in_both_readers_with_its_layers_intact(tmp_path):
+    import pytiled_parser
+
+    Image.new("RGB", (128, 32), (9, 9, 9)).save(tmp_path / "bricks.png")
+    root = ET.fromstring(USER_MAP)
+    back = (np.arange(60, dtype=np.uint32).reshape(5, 12) % 16) + 1
+    encode_data(root.find("layer[@name='back']/data"), back)
+    encode_data(root.find("layer[@name='front']/data"), back[::-1].copy())
+    (tmp_path / "level.tmx").write_text(ET.tostring(root, encoding="unicode"))
+    report = fake_report(random_tiles(20))
+    export_report(report, config(tmp_path))
+    assert np.array_equal(rebuild_with_pytmx(tmp_path / "level.tmx"), screens_rgb(report))
+    assert np.array_equal(rebuild_with_pytiled_parser(tmp_path / "level.tmx"), screens_rgb(report))
+    m = pytiled_parser.parse_map(tmp_path / "level.tmx")
+    layers = {la.name: la for la in m.layers}
+    assert list(layers) == ["nesgan", "back", "spawns", "front"]
+    assert np.array_equal(np.array(layers["back"].data)[:5, :12], back)
+    assert np.array_equal(np.array(layers["front"].data)[:5, :12], back[::-1])
+    assert m.properties == {"level": 7} and layers["front"].opacity == 0.75
