@@ -15,6 +15,7 @@ Failures raise `FetchError` whose `status` is the manifest status (`http_error`,
 from __future__ import annotations
 
 import email.utils
+import os
 import random
 import time
 from collections.abc import Callable
@@ -111,7 +112,7 @@ class PoliteClient:
         self.config = config
         self.origin = origin(start_url)
         self.allowed = allowed
-        self.session = session or requests.Session()
+        self.session = session or _single_origin_session(start_url)
         self.session.headers["User-Agent"] = config.user_agent
         self._sleep = sleep
         self._rng = rng or random.Random()
@@ -244,6 +245,16 @@ class PoliteClient:
         if expected is not None and len(body) < expected and r.headers.get("content-encoding") in (None, "identity"):
             raise FetchError("truncated", f"got {len(body)} of {expected} bytes")
         return body
+
+
+def _single_origin_session(url: str) -> requests.Session:
+    """A Session that reads the environment's proxy and CA settings once, for the one origin it
+    talks to, instead of rescanning the whole environment on every request (`trust_env`)."""
+    session = requests.Session()
+    session.proxies = requests.utils.get_environ_proxies(url)
+    session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    session.trust_env = False
+    return session
 
 
 def _short(e: BaseException) -> str:

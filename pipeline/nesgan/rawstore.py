@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import io
 import os
+import queue
 import re
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -48,11 +50,17 @@ class SyncedAppender(JsonlAppender):
         super().close()
 
 
+def relative_path(digest: str, ext: str) -> str:
+    """Where an original lives under raw/: named by its content, never by its URL."""
+    return f"{digest[:2]}/{digest}.{ext}"
+
+
 def store(raw: Path, digest: str, ext: str, data: bytes) -> str:
     """Write `data` as raw/<sha[:2]>/<sha>.<ext> (temp file + rename); returns the relative path."""
-    rel = f"{digest[:2]}/{digest}.{ext}"
+    rel = relative_path(digest, ext)
     path = raw / rel
-    path.parent.mkdir(exist_ok=True)
+    if not path.parent.is_dir():
+        path.parent.mkdir(exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:
@@ -62,6 +70,48 @@ def store(raw: Path, digest: str, ext: str, data: bytes) -> str:
         tmp.unlink(missing_ok=True)
         raise
     return rel
+
+
+class Writer:
+    """Stores originals and appends their manifest rows on a background thread, in order, so the
+    disk's latency overlaps the next download. A row is appended only once its file is in place;
+    `close()` drains the queue (Ctrl-C included) and re-raises a failed write (e.g. disk full)."""
+
+    def __init__(self, raw: Path, manifest: JsonlAppender, depth: int = 16):
+        self.raw, self.manifest = raw, manifest
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)  # bounds memory: ≤ depth bodies
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="nesgan-raw-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, row: dict, body: bytes | None = None, ext: str | None = None) -> None:
+        """Queue a manifest row, and the bytes to store first when `body` is given."""
+        while True:
+            if self._error is not None:
+                raise self._error
+            try:
+                self._queue.put((row, body, ext), timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            row, body, ext = item
+            try:
+                if body is not None:
+                    store(self.raw, row["sha256"], ext, body)
+                self.manifest.append(row)
+            except BaseException as e:  # handed to the main thread by put() and close()
+                self._error = e
+                return
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 def load_manifest(path: Path, raw: Path) -> list[dict]:

@@ -29,12 +29,13 @@ from nesgan.fetch import DEFAULT_USER_AGENT, ClientConfig, FetchError, PoliteCli
 from nesgan.files import iter_jsonl, write_json
 from nesgan.rawstore import (
     SyncedAppender,
+    Writer,
     check_image,
     clear,
     load_manifest,
+    relative_path,
     remove_temp_files,
     sniff_image,
-    store,
 )
 from nesgan.robots import MAX_ROBOTS_BYTES, AgentRules, Robots
 
@@ -163,17 +164,21 @@ class _Crawler:
         for row in iter_jsonl(raw / PAGES):
             self.cached_pages[row["url"]] = row  # the last row per URL wins
         self.manifest = SyncedAppender(raw / MANIFEST)
+        self.writer = Writer(raw, self.manifest)
         self.pages_log = SyncedAppender(raw / PAGES)
         self.images_seen: set[str] = set()
         self.bar = None
 
     def close(self) -> None:
-        self.manifest.close()
-        self.pages_log.close()
-        self.client.close()
-        if self.bar is not None:
-            self.bar.close()
-        self.result.requests = self.client.requests_made
+        try:
+            self.writer.close()  # drains pending originals and rows first
+        finally:
+            self.manifest.close()
+            self.pages_log.close()
+            self.client.close()
+            if self.bar is not None:
+                self.bar.close()
+            self.result.requests = self.client.requests_made
 
     # -- the crawl ---------------------------------------------------------------------------
 
@@ -293,46 +298,48 @@ class _Crawler:
         row = {"url": url, "page": page, "game": game, "status": "ok", "error": None,
                "sha256": None, "path": None, "width": None, "height": None, "bytes": None,
                "content_type": None}
-        row.update(self._fetch_image(url))
-        self.manifest.append(row)
+        fields, body, ext = self._fetch_image(url)
+        row.update(fields)
+        if row["status"] == "ok":
+            self.by_sha[row["sha256"]] = row
+        self.writer.put(row, body, ext)  # stores the original, then appends the row
         self.done[url] = row
         self.result.images[row["status"]] += 1
         return True
 
-    def _fetch_image(self, url: str) -> dict:
+    def _fetch_image(self, url: str) -> tuple[dict, bytes | None, str | None]:
+        """(manifest fields, bytes to store, extension): bytes only for a new `ok` original."""
         if origin(url) != self.client.origin:
-            return {"status": "off_host", "error": "on another host than the start URL; not fetched"}
+            return {"status": "off_host", "error": "on another host than the start URL; not fetched"}, None, None
         if not self.rules.allowed(url):
-            return {"status": "disallowed", "error": "robots.txt disallows this URL; not fetched"}
+            return {"status": "disallowed", "error": "robots.txt disallows this URL; not fetched"}, None, None
         try:
             resp = self.client.get(url, max_bytes=self.config.max_image_bytes, accept="image/*")
         except FetchError as e:
             self._check_block(e.response, url)
-            return {"status": e.status, "error": str(e)}
+            return {"status": e.status, "error": str(e)}, None, None
         body = resp.body
         facts = {"bytes": len(body), "content_type": resp.content_type}
         if resp.content_type in ("text/html", "application/xhtml+xml") or looks_like_html(body):
             self._check_block(resp, url)
-            return {**facts, "status": "not_image", "error": f"served as {resp.content_type or 'HTML'}"}
+            return {**facts, "status": "not_image",
+                    "error": f"served as {resp.content_type or 'HTML'}"}, None, None
         ext = sniff_image(body)
         if ext is None:
             return {**facts, "status": "not_image",
-                    "error": f"not PNG/GIF/JPEG/BMP/WebP (starts {body[:8]!r})"}
+                    "error": f"not PNG/GIF/JPEG/BMP/WebP (starts {body[:8]!r})"}, None, None
         if not (resp.content_type.startswith("image/") or resp.content_type in _OK_CONTENT_TYPES):
-            return {**facts, "status": "not_image", "error": f"Content-Type {resp.content_type}"}
+            return {**facts, "status": "not_image", "error": f"Content-Type {resp.content_type}"}, None, None
         checked = check_image(body, self.config.max_pixels)
         if checked["status"] != "ok":
-            return {**facts, **checked}
+            return {**facts, **checked}, None, None
         digest = sha256(body).hexdigest()
         facts.update(sha256=digest, width=checked["width"], height=checked["height"])
         first = self.by_sha.get(digest)
         if first is not None:
             return {**facts, "status": "duplicate", "path": first["path"],
-                    "error": f"same bytes as {first['url']}"}
-        rel = store(self.raw, digest, ext, body)
-        row = {**facts, "status": "ok", "path": rel, "url": url}
-        self.by_sha[digest] = row
-        return {k: v for k, v in row.items() if k != "url"}
+                    "error": f"same bytes as {first['url']}"}, None, None
+        return {**facts, "status": "ok", "path": relative_path(digest, ext)}, body, ext
 
 
 def _origin_url(url: str) -> str:
