@@ -509,3 +509,18 @@ def _naive_phase_scores(rgb: np.ndarray) -> np.ndarray:
 def test_phase_scores_equal_the_documented_score_computed_cell_by_cell():
     frame, _ = nes_frame(33, w=72, h=56, shift=(3, 9), vocab=4)
     assert np.allclose(phase_scores(frame), _naive_phase_scores(frame))
+
+
+def test_a_run_killed_mid_row_resumes_and_redoes_only_the_torn_file(shots, tmp_path):
+    out = tmp_path / "screens"
+    crop_folder(CropConfig(src=shots, out=out))
+    lines = (out / MANIFEST).read_text().splitlines(keepends=True)
+    first = read_jsonl(out / MANIFEST)[0]
+    assert first["status"] == "ok"
+    # killed while appending the first row: its PNG is on disk, its row is torn
+    (out / MANIFEST).write_text("".join(lines[1:]) + lines[0][:25])
+    summary = crop_folder(CropConfig(src=shots, out=out))
+    rows = read_jsonl(out / MANIFEST)
+    assert summary.new == 1 and len(rows) == 6
+    assert rows[-1]["file"] == first["file"] and rows[-1]["status"] == "ok"
+    assert rows[-1]["path"] == first["path"] and (out / first["path"]).exists()
