@@ -13,7 +13,8 @@ crop in five steps, and every way it can fail is a manifest row with a `status` 
    LA, PA) is dropped when every pixel is fully opaque; otherwise the file is `transparent`:
    flattening would blend against a guessed background and invent colours. L and 1-bit grey
    repeat into R, G, B. CMYK, YCbCr, 16-bit and float modes have no exact RGB and are
-   `unsupported_mode`.
+   `unsupported_mode`. Lossy files (JPEG) are cropped as decoded: their artefacts were there
+   before nesgan; the manifest's `format` column lets you filter them out.
 3. Find the frame: W×H with 224 ≤ W ≤ 256 and 224 ≤ H ≤ 240 is a native frame (256×240,
    256×224, an overscan-trimmed 240×224, or a 224×224 crop). W×H = k·(native) for an integer
    k ≥ 2 is a scaled capture, reduced by taking one pixel per k×k block only when every block is
