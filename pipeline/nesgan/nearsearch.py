@@ -7,23 +7,24 @@ Distance between tiles a and b (0–256):
 i.e. how many pixels must change before a, mirrored one way or another, is b with its colours
 swapped. A palette swap or a mirror is distance 0; a 3-pixel edit is at most 3.
 
-Search is candidates-then-exact (compute features, then search, then decide):
+Search is candidates, then exact re-ranking (features → search → decide):
 
-1. **Pigeonhole blocks (guaranteed recall within K).** Split the 256 pixels into K + 1 strided
-   blocks (pixel p goes to block p mod (K+1), so every block samples the whole tile). If
-   d(a, b) ≤ K, some block holds none of the ≤ K differing pixels, so on that block f(a) and b
-   are equal up to the colour bijection, and their palette-free block forms (`first_positions`)
-   hash the same. A sorted array of block hashes per block finds every such training tile with
-   one `searchsorted`. No near-copy within K can be missed.
-2. **Embedding kNN (nearest for the rest).** Palette-free features (does each pixel equal its
-   right / lower neighbour: 480 bits), PCA to 16 dimensions, scikit-learn kNN: candidates for
-   tiles with no near-copy, so every tile still gets a nearest training tile and its distance.
-3. **Exact re-rank.** For every candidate pair and flip, the co-occurrence matrix of colours;
-   the best bijection is bounded above by row/column maxima and below by a greedy matching,
-   which agree almost always; the rest go to the Hungarian algorithm (scipy).
-
-Training tiles are first reduced to one representative per key (palette swaps and mirrors of a
-drawing are equally near to everything), the first one seen.
+1. **Pigeonhole blocks: guaranteed recall within K.** Split the 256 pixels into B ≥ K + 1 strided
+   blocks (pixel p goes to block p mod B, so every block samples the whole tile). On a block
+   that holds none of the differing pixels, f(a) and b are equal up to the colour bijection, so
+   their palette-free block forms (`block_forms`) hash the same; a sorted array of block hashes
+   per block finds every such training tile with one `searchsorted`. If d(a, b) ≤ K, at most K
+   blocks hold a differing pixel, so **at least B − K blocks match**; conversely a tile matching
+   m blocks is at least B − m away. With B = 2K + 1 (blocks of ≥ 12 pixels) a candidate needs
+   K + 1 matching blocks: a count over the posting lists that leaves almost only true matches
+   to re-rank. No near-copy within K can be missed.
+2. **Candidates for everything else.** Each query also keeps its few best block-count candidates
+   and its nearest neighbours in a flip- and palette-invariant embedding (does each pixel equal
+   its right / lower neighbour, summed over the 4 flips, PCA to 16 dimensions, scikit-learn
+   kNN), so every tile gets a nearest training tile and its distance, exact whenever ≤ K.
+3. **Exact re-rank.** Per candidate and flip, the co-occurrence matrix of colours: the best
+   bijection lies between a greedy matching and the row/column-maxima bound, which agree almost
+   always; where they do not and it matters, the Hungarian algorithm (scipy) decides.
 """
 
 from __future__ import annotations
@@ -32,15 +33,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nesgan.tiles import TILE, first_positions, flips, hash_rows, shape_keys
+from nesgan.tiles import TILE, flips, hash_rows
 
 PIXELS = TILE * TILE
-EMBED_DIMS = 16  # PCA dimensions for the kNN stage: enough to rank drawings, small enough to be fast
-EMBED_NEIGHBOURS = 4  # candidates per query flip from the kNN stage
-PCA_SAMPLE = 20000  # tiles the PCA is fitted on
-LABEL_CAP = 8  # colours per tile handled by the vectorised matcher (NES cells have ≤ 4, +sprites)
-POSTING_CAP = 50000  # a block hash shared by more training tiles is searched only this far
-MIN_BLOCK = 8  # pigeonhole blocks smaller than this are not selective: use brute force instead
+EMBED_DIMS = 16  # PCA dimensions: enough to rank drawings, few enough for a fast tree search
+EMBED_NEIGHBOURS = 4  # candidates per query from the embedding
+COUNT_CANDIDATES = 4  # candidates per query from the highest block-match counts
+PCA_SAMPLE = 20000  # training tiles the PCA is fitted on
+LABEL_CAP = 16  # colours per tile the vectorised matcher tells apart (NES cells have ≤ 4, + sprites)
+MIN_BLOCK = 12  # pixels per block: smaller blocks match too much by chance (e.g. all one colour)
+CHUNK = 50000  # pairs re-ranked at a time: bounds memory to ~100 MB
 
 
 def majority_pixels(tiles: np.ndarray) -> np.ndarray:
@@ -59,41 +61,51 @@ def frequency_labels(tiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     counts = np.bincount((np.arange(n)[:, None] * 64 + flat).ravel(), minlength=n * 64).reshape(n, 64)
     order = np.argsort(-counts, axis=1, kind="stable")  # (N, 64) colours, most common first
     rank = np.empty_like(order)
-    np.put_along_axis(rank, order, np.arange(64)[None, :].repeat(n, 0), axis=1)
+    np.put_along_axis(rank, order, np.broadcast_to(np.arange(64), order.shape), axis=1)
     labels = np.minimum(np.take_along_axis(rank, flat, axis=1), LABEL_CAP - 1).astype(np.uint8)
     return labels, (counts > 0).sum(1)
 
 
+def block_forms(blocks: np.ndarray) -> np.ndarray:
+    """(N, L) colours -> (N,) uint64 hash of the palette-free form (each pixel's first equal pixel)."""
+    out = np.empty(len(blocks), dtype=np.uint64)
+    for s in range(0, len(blocks), 1 << 16):
+        x = blocks[s : s + (1 << 16)]
+        eq = x[:, :, None] == x[:, None, :]  # (n, L, L): eq[:, i, j] = pixel i has pixel j's colour
+        out[s : s + (1 << 16)] = hash_rows(eq.argmax(1))  # first i with x_i == x_j, per j
+    return out
+
+
 def _edge_features(tiles: np.ndarray) -> np.ndarray:
-    """(N, 16, 16) -> (N, 480) float32: 1 where a pixel equals its right / lower neighbour."""
+    """(N, 16, 16) -> (N, 480) float32: how many of the 4 flips have each pixel equal to its
+    right / lower neighbour (palette- and flip-invariant)."""
     t = np.asarray(tiles)
-    right = t[:, :, 1:] == t[:, :, :-1]  # (N, 16, 15)
-    down = t[:, 1:, :] == t[:, :-1, :]  # (N, 15, 16)
-    return np.concatenate([right.reshape(len(t), -1), down.reshape(len(t), -1)], 1).astype(np.float32)
+    right = (t[:, :, 1:] == t[:, :, :-1]).astype(np.float32)  # (N, 16, 15)
+    down = (t[:, 1:, :] == t[:, :-1, :]).astype(np.float32)  # (N, 15, 16)
+    right = right + right[:, :, ::-1] + right[:, ::-1, :] + right[:, ::-1, ::-1]
+    down = down + down[:, :, ::-1] + down[:, ::-1, :] + down[:, ::-1, ::-1]
+    return np.concatenate([right.reshape(len(t), -1), down.reshape(len(t), -1)], 1)
 
 
-def _matched_pixels(qlab: np.ndarray, tlab: np.ndarray, exact_needed: np.ndarray | None = None
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs of (P, 256) labels -> (lower, upper) bounds on max-bijection co-occurring pixels."""
+def _bounds(qlab: np.ndarray, tlab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(P, 256) label pairs -> (greedy, upper) bounds on the max-bijection co-occurring pixels."""
     p = len(qlab)
+    cc = LABEL_CAP * LABEL_CAP
     codes = qlab.astype(np.intp) * LABEL_CAP + tlab  # (P, 256)
-    m = np.bincount((np.arange(p)[:, None] * LABEL_CAP * LABEL_CAP + codes).ravel(),
-                    minlength=p * LABEL_CAP * LABEL_CAP).reshape(p, LABEL_CAP, LABEL_CAP)
+    m = np.bincount((np.arange(p)[:, None] * cc + codes).ravel(), minlength=p * cc)
+    m = m.reshape(p, LABEL_CAP, LABEL_CAP).astype(np.int16)  # (P, A, B) co-occurrence counts
     upper = np.minimum(m.max(2).sum(1), m.max(1).sum(1))  # (P,)
     # greedy matching: take the largest remaining cell, strike its row and column
-    work = m.copy()
     lower = np.zeros(p, dtype=np.int64)
     rows = np.arange(p)
     for _ in range(LABEL_CAP):
-        flat = work.reshape(p, -1)
-        j = flat.argmax(1)
-        v = flat[rows, j]
+        j = m.reshape(p, -1).argmax(1)
+        v = m.reshape(p, -1)[rows, j]
         if not v.any():
             break
         lower += v
-        a, b = j // LABEL_CAP, j % LABEL_CAP
-        work[rows, a, :] = 0
-        work[rows, :, b] = 0
+        m[rows, j // LABEL_CAP, :] = 0
+        m[rows, :, j % LABEL_CAP] = 0
     return lower, upper
 
 
@@ -109,30 +121,37 @@ def _hungarian(q: np.ndarray, t: np.ndarray) -> int:
     return int(m[r, c].sum())
 
 
+def oriented_distances(q_tiles: np.ndarray, t_tiles: np.ndarray, q_lab=None, q_cols=None,
+                       limit: np.ndarray | None = None) -> np.ndarray:
+    """Exact 256 − max-bijection matches for aligned (P, 16, 16) pairs, no flips.
+
+    With `limit` (P,), a pair whose lower bound is ≥ its limit may return that bound instead
+    (it cannot beat the limit, so its exact value is not needed)."""
+    if q_lab is None:
+        q_lab, q_cols = frequency_labels(q_tiles)
+    t_lab, t_cols = frequency_labels(t_tiles)
+    lo, hi = _bounds(q_lab.reshape(len(q_lab), -1), t_lab)
+    many = (q_cols >= LABEL_CAP) | (t_cols >= LABEL_CAP)  # capped labels: bounds only
+    d, d_lo = PIXELS - lo, PIXELS - hi  # achievable, and unbeatable
+    unsure = many | (d_lo < d)
+    if limit is not None:
+        unsure &= d_lo < limit
+    qf, tf = q_tiles.reshape(len(q_tiles), -1), t_tiles.reshape(len(t_tiles), -1)
+    for i in np.flatnonzero(unsure):
+        d[i] = PIXELS - _hungarian(qf[i], tf[i])
+    d[many & ~unsure] = d_lo[many & ~unsure]
+    return d
+
+
 def exact_distances(queries: np.ndarray, train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Exact d for aligned pairs: (P, 16, 16) × (P, 16, 16) -> distance (P,), best flip (P,)."""
     p = len(queries)
     dist = np.full(p, PIXELS + 1, dtype=np.int64)
     best_flip = np.zeros(p, dtype=np.int64)
-    if p == 0:
-        return dist, best_flip
-    tlab, tcols = frequency_labels(train)
-    qf = flips(queries)  # (4, P, 16, 16)
-    qlab0, qcols = frequency_labels(queries)
-    qlab_f = flips(qlab0.reshape(-1, TILE, TILE)).reshape(4, p, PIXELS)
-    many = (qcols > LABEL_CAP - 1) | (tcols > LABEL_CAP - 1)  # capped labels: bounds only
-    for f in range(4):
-        lo, hi = _matched_pixels(qlab_f[f], tlab)
-        d_hi = PIXELS - lo  # an achievable distance (upper bound)
-        d_lo = PIXELS - hi  # no bijection does better (lower bound)
-        d = np.where(many, PIXELS + 1, d_hi)
-        unsure = np.flatnonzero((many | (d_lo < d_hi)) & (d_lo < dist))
-        qflat, tflat = qf[f].reshape(p, -1), np.asarray(train).reshape(p, -1)
-        for i in unsure:
-            d[i] = PIXELS - _hungarian(qflat[i], tflat[i])
+    for f, qf in enumerate(flips(np.asarray(queries))):
+        d = oriented_distances(qf, np.asarray(train), limit=dist)
         better = d < dist
-        dist[better] = d[better]
-        best_flip[better] = f
+        dist[better], best_flip[better] = d[better], f
     return dist, best_flip
 
 
@@ -143,123 +162,141 @@ class Found:
     train_id: np.ndarray  # (Q,) index into the training tiles (-1: no training tiles at all)
     distance: np.ndarray  # (Q,) exact distance to that tile
     flip: np.ndarray  # (Q,) flip of the query (0 none, 1 h, 2 v, 3 hv) that matches it
-    exact: np.ndarray  # (Q,) True when the distance is the exact nearest (always within K)
+    exact: np.ndarray  # (Q,) True when it is certainly the nearest (always so within K)
+
+
+def plan_blocks(k: int) -> int:
+    """Number of pigeonhole blocks for K: 2K + 1 when blocks stay ≥ MIN_BLOCK pixels, else fewer
+    (never under K + 1); 0 when K + 1 blocks would be smaller than MIN_BLOCK / 2 (brute force)."""
+    most = PIXELS // MIN_BLOCK
+    if k + 1 > 2 * most:
+        return 0
+    return max(k + 1, min(2 * k + 1, most))
 
 
 class TileSearch:
-    """Search structures over training tiles for one K (see the module docstring)."""
+    """Search structures over (M, 16, 16) training tiles for one K (see the module docstring)."""
 
     def __init__(self, tiles: np.ndarray, k: int):
         self.k = int(k)
-        tiles = np.asarray(tiles, dtype=np.uint8)
-        keys = shape_keys(tiles) if len(tiles) else np.zeros(0, np.uint64)
-        _, first = np.unique(keys, return_index=True)
-        self.rep = np.sort(first)  # (R,) training ids, one per key, first seen
-        self.rep_tiles = tiles[self.rep]  # (R, 16, 16)
-        self.blocks = self.k + 1
-        self.brute = PIXELS // self.blocks < MIN_BLOCK or len(self.rep) == 0
-        flat = self.rep_tiles.reshape(len(self.rep), -1)
+        self.tiles = np.ascontiguousarray(np.asarray(tiles, dtype=np.uint8))
+        self.blocks = plan_blocks(self.k)
+        self.need = self.blocks - self.k  # matching blocks a tile within K must have
+        m = len(self.tiles)
+        flat = self.tiles.reshape(m, -1)
         self.block_hash: list[np.ndarray] = []
         self.block_ids: list[np.ndarray] = []
-        if not self.brute:
-            for b in range(self.blocks):
-                h = hash_rows(first_positions(flat[:, b :: self.blocks]))
-                order = np.argsort(h, kind="stable")
-                self.block_hash.append(h[order])
-                self.block_ids.append(order)
-        maj = majority_pixels(self.rep_tiles) if len(self.rep) else np.zeros(0, np.int64)
-        self.flattest = int(maj.argmax()) if len(maj) else -1
-        self._fit_embedding()
+        for b in range(self.blocks):
+            h = block_forms(flat[:, b :: self.blocks])
+            order = np.argsort(h, kind="stable").astype(np.int32)
+            self.block_hash.append(h[order])
+            self.block_ids.append(order)
+        maj = majority_pixels(self.tiles) if m else np.zeros(0, np.int64)
+        self.flattest = int(maj.argmax()) if m else -1
+        self.nn = None
+        if m > EMBED_NEIGHBOURS:
+            self._fit_embedding()
 
     def _fit_embedding(self) -> None:
-        from sklearn.decomposition import PCA
+        """PCA of the edge features (numpy eigh of the 480×480 covariance), then a kNN index."""
         from sklearn.neighbors import NearestNeighbors
+        from threadpoolctl import threadpool_limits
 
-        self.nn = None
-        r = len(self.rep)
-        if r <= EMBED_NEIGHBOURS:
-            return
+        m = len(self.tiles)
         rng = np.random.default_rng(0)
-        sample = self.rep_tiles[rng.choice(r, size=min(r, PCA_SAMPLE), replace=False)]
-        dims = min(EMBED_DIMS, len(sample) - 1)
-        self.pca = PCA(n_components=dims, random_state=0).fit(_edge_features(sample))
-        emb = np.concatenate([self.pca.transform(_edge_features(self.rep_tiles[s : s + 65536]))
-                              for s in range(0, r, 65536)]).astype(np.float32)  # (R, dims)
-        self.nn = NearestNeighbors(n_neighbors=EMBED_NEIGHBOURS).fit(emb)
+        sample = _edge_features(self.tiles[rng.choice(m, size=min(m, PCA_SAMPLE), replace=False)])
+        self.mean = sample.mean(0)  # (480,)
+        x = sample - self.mean
+        with threadpool_limits(1, user_api="blas"):  # threaded BLAS crawls on a busy 2-core box
+            _, vecs = np.linalg.eigh((x.T @ x).astype(np.float64))  # ascending eigenvalues
+        self.components = vecs[:, ::-1][:, :EMBED_DIMS].astype(np.float32)  # (480, dims)
+        emb = np.concatenate([self._embed(self.tiles[s : s + 65536]) for s in range(0, m, 65536)])
+        self.nn = NearestNeighbors(n_neighbors=EMBED_NEIGHBOURS).fit(emb)  # (M, dims)
 
-    def _pigeonhole_pairs(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
-        """Candidate (query, rep) pairs sharing a block form in some flip; and whether complete."""
-        qs, rs, complete = [], [], True
-        for qf in flips(queries):  # (Q, 16, 16) each
+    def _embed(self, tiles: np.ndarray) -> np.ndarray:
+        return (_edge_features(tiles) - self.mean) @ self.components  # (N, dims) float32
+
+    def _block_triples(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """All (query·4 + flip, train id) sharing a block form, and how many blocks they share."""
+        keys = []
+        m = len(self.tiles)
+        for f, qf in enumerate(flips(queries)):  # (Q, 16, 16) each
             flat = qf.reshape(len(qf), -1)
             for b in range(self.blocks):
-                h = hash_rows(first_positions(flat[:, b :: self.blocks]))  # (Q,)
+                h = block_forms(flat[:, b :: self.blocks])  # (Q,)
                 lo = np.searchsorted(self.block_hash[b], h, "left")
-                hi = np.searchsorted(self.block_hash[b], h, "right")
-                n = hi - lo
-                if (n > POSTING_CAP).any():
-                    complete = False
-                    n = np.minimum(n, POSTING_CAP)
+                n = np.searchsorted(self.block_hash[b], h, "right") - lo
                 if not n.any():
                     continue
                 q = np.repeat(np.arange(len(qf)), n)
                 start = np.repeat(lo - np.concatenate([[0], np.cumsum(n)[:-1]]), n)
-                qs.append(q)
-                rs.append(self.block_ids[b][start + np.arange(len(q))])
-        if not qs:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64), complete
-        return np.concatenate(qs), np.concatenate(rs), complete
-
-    def _embedding_pairs(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if self.nn is None:
-            r = len(self.rep)
-            return np.repeat(np.arange(len(queries)), r), np.tile(np.arange(r), len(queries))
-        qs, rs = [], []
-        for qf in flips(queries):
-            emb = self.pca.transform(_edge_features(qf)).astype(np.float32)
-            _, nbr = self.nn.kneighbors(emb)  # (Q, EMBED_NEIGHBOURS)
-            qs.append(np.repeat(np.arange(len(qf)), nbr.shape[1]))
-            rs.append(nbr.ravel())
-        return np.concatenate(qs), np.concatenate(rs)
+                ids = self.block_ids[b][start + np.arange(len(q))]
+                keys.append((q * 4 + f).astype(np.int64) * m + ids)
+        if not keys:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return np.unique(np.concatenate(keys), return_counts=True)
 
     def search(self, queries: np.ndarray, trivial: np.ndarray | None = None) -> Found:
         """Nearest training tile for each (Q, 16, 16) query; exact for every distance ≤ K.
 
-        `trivial` (Q,) bool marks near-flat queries: they skip the block search (their blocks
-        match every near-flat training tile) and are compared with the flattest training tile.
+        `trivial` (Q,) marks near-flat queries: they skip the block search (their blocks match
+        every near-flat training tile) and are compared with the flattest training tile instead.
         """
-        queries = np.asarray(queries, dtype=np.uint8)
-        q = len(queries)
-        if len(self.rep) == 0:
+        queries = np.ascontiguousarray(np.asarray(queries, dtype=np.uint8))
+        q, m = len(queries), len(self.tiles)
+        if m == 0:
             return Found(np.full(q, -1), np.full(q, PIXELS), np.zeros(q, np.int64), np.zeros(q, bool))
         trivial = np.zeros(q, bool) if trivial is None else np.asarray(trivial, bool)
-        exact = np.zeros(q, bool)
-        if self.brute:  # K so large that blocks are unselective: compare with everything
-            qi = np.repeat(np.arange(q), len(self.rep))
-            ri = np.tile(np.arange(len(self.rep)), q)
-            exact[:] = True
+        if self.blocks == 0:  # K too large for selective blocks: compare with everything
+            qq, ff = np.repeat(np.arange(q), 4 * m), np.tile(np.repeat(np.arange(4), m), q)
+            rr = np.tile(np.arange(m), 4 * q)
         else:
             live = np.flatnonzero(~trivial)
-            pq, pr, complete = self._pigeonhole_pairs(queries[live])
-            eq, er = self._embedding_pairs(queries)
-            qi = np.concatenate([live[pq], eq, np.flatnonzero(trivial)])
-            ri = np.concatenate([pr, er, np.full(int(trivial.sum()), self.flattest)])
-            exact[live] = complete
-        pairs = np.unique(np.stack([qi, ri], 1), axis=0)  # (P, 2)
+            keys, counts = self._block_triples(queries[live])
+            qf, rr = keys // m, keys % m
+            qq, ff = live[qf // 4], qf % 4
+            # keep every triple that can be within K, plus each query's best few by count
+            strong = counts >= self.need
+            order = np.lexsort((-counts, qq))
+            rank = np.arange(len(order)) - np.searchsorted(qq[order], qq[order], "left")
+            top = np.zeros(len(order), bool)
+            top[order[rank < COUNT_CANDIDATES]] = True
+            keep = strong | top
+            qq, ff, rr = qq[keep], ff[keep], rr[keep]
+            extra_q, extra_r = [np.flatnonzero(trivial)], [np.full(int(trivial.sum()), self.flattest)]
+            if self.nn is not None:
+                _, nbr = self.nn.kneighbors(self._embed(queries))  # (Q, EMBED_NEIGHBOURS)
+                extra_q.append(np.repeat(np.arange(q), nbr.shape[1]))
+                extra_r.append(nbr.ravel())
+            eq, er = np.concatenate(extra_q), np.concatenate(extra_r)  # all 4 flips of these
+            qq = np.concatenate([qq, np.repeat(eq, 4)])
+            ff = np.concatenate([ff, np.tile(np.arange(4), len(eq))])
+            rr = np.concatenate([rr, np.repeat(er, 4)])
+            uniq = np.unique((qq * 4 + ff).astype(np.int64) * m + rr)
+            qq, ff, rr = uniq // m // 4, uniq // m % 4, uniq % m
+        return self._rerank(queries, qq, ff, rr, trivial)
+
+    def _rerank(self, queries: np.ndarray, qq: np.ndarray, ff: np.ndarray, rr: np.ndarray,
+                trivial: np.ndarray) -> Found:
+        """Exact distances of candidate triples (query, flip, train id); the best per query."""
+        q = len(queries)
+        q_flips = flips(queries)  # (4, Q, 16, 16)
+        lab, cols = frequency_labels(queries)
+        lab_flips = flips(lab.reshape(-1, TILE, TILE))  # (4, Q, 16, 16): flips commute with labels
         best = np.full(q, PIXELS + 1, dtype=np.int64)
-        best_rep = np.zeros(q, dtype=np.int64)
-        best_flip = np.zeros(q, dtype=np.int64)
-        for s in range(0, len(pairs), 100000):  # bounded memory: ~100k pairs at a time
-            chunk = pairs[s : s + 100000]
-            d, f = exact_distances(queries[chunk[:, 0]], self.rep_tiles[chunk[:, 1]])
-            # per query, the smallest distance in this chunk (ties: lowest rep id, i.e. first seen)
-            order = np.lexsort((chunk[:, 1], d, chunk[:, 0]))
-            firsts = order[np.r_[True, chunk[order[1:], 0] != chunk[order[:-1], 0]]]
-            qq = chunk[firsts, 0]
-            better = d[firsts] < best[qq]
-            best[qq[better]] = d[firsts][better]
-            best_rep[qq[better]] = chunk[firsts, 1][better]
-            best_flip[qq[better]] = f[firsts][better]
-        if not self.brute:  # the block search is complete within K only
-            exact &= best <= self.k
-        return Found(self.rep[best_rep], np.minimum(best, PIXELS), best_flip, exact)
+        best_r = np.zeros(q, dtype=np.int64)
+        best_f = np.zeros(q, dtype=np.int64)
+        # process the most promising first (by query, then order given) in chunks
+        for s in range(0, len(qq), CHUNK):
+            cq, cf, cr = qq[s : s + CHUNK], ff[s : s + CHUNK], rr[s : s + CHUNK]
+            d = oriented_distances(q_flips[cf, cq], self.tiles[cr], lab_flips[cf, cq], cols[cq],
+                                   limit=best[cq])
+            order = np.lexsort((cr, cf, d, cq))  # per query: smallest d, then flip, then id
+            firsts = order[np.r_[True, cq[order[1:]] != cq[order[:-1]]]] if len(order) else order
+            tq = cq[firsts]
+            better = d[firsts] < best[tq]
+            best[tq[better]] = d[firsts][better]
+            best_r[tq[better]] = cr[firsts][better]
+            best_f[tq[better]] = cf[firsts][better]
+        exact = (best <= self.k) & ~trivial if self.blocks else np.ones(q, bool)
+        return Found(best_r, np.minimum(best, PIXELS), best_f, exact)
