@@ -7,42 +7,17 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from tqdm import tqdm
 
 from nesgan.errors import NesganError
 from nesgan.gan.config import SIZE
 
-MAX_SCREENS = 200_000  # 200k × 150 KB = 30 GB: beyond that, memory runs out first
-
 
 def load_screens(folder: str | Path) -> tuple[np.ndarray, list[str]]:
-    """Every `*.png` in `folder` (sorted by name) as one uint8 array (N, 224, 224, 3).
+    """uint8 (N, 224, 224, 3) screens and their names: the `ok` crops of the folder's manifest
+    (every *.png without one), loaded by the crop stage's own reader, never resampled."""
+    from nesgan.screens import load_screens as load_crops
 
-    Sizes are checked from the PNG header before decoding, so a huge or off-size file is
-    refused without being decoded; no resampling ever happens.
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise NesganError(f"data folder {folder} does not exist; make screens with "
-                          "`nesgan scrape` or `nesgan crop SRC --out {folder}`")
-    paths = sorted(p for p in folder.glob("*.png") if p.is_file())
-    if not paths:
-        raise NesganError(f"data folder {folder} has no *.png screens; make them with "
-                          f"`nesgan crop SRC --out {folder}`")
-    if len(paths) > MAX_SCREENS:
-        raise NesganError(f"{folder} has {len(paths)} screens, more than {MAX_SCREENS} fit in memory")
-    out = np.empty((len(paths), SIZE, SIZE, 3), dtype=np.uint8)  # (N, 224, 224, 3)
-    for i, p in enumerate(tqdm(paths, desc="loading screens", unit="img", leave=False,
-                               disable=len(paths) < 500)):
-        try:
-            with Image.open(p) as im:
-                if im.size != (SIZE, SIZE):
-                    raise NesganError(f"{p} is {im.size[0]}×{im.size[1]}, not {SIZE}×{SIZE}; "
-                                      "crop it with `nesgan crop` (nesgan never resamples)")
-                out[i] = np.asarray(im.convert("RGB"))
-        except (OSError, SyntaxError, ValueError) as e:
-            raise NesganError(f"{p} is not a readable PNG ({e}); remove it from {folder}") from None
-    return out, [p.name for p in paths]
+    return load_crops(Path(folder))
 
 
 def to_float(batch: torch.Tensor) -> torch.Tensor:

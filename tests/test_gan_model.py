@@ -1,0 +1,149 @@
+"""The DCGAN networks, EMA, sampler, SWD and config checks (no training loop)."""
+
+import pytest
+import torch
+
+from nesgan.errors import NesganError
+from nesgan.gan import swd
+from nesgan.gan.config import TrainConfig, check_resumable, resolve_train_config
+from nesgan.gan.data import EpochSampler, fake_screens, to_float, to_uint8
+from nesgan.gan.model import Discriminator, Generator, build_models, ema_decay_at, ema_update
+from nesgan.gan.train import pick_autocast
+
+
+def test_generator_maps_noise_to_224_pixel_screens_in_tanh_range():
+    g = Generator(width=4, z_dim=100)
+    x = g(torch.randn(2, 100))
+    assert x.shape == (2, 3, 224, 224)
+    assert x.min() >= -1 and x.max() <= 1
+
+
+def test_generator_channels_run_8w_8w_4w_2w_w_from_7_to_112_pixels():
+    g = Generator(width=4)
+    shapes = []
+    x = torch.randn(2, 100, 1, 1)
+    for layer in g.net:
+        x = layer(x)
+        if isinstance(layer, torch.nn.ReLU):
+            shapes.append(tuple(x.shape[1:]))
+    assert shapes == [(32, 7, 7), (32, 14, 14), (16, 28, 28), (8, 56, 56), (4, 112, 112)]
+
+
+def test_discriminator_gives_one_logit_per_screen_and_mirrors_the_widths():
+    d = Discriminator(width=4)
+    assert d(torch.randn(3, 3, 224, 224)).shape == (3,)
+    convs = [m.out_channels for m in d.net if isinstance(m, torch.nn.Conv2d)]
+    assert convs == [4, 8, 16, 32, 32, 1]
+    assert not isinstance(d.net[1], torch.nn.BatchNorm2d)  # none on the first layer
+
+
+def test_dcgan_init_draws_conv_weights_from_normal_with_std_0_02():
+    torch.manual_seed(0)
+    g, _ = build_models(8, 100)
+    w = g.net[3].weight  # (8W, 8W, 4, 4): 64·64·16 samples
+    assert abs(w.std().item() - 0.02) < 0.001
+    assert abs(w.mean().item()) < 0.001
+
+
+def test_same_seed_builds_identical_networks():
+    torch.manual_seed(3)
+    g1, d1 = build_models(4, 100)
+    torch.manual_seed(3)
+    g2, d2 = build_models(4, 100)
+    assert all(torch.equal(a, b) for a, b in zip(g1.state_dict().values(), g2.state_dict().values(), strict=True))
+
+
+def test_ema_update_moves_weights_and_running_stats_toward_the_model():
+    g, ema = Generator(4), Generator(4)
+    with torch.no_grad():
+        for p in g.parameters():
+            p.fill_(1.0)
+        for p in ema.parameters():
+            p.fill_(0.0)
+        g.net[1].running_mean.fill_(2.0)
+        ema.net[1].running_mean.fill_(0.0)
+        g.net[1].num_batches_tracked.fill_(7)
+    ema_update(ema, g, decay=0.75)
+    assert torch.allclose(next(ema.parameters()), torch.full_like(next(ema.parameters()), 0.25))
+    assert torch.allclose(ema.net[1].running_mean, torch.full((32,), 0.5))
+    assert ema.net[1].num_batches_tracked.item() == 7
+
+
+def test_ema_decay_warms_up_then_holds_the_configured_value():
+    assert ema_decay_at(0, 0.999) == pytest.approx(0.1)
+    assert ema_decay_at(10**6, 0.999) == 0.999
+
+
+def test_sampler_shows_every_screen_once_per_epoch_across_batches():
+    s = EpochSampler(10, seed=1)
+    first = torch.cat([s.next(4), s.next(4), s.next(2)])
+    assert sorted(first.tolist()) == list(range(10))
+    assert s.epoch == 0
+    s.next(3)
+    assert s.epoch == 1
+
+
+def test_sampler_state_round_trip_continues_the_same_order():
+    a = EpochSampler(7, seed=5)
+    a.next(5)
+    b = EpochSampler(7, seed=5)
+    b.load_state_dict(a.state_dict())
+    assert torch.equal(torch.cat([a.next(6) for _ in range(3)]), torch.cat([b.next(6) for _ in range(3)]))
+
+
+def test_sampler_refuses_a_state_from_a_different_number_of_screens():
+    a = EpochSampler(7, seed=5)
+    with pytest.raises(NesganError, match="7 screens"):
+        EpochSampler(8, seed=5).load_state_dict(a.state_dict())
+
+
+def test_batches_convert_to_minus_one_one_channels_last_and_back_exactly():
+    u8 = torch.from_numpy(fake_screens(2, seed=3))
+    x = to_float(u8)
+    assert x.shape == (2, 3, 224, 224) and x.min() >= -1 and x.max() <= 1
+    assert x.is_contiguous(memory_format=torch.channels_last)
+    assert (to_uint8(x) == u8.numpy()).all()
+
+
+def test_fake_screens_obey_four_colours_per_screen():
+    import numpy as np
+
+    s = fake_screens(3, seed=0)
+    assert s.shape == (3, 224, 224, 3) and s.dtype == np.uint8
+    assert all(len(np.unique(x.reshape(-1, 3), axis=0)) <= 4 for x in s)
+
+
+def test_laplacian_pyramid_has_levels_from_224_down_to_28():
+    levels = swd.laplacian_pyramid(torch.zeros(1, 3, 224, 224))
+    assert [lv.shape[-1] for lv in levels] == [224, 112, 56, 28]
+
+
+def test_swd_is_near_zero_for_one_set_and_larger_for_a_different_one():
+    real = to_float(torch.from_numpy(fake_screens(8, seed=0)))
+    same = swd.swd(swd.descriptors(real), swd.descriptors(real))
+    noise = swd.swd(swd.descriptors(real), swd.descriptors(torch.rand(8, 3, 224, 224) * 2 - 1))
+    assert max(same) < 1e-6
+    assert min(noise) > 10 * max(max(same), 1.0)
+
+
+def test_precision_choice_honours_explicit_requests():
+    cpu = torch.device("cpu")
+    assert pick_autocast(cpu, "fp32") is None
+    assert pick_autocast(cpu, "bf16") is torch.bfloat16
+
+
+def test_presets_fill_unset_values_and_flags_override_them():
+    c = resolve_train_config("small", width=5, steps=None)
+    assert c.width == 5 and c.batch_size == 32 and c.preset == "small"
+
+
+def test_resume_check_names_the_flag_and_both_values():
+    saved = TrainConfig(width=8)
+    with pytest.raises(NesganError, match="--width 16 differs from the run's 8"):
+        check_resumable(saved, TrainConfig(width=16))
+    check_resumable(saved, TrainConfig(width=8, steps=9999, sample_every=3))  # allowed changes
+
+
+def test_config_rejects_nonsense_values_with_the_flag_name():
+    with pytest.raises(NesganError, match="--batch-size"):
+        TrainConfig(batch_size=0)

@@ -1,0 +1,204 @@
+"""`nesgan train`: run folder, exact resume after SIGKILL, refusals, bad input, DDP."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from nesgan.cli import cli
+from nesgan.gan.data import write_fake_screens
+
+TINY = ["--width", "4", "--batch-size", "2", "--sample-every", "1000", "--precision", "fp32"]
+
+
+@pytest.fixture(scope="module")
+def screens(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("screens")
+    write_fake_screens(folder, 6, seed=0)
+    return folder
+
+
+def train(*args: str):
+    return CliRunner().invoke(cli, ["train", *args])
+
+
+def states_equal(a, b, path="") -> list[str]:
+    """Paths where two checkpoint trees differ (tensors compared bitwise)."""
+    if isinstance(a, torch.Tensor):
+        return [] if isinstance(b, torch.Tensor) and torch.equal(a, b) else [path]
+    if isinstance(a, dict):
+        if set(a) != set(b):
+            return [path + " keys"]
+        return [d for k in a for d in states_equal(a[k], b[k], f"{path}/{k}")]
+    if isinstance(a, (list, tuple)):
+        return [d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in states_equal(x, y, f"{path}[{i}]")]
+    return [] if a == b else [path]
+
+
+def test_train_writes_config_checkpoints_samples_and_metrics(screens, tmp_path):
+    run = tmp_path / "run"
+    r = train("--data", str(screens), "--run", str(run), *TINY, "--steps", "4",
+              "--checkpoint-every", "2", "--sample-every", "2")
+    assert r.exit_code == 0, r.output
+    config = json.loads((run / "config.json").read_text())
+    assert config["width"] == 4 and config["steps"] == 4 and config["preset"] == "tiny"
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == \
+        ["last.pt", "step-000002.pt", "step-000004.pt"]
+    with Image.open(run / "samples" / "step-000004.png") as im:
+        assert im.size == (4 * 224, 4 * 224) and im.mode == "RGB"
+    assert (run / "samples" / "latest.png").read_bytes() == (run / "samples" / "step-000004.png").read_bytes()
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows] == [2, 4]
+    for key in ("loss_d", "loss_g", "d_x", "d_g_z", "images_per_s"):
+        assert all(isinstance(row[key], float) for row in rows)
+    assert all(row["swd"] > 0 and len(row["swd_levels"]) == 4 for row in rows)
+
+
+def test_checkpoint_loads_with_weights_only_and_holds_the_whole_state(screens, tmp_path):
+    run = tmp_path / "run"
+    assert train("--data", str(screens), "--run", str(run), *TINY, "--steps", "2").exit_code == 0
+    state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    for key in ("generator", "discriminator", "ema", "opt_g", "opt_d", "data", "noise", "rng",
+                "fixed_noise", "config"):
+        assert key in state
+    assert state["step"] == 2 and state["config"]["width"] == 4
+    assert state["opt_g"]["state"], "Adam moments are saved"
+
+
+def _kill_after_checkpoint(cmd: list[str], ckpt: Path) -> None:
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not ckpt.exists():
+            assert proc.poll() is None, "training ended before its first checkpoint"
+            assert time.monotonic() < deadline, "no checkpoint within 120 s"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_resume_after_sigkill_ends_bitwise_equal_to_an_uninterrupted_run(screens, tmp_path, precision):
+    killed, straight = tmp_path / "killed", tmp_path / "straight"
+    common = ["--data", str(screens), "--width", "4", "--batch-size", "2", "--sample-every", "3",
+              "--precision", precision, "--seed", "7"]
+    _kill_after_checkpoint(
+        [sys.executable, "-m", "nesgan", "train", "--run-dir", str(killed), *common,
+         "--steps", "100000", "--checkpoint-every", "2"],
+        killed / "checkpoints" / "step-000004.pt")
+    done = torch.load(killed / "checkpoints" / "last.pt", weights_only=True)["step"]
+    assert done >= 4 and done % 2 == 0
+    target = str(done + 3)  # an odd number of steps on top, so the final save is off the grid
+    r = train("--run", str(killed), "--resume", "--steps", target)
+    assert r.exit_code == 0, r.output
+    r = train("--run", str(straight), *common, "--steps", target, "--checkpoint-every", "2")
+    assert r.exit_code == 0, r.output
+    a = torch.load(killed / "checkpoints" / "last.pt", weights_only=True)
+    b = torch.load(straight / "checkpoints" / "last.pt", weights_only=True)
+    assert a["step"] == b["step"] == int(target)
+    a["config"].pop("run"), b["config"].pop("run")
+    a["config"].pop("steps"), b["config"].pop("steps")
+    assert states_equal(a, b) == []
+    rows = [json.loads(x) for x in (killed / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == sorted({r["step"] for r in rows}), "no duplicate rows after resume"
+
+
+def test_starting_over_a_non_empty_run_needs_overwrite(screens, tmp_path):
+    run = tmp_path / "run"
+    assert train("--data", str(screens), "--run", str(run), *TINY, "--steps", "1").exit_code == 0
+    r = train("--data", str(screens), "--run", str(run), *TINY, "--steps", "1")
+    assert r.exit_code == 1
+    assert "--overwrite" in r.output and "Traceback" not in r.output
+    (run / "notes.txt").write_text("mine")
+    r = train("--data", str(screens), "--run", str(run), *TINY, "--steps", "1", "--overwrite", "--seed", "3")
+    assert r.exit_code == 0, r.output
+    assert json.loads((run / "config.json").read_text())["seed"] == 3
+    assert (run / "notes.txt").read_text() == "mine", "files nesgan did not write are kept"
+
+
+def test_resume_with_a_different_width_is_refused_naming_the_difference(screens, tmp_path):
+    run = tmp_path / "run"
+    assert train("--data", str(screens), "--run", str(run), *TINY, "--steps", "1").exit_code == 0
+    r = train("--run", str(run), "--resume", "--width", "16", "--steps", "2")
+    assert r.exit_code == 1
+    assert r.output.strip() == "Error: --width 16 differs from the run's 4; resume with the run's " \
+                               "settings or start over with --overwrite"
+
+
+def test_resume_keeps_the_runs_settings_and_may_raise_steps(screens, tmp_path):
+    run = tmp_path / "run"
+    assert train("--data", str(screens), "--run", str(run), *TINY, "--steps", "1").exit_code == 0
+    r = train("--run", str(run), "--resume", "--steps", "3")
+    assert r.exit_code == 0, r.output
+    assert "now at 3" in r.output
+    state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    assert state["step"] == 3 and state["config"]["width"] == 4 and state["config"]["steps"] == 3
+
+
+@pytest.mark.parametrize("setup, message", [
+    ("missing", "is not a folder of screens"),
+    ("empty", "no *.png files"),
+    ("off_size", "is 256×240, not 224×224"),
+])
+def test_bad_data_folders_fail_with_one_line(tmp_path, setup, message):
+    data = tmp_path / "data"
+    if setup != "missing":
+        data.mkdir()
+    if setup == "off_size":
+        Image.new("RGB", (256, 240)).save(data / "a.png")
+    r = train("--data", str(data), "--run", str(tmp_path / "run"), *TINY, "--steps", "1")
+    assert r.exit_code == 1
+    assert message in r.output and len(r.output.strip().splitlines()) == 1
+
+
+def test_resume_from_a_corrupt_checkpoint_fails_with_one_line(screens, tmp_path):
+    run = tmp_path / "run"
+    assert train("--data", str(screens), "--run", str(run), *TINY, "--steps", "1").exit_code == 0
+    (run / "checkpoints" / "last.pt").write_bytes(b"PK\x03\x04 not really a zip")
+    r = train("--run", str(run), "--resume", "--steps", "2")
+    assert r.exit_code == 1
+    assert "is corrupt" in r.output and len(r.output.strip().splitlines()) == 1
+
+
+def test_running_out_of_memory_says_lower_batch_size(screens, tmp_path, monkeypatch):
+    import nesgan.gan.train as train_module
+
+    def oom(*args, **kwargs):
+        raise RuntimeError("DefaultCPUAllocator: not enough memory: you tried to allocate 9 GB.")
+
+    monkeypatch.setattr(train_module, "train_step", oom)
+    r = train("--data", str(screens), "--run", str(tmp_path / "run"), *TINY, "--steps", "1")
+    assert r.exit_code == 1
+    assert "lower --batch-size" in r.output and "Traceback" not in r.output
+
+
+@pytest.mark.slow
+def test_torchrun_trains_with_two_gloo_processes_and_rank_zero_writes(screens, tmp_path):
+    torchrun = Path(sys.executable).with_name("torchrun")
+    if not torchrun.exists():
+        pytest.skip("torchrun is not installed next to this Python")
+    run = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run(
+        [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "nesgan", "train",
+         "--data", str(screens), "--run-dir", str(run), "--device", "cpu", *TINY,
+         "--steps", "3", "--checkpoint-every", "3"],
+        capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.count("trained 3 steps") == 1, "only rank 0 reports"
+    state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    assert state["step"] == 3 and state["world_size"] == 2
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["world_size"] == 2
+    shutil.rmtree(run)
