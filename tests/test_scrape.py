@@ -99,6 +99,19 @@ def test_max_images_bounds_a_run_and_a_rerun_with_a_larger_cap_continues(museum,
     assert len(image_requests) == len(set(image_requests)) == 7  # nothing fetched twice
 
 
+def test_reaching_max_images_fetches_no_further_page(museum, tmp_path):
+    site, _ = museum
+    crawl(site.url + "/nes.htm", tmp_path, max_images=GAMES["alpha-quest"])
+    assert "/nes/01/beta-land.html" not in site.paths()
+
+
+def test_a_crawl_that_finds_no_screenshots_says_where_to_look(museum, tmp_path):
+    site, _ = museum
+    result = crawl(site.url + "/nes.htm", tmp_path, max_pages=1)
+    assert "no screenshots found on 1 pages" in result.summary()
+    assert not (tmp_path / "raw" / MANIFEST).read_text()
+
+
 def test_max_pages_bounds_the_pages_handled(museum, tmp_path):
     site, _shots = museum
     result = crawl(site.url + "/nes.htm", tmp_path, max_pages=4)  # entry, 2 frames, 1 game

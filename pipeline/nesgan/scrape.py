@@ -6,12 +6,14 @@
    depth, a page's links are followed while depth < `max_depth` unless the page is a game page
    (it shows at least as many screenshots as it links to pages).
 3. Each screenshot is fetched right after its page, checked (content type, magic bytes, header
-   dimensions before any decoding, then a full decode), stored once per content as
-   `raw/<sha256[:2]>/<sha256>.<ext>` and recorded in `raw/manifest.jsonl` (one row per image URL).
+   dimensions before any decoding, then the whole file: `nesgan.rawstore.check_image`), stored
+   once per content as `raw/<sha256[:2]>/<sha256>.<ext>` and recorded in `raw/manifest.jsonl`
+   (one row per image URL, appended once the file is in place).
 4. `nesgan.screens.crop_folder` crops what landed into OUT/screens.
 
 Resume: image URLs already in the manifest are never fetched again; pages are cached as their
-parsed outcome in `raw/.scrape/pages.jsonl` (a page that parsed is not fetched again; one that failed is).
+parsed outcome in `raw/.scrape/pages.jsonl` (a page that parsed is not fetched again; one that
+failed is). Originals whose file did not survive (see `nesgan.rawstore`) are fetched again.
 """
 
 from __future__ import annotations
@@ -106,6 +108,10 @@ class ScrapeResult:
                  + (f" ({self.resumed} already done)" if self.resumed else ""),
                  f"requests: {self.requests} at ≥ {self.gap:g} s apart",
                  f"originals and manifest: {self.raw}"]
+        if not self.images:
+            lines.append(f"no screenshots found on {self.pages} pages: nesgan takes bare-named "
+                         '<img src="smb-1.png"> (or <a href> to them) on game pages; '
+                         f"{self.raw / PAGES} lists what each page linked to")
         if self.crop is not None:
             lines.append(f"crops: {self.crop.format()}")
         return "\n".join(lines)
@@ -204,8 +210,9 @@ class _Crawler:
                 continue
             title = game or page.title
             for image in page.images:
-                if not self._image(image, url, title):
-                    return  # --max-images reached
+                self._image(image, url, title)
+                if self._images_full():
+                    return  # --max-images reached: no page beyond this one is fetched
             for frame in page.frames:
                 if frame not in queued and origin(frame) == self.client.origin:
                     queued.add(frame)
@@ -282,19 +289,19 @@ class _Crawler:
 
     # -- images ------------------------------------------------------------------------------
 
-    def _image(self, url: str, page: str, game: str) -> bool:
-        """Handle one image URL; False once --max-images is reached."""
+    def _images_full(self) -> bool:
+        return self.config.max_images is not None and len(self.images_seen) >= self.config.max_images
+
+    def _image(self, url: str, page: str, game: str) -> None:
+        """Fetch, check and record one image URL (or count it, when an earlier run did)."""
         if url in self.images_seen:
-            return True
-        limit = self.config.max_images
-        if limit is not None and len(self.images_seen) >= limit:
-            return False
+            return
         self.images_seen.add(url)
         self.bar.update(1)
         if url in self.done:
             self.result.resumed += 1
             self.result.images[self.done[url]["status"]] += 1
-            return True
+            return
         row = {"url": url, "page": page, "game": game, "status": "ok", "error": None,
                "sha256": None, "path": None, "width": None, "height": None, "bytes": None,
                "content_type": None}
@@ -305,7 +312,6 @@ class _Crawler:
         self.writer.put(row, body, ext)  # stores the original, then appends the row
         self.done[url] = row
         self.result.images[row["status"]] += 1
-        return True
 
     def _fetch_image(self, url: str) -> tuple[dict, bytes | None, str | None]:
         """(manifest fields, bytes to store, extension): bytes only for a new `ok` original."""
