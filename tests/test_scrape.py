@@ -268,7 +268,7 @@ def _after(n_bad: int, bad, good: bytes):
 
 
 def _slow(h, n):
-    time.sleep(1.0)
+    time.sleep(2.5)
     send(h, 200, screenshot(9), "image/png")
 
 
@@ -314,7 +314,7 @@ def test_every_injected_fault_ends_in_the_right_manifest_row(tmp_path):
     }
     try:
         with Site(routes) as site:
-            result = crawl(site.url + "/f/game.html", tmp_path, retries=2, timeout=0.4,
+            result = crawl(site.url + "/f/game.html", tmp_path, retries=2, timeout=1.0,
                            max_image_bytes=200_000, max_retry_after=1)
             hits = dict(site.hits)
         status = {u.rsplit("/", 1)[1]: r["status"] for u, r in rows(tmp_path).items()}
@@ -420,7 +420,7 @@ def test_a_scrape_killed_mid_run_resumes_to_the_same_files_and_rows(tmp_path):
     with Site(routes) as site:
         def command(out):
             return [sys.executable, "-m", "nesgan", "scrape", site.url + "/nes.htm",
-                    "--out", str(out), "--delay", "0.05"]
+                    "--out", str(out), "--delay", "0.1"]
 
         killed = tmp_path / "killed"
         proc = subprocess.Popen(command(killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
