@@ -17,7 +17,8 @@ from PIL import Image
 from nesgan.cli import cli
 from nesgan.gan.data import write_fake_screens
 
-TINY = ["--width", "4", "--batch-size", "2", "--sample-every", "1000", "--precision", "fp32"]
+TINY = ["--width", "4", "--batch-size", "2", "--sample-every", "1000", "--precision", "fp32",
+        "--swd-images", "4"]
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +92,8 @@ def _kill_after_checkpoint(cmd: list[str], ckpt: Path) -> None:
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_resume_after_sigkill_ends_bitwise_equal_to_an_uninterrupted_run(screens, tmp_path, precision):
     killed, straight = tmp_path / "killed", tmp_path / "straight"
-    common = ["--data", str(screens), "--width", "4", "--batch-size", "2", "--sample-every", "3",
+    common = ["--data", str(screens), "--width", "4", "--batch-size", "2", "--sample-every", "1000",
+              "--swd-images", "4",
               "--precision", precision, "--seed", "7"]
     _kill_after_checkpoint(
         [sys.executable, "-m", "nesgan", "train", "--run-dir", str(killed), *common,

@@ -167,7 +167,9 @@ def crop_cmd(src: Path, out: Path, overwrite: bool) -> None:
 @click.option("--resume", is_flag=True, help="Continue from checkpoints/last.pt.")
 @click.option("--overwrite", is_flag=True, help="Delete the run folder's contents and start over.")
 @click.option("--precision", default=None, type=click.Choice(["auto", "fp32", "bf16"]),
-              help="auto: bf16 autocast where the hardware runs it fast (CUDA, AMX CPUs), else fp32.")
+              help="auto: bf16 autocast where the hardware runs it fast (CUDA, AMX or AVX-512 BF16 CPUs), else fp32.")
+@click.option("--swd-images", default=None, type=click.IntRange(2),
+              help="Real and generated screens in the fixed sets the SWD quality number compares (default 64).")
 def train_cmd(resume: bool, overwrite: bool, **options) -> None:
     """Train the DCGAN on 224×224 screens.
 

@@ -1,0 +1,102 @@
+"""`nesgan generate`: PNGs from the EMA generator, seeded, and clear errors on bad runs."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from nesgan.cli import cli
+from nesgan.errors import NesganError
+from nesgan.gan.config import GenerateConfig
+from nesgan.gan.data import write_fake_screens
+from nesgan.gan.sample import generate
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("gen")
+    write_fake_screens(root / "screens", 4, seed=1)
+    r = CliRunner().invoke(cli, ["train", "--data", str(root / "screens"), "--run", str(root / "run"),
+                                 "--width", "4", "--batch-size", "2", "--steps", "2",
+                                 "--precision", "fp32", "--swd-images", "4"])
+    assert r.exit_code == 0, r.output
+    return root / "run"
+
+
+def pixels(paths: list[Path]) -> list[np.ndarray]:
+    return [np.asarray(Image.open(p)) for p in paths]
+
+
+def test_generate_writes_n_rgb_224_pngs_named_in_order(run, tmp_path):
+    r = CliRunner().invoke(cli, ["generate", "--run", str(run), "-n", "3", "--out", str(tmp_path / "g")])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in (tmp_path / "g").iterdir()) == ["gen-0000.png", "gen-0001.png", "gen-0002.png"]
+    for p in (tmp_path / "g").iterdir():
+        with Image.open(p) as im:
+            assert im.size == (224, 224) and im.mode == "RGB"
+
+
+def test_same_seed_gives_identical_screens_and_another_seed_different_ones(run, tmp_path):
+    a = generate(GenerateConfig(run=str(run), count=3, out=str(tmp_path / "a"), seed=5, batch_size=2))
+    b = generate(GenerateConfig(run=str(run), count=3, out=str(tmp_path / "b"), seed=5))
+    c = generate(GenerateConfig(run=str(run), count=3, out=str(tmp_path / "c"), seed=6))
+    assert all((x == y).all() for x, y in zip(pixels(a), pixels(b), strict=True))
+    assert not all((x == y).all() for x, y in zip(pixels(a), pixels(c), strict=True))
+    assert len({x.tobytes() for x in pixels(a)}) == 3, "each screen is its own sample"
+
+
+def test_generate_without_a_checkpoint_says_to_train_first(tmp_path):
+    r = CliRunner().invoke(cli, ["generate", "--run", str(tmp_path / "nothing"), "--out", str(tmp_path / "g")])
+    assert r.exit_code == 1
+    assert "no checkpoint" in r.output and "nesgan train" in r.output
+    assert not (tmp_path / "g").exists()
+
+
+def _copy_run(run: Path, dest: Path) -> Path:
+    (dest / "checkpoints").mkdir(parents=True)
+    (dest / "checkpoints" / "last.pt").write_bytes((run / "checkpoints" / "last.pt").read_bytes())
+    return dest
+
+
+def test_a_corrupt_checkpoint_is_one_clear_line(run, tmp_path):
+    bad = _copy_run(run, tmp_path / "bad")
+    data = (bad / "checkpoints" / "last.pt").read_bytes()
+    (bad / "checkpoints" / "last.pt").write_bytes(data[: len(data) // 2])
+    r = CliRunner().invoke(cli, ["generate", "--run", str(bad), "--out", str(tmp_path / "g")])
+    assert r.exit_code == 1
+    assert "is corrupt" in r.output and len(r.output.strip().splitlines()) == 1
+
+
+def test_a_checkpoint_of_another_architecture_is_one_clear_line(run, tmp_path):
+    other = _copy_run(run, tmp_path / "other")
+    path = other / "checkpoints" / "last.pt"
+    state = torch.load(path, weights_only=True)
+    state["config"]["width"] = 8  # weights are W=4
+    torch.save(state, path)
+    r = CliRunner().invoke(cli, ["generate", "--run", str(other), "--out", str(tmp_path / "g")])
+    assert r.exit_code == 1
+    assert "another architecture" in r.output and len(r.output.strip().splitlines()) == 1
+
+
+def test_a_torch_file_that_is_not_a_nesgan_checkpoint_is_refused(tmp_path):
+    (tmp_path / "r" / "checkpoints").mkdir(parents=True)
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "r" / "checkpoints" / "last.pt")
+    with pytest.raises(NesganError, match="not a nesgan checkpoint"):
+        generate(GenerateConfig(run=str(tmp_path / "r"), out=str(tmp_path / "g")))
+
+
+def test_a_pickled_object_is_refused_without_being_executed(tmp_path):
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return (Path.touch, (tmp_path / "pwned",))
+
+    (tmp_path / "r" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "r" / "checkpoints" / "last.pt").write_bytes(pickle.dumps(Evil(), protocol=2))
+    with pytest.raises(NesganError, match="corrupt or not a nesgan checkpoint"):
+        generate(GenerateConfig(run=str(tmp_path / "r"), out=str(tmp_path / "g")))
+    assert not (tmp_path / "pwned").exists()
