@@ -229,6 +229,14 @@ def test_a_start_url_disallowed_by_robots_is_refused(museum, tmp_path):
     assert site.paths() == ["/robots.txt"]
 
 
+def test_a_start_page_that_redirects_to_another_host_is_an_error_naming_the_target(tmp_path):
+    routes = {"/robots.txt": Static(b"", "text/plain"),
+              "/nes.htm": Static(b"", status=301, headers={"Location": "https://example.org/nes.htm"})}
+    with Site(routes) as site:
+        with pytest.raises(NesganError, match="https://example.org/nes.htm"):
+            crawl(site.url + "/nes.htm", tmp_path)
+
+
 # -- a block page ------------------------------------------------------------------------------
 
 

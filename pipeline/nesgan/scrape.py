@@ -96,6 +96,7 @@ class ScrapeResult:
     resumed: int = 0  # image URLs skipped because the manifest already had them
     requests: int = 0
     gap: float = 0.0  # the effective gap between requests
+    last_page_error: str = ""  # why the last failed page failed
     crop: CropSummary | None = None  # what crop_folder returned
 
     def summary(self) -> str:
@@ -206,6 +207,9 @@ class _Crawler:
             page = self._page(url, depth)
             self.result.pages += 1
             self.bar.set_postfix(pages=self.result.pages, refresh=False)
+            if page is None and url == start:
+                raise NesganError(f"the start page {start} gave nothing to crawl "
+                                  f"({self.result.last_page_error}); check the URL")
             if page is None:
                 continue
             title = game or page.title
@@ -276,6 +280,7 @@ class _Crawler:
                                links=[list(x) for x in page.links], images=page.images)
         if row["status"] != "ok":
             self.result.page_failures[row["status"]] += 1
+            self.result.last_page_error = f"{row['status']}: {row['error']}"
         self.pages_log.append(row)
         return page
 
