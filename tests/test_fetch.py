@@ -105,3 +105,13 @@ def test_the_gap_is_kept_between_requests():
         c.get(site.url + "/a", max_bytes=10)
         c.get(site.url + "/a", max_bytes=10)
         assert len(sleeps) == 1 and 4.5 <= sleeps[0] <= 5.0
+
+
+def test_a_body_that_does_not_decode_as_its_content_encoding_is_an_http_error():
+    def route(h, n):
+        send(h, 200, b"this is not gzip at all", "text/html", headers={"Content-Encoding": "gzip"})
+
+    with Site({"/page": route}) as site:
+        with pytest.raises(FetchError, match="Content-Encoding") as e:
+            client(site).get(site.url + "/page", max_bytes=1000)
+        assert e.value.status == "http_error"

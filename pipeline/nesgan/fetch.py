@@ -205,6 +205,10 @@ class PoliteClient:
             if "timed out" in str(e):  # requests wraps a read timeout mid-body this way
                 raise FetchError("timeout", f"no data within {timeout:g} s") from None
             raise FetchError("connection_error", _short(e)) from None
+        except requests.exceptions.ContentDecodingError as e:
+            raise FetchError("http_error", f"body does not decode as its Content-Encoding: {_short(e)}") from None
+        except requests.exceptions.RequestException as e:  # the rest of requests' own family
+            raise FetchError("connection_error", f"{type(e).__name__}: {_short(e)}") from None
         finally:
             self._last_end = time.monotonic()
 
