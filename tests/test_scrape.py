@@ -112,6 +112,19 @@ def test_a_crawl_that_finds_no_screenshots_says_where_to_look(museum, tmp_path):
     assert not (tmp_path / "raw" / MANIFEST).read_text()
 
 
+def test_a_menu_frame_linking_to_other_consoles_does_not_pull_in_their_games(tmp_path):
+    routes, shots = museum_routes({"alpha": 2})
+    routes["/images/nes_a.html"] = Static(b'<a href="../snes.htm" target="_top">SNES</a>')
+    routes["/snes.htm"] = Static(b'<frameset><frame src="snes_b.html"></frameset>')
+    routes["/snes_b.html"] = Static(b'<ol><li><a href="snes/01/x.html">X</a></ol>')
+    routes["/snes/01/x.html"] = Static(b'<img src="x-1.png">')
+    routes["/snes/01/x-1.png"] = Static(screenshot(99), "image/png")
+    with Site(routes) as site:
+        crawl(site.url + "/nes.htm", tmp_path)
+    assert sorted(rows(tmp_path)) == sorted(site.url + p for p in shots)
+    assert "/snes/01/x.html" not in site.paths()
+
+
 def test_max_pages_bounds_the_pages_handled(museum, tmp_path):
     site, _shots = museum
     result = crawl(site.url + "/nes.htm", tmp_path, max_pages=4)  # entry, 2 frames, 1 game

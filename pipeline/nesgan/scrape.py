@@ -2,9 +2,10 @@
 
 1. robots.txt (RFC 9309, `nesgan.robots`), fetched with the crawler's own client: 4xx means
    everything is allowed, 5xx or unreachable means nothing is (the crawl stops, saying so).
-2. Breadth-first over HTML pages on the start URL's origin (`nesgan.discover`): frames cost no
-   depth, a page's links are followed while depth < `max_depth` unless the page is a game page
-   (it shows at least as many screenshots as it links to pages).
+2. Breadth-first over HTML pages on the start URL's origin (`nesgan.discover`): the start page's
+   frames cost no depth (deeper framesets are other sections' entry pages: a hop), a page's links
+   are followed while depth < `max_depth` unless the page is a game page (it shows at least as
+   many screenshots as it links to pages).
 3. Each screenshot is fetched right after its page, checked (content type, magic bytes, header
    dimensions before any decoding, then the whole file: `nesgan.rawstore.check_image`), stored
    once per content as `raw/<sha256[:2]>/<sha256>.<ext>` and recorded in `raw/manifest.jsonl`
@@ -64,7 +65,7 @@ class ScrapeConfig:
     retries: int = 4  # on 429/5xx/timeouts/connection errors
     user_agent: str | None = None  # None: "nesgan/<version> (+<home page>)"
     overwrite: bool = False  # start over instead of resuming
-    max_depth: int = 2  # link hops from the start page (frames are free): list -> game page
+    max_depth: int = 2  # link hops from the start page (its frames are free): list -> game page
     max_html_bytes: int = 2 * 1024 * 1024  # museum pages are tens of KiB
     max_image_bytes: int = 8 * 1024 * 1024  # a 512×480 PNG is < 1 MiB; 8 MiB is generous
     max_pixels: int = 4096 * 4096  # header check before decoding: NES shots are ~256×240
@@ -217,10 +218,14 @@ class _Crawler:
                 self._image(image, url, title)
                 if self._images_full():
                     return  # --max-images reached: no page beyond this one is fetched
+            # The start page's frames are part of it; deeper, a frameset is another section's
+            # entry page (the museum's menu links to every console's), so its frames cost a hop.
+            frame_depth = depth if depth == 0 else depth + 1
             for frame in page.frames:
-                if frame not in queued and origin(frame) == self.client.origin:
+                if frame_depth <= self.config.max_depth and frame not in queued \
+                        and origin(frame) == self.client.origin:
                     queued.add(frame)
-                    queue.append((frame, depth, game))
+                    queue.append((frame, frame_depth, game))
             game_page = bool(page.images) and len(page.images) >= len(page.links)
             if depth < self.config.max_depth and not game_page:
                 for link, text in page.links:
