@@ -36,13 +36,15 @@ import numpy as np
 from nesgan.tiles import TILE, flips, hash_rows
 
 PIXELS = TILE * TILE
-EMBED_DIMS = 16  # PCA dimensions: enough to rank drawings, few enough for a fast tree search
+EMBED_DIMS = 8  # PCA dimensions: enough to rank drawings, few enough for a fast tree search
 EMBED_NEIGHBOURS = 4  # candidates per query from the embedding
 COUNT_CANDIDATES = 4  # candidates per query from the highest block-match counts
 PCA_SAMPLE = 20000  # training tiles the PCA is fitted on
 LABEL_CAP = 16  # colours per tile the vectorised matcher tells apart (NES cells have ≤ 4, + sprites)
 MIN_BLOCK = 12  # pixels per block: smaller blocks match too much by chance (e.g. all one colour)
+POSTING_CAP = 4000  # a group form shared by more training tiles is low-information: read this far
 CHUNK = 50000  # pairs re-ranked at a time: bounds memory to ~100 MB
+KNN_ALGORITHM = "kd_tree"  # exact tree search: at 10⁶ tiles ~10× faster than brute force in 16-d
 
 
 def majority_pixels(tiles: np.ndarray) -> np.ndarray:
@@ -165,13 +167,13 @@ class Found:
     exact: np.ndarray  # (Q,) True when it is certainly the nearest (always so within K)
 
 
-def plan_blocks(k: int) -> int:
-    """Number of pigeonhole blocks for K: 2K + 1 when blocks stay ≥ MIN_BLOCK pixels, else fewer
-    (never under K + 1); 0 when K + 1 blocks would be smaller than MIN_BLOCK / 2 (brute force)."""
-    most = PIXELS // MIN_BLOCK
-    if k + 1 > 2 * most:
-        return 0
-    return max(k + 1, min(2 * k + 1, most))
+def plan_blocks(k: int) -> tuple[int, int]:
+    """(groups, fine blocks) for K: K + 1 groups, each split in two fine blocks while those keep
+    ≥ MIN_BLOCK pixels; (0, 0) when K + 1 groups would be under MIN_BLOCK pixels (brute force)."""
+    groups = k + 1
+    if PIXELS // groups < MIN_BLOCK:
+        return 0, 0
+    return groups, (2 * groups if PIXELS // (2 * groups) >= MIN_BLOCK else groups)
 
 
 class TileSearch:
@@ -180,22 +182,30 @@ class TileSearch:
     def __init__(self, tiles: np.ndarray, k: int):
         self.k = int(k)
         self.tiles = np.ascontiguousarray(np.asarray(tiles, dtype=np.uint8))
-        self.blocks = plan_blocks(self.k)
-        self.need = self.blocks - self.k  # matching blocks a tile within K must have
+        self.groups, self.fine = plan_blocks(self.k)
+        self.need = self.fine - self.k  # fine blocks a tile within K must match
         m = len(self.tiles)
+        self.fine_hash = self._fine_forms(self.tiles)  # (M, F) uint64
+        self.group_hash: list[np.ndarray] = []
+        self.group_ids: list[np.ndarray] = []
         flat = self.tiles.reshape(m, -1)
-        self.block_hash: list[np.ndarray] = []
-        self.block_ids: list[np.ndarray] = []
-        for b in range(self.blocks):
-            h = block_forms(flat[:, b :: self.blocks])
+        for g in range(self.groups):
+            h = block_forms(flat[:, g :: self.groups])
             order = np.argsort(h, kind="stable").astype(np.int32)
-            self.block_hash.append(h[order])
-            self.block_ids.append(order)
+            self.group_hash.append(h[order])
+            self.group_ids.append(order)
         maj = majority_pixels(self.tiles) if m else np.zeros(0, np.int64)
         self.flattest = int(maj.argmax()) if m else -1
         self.nn = None
         if m > EMBED_NEIGHBOURS:
             self._fit_embedding()
+
+    def _fine_forms(self, tiles: np.ndarray) -> np.ndarray:
+        """(N, 16, 16) -> (N, F) uint64 palette-free hashes of the fine blocks (p mod F)."""
+        flat = tiles.reshape(len(tiles), -1)
+        if self.fine == 0:
+            return np.zeros((len(tiles), 0), np.uint64)
+        return np.stack([block_forms(flat[:, b :: self.fine]) for b in range(self.fine)], 1)
 
     def _fit_embedding(self) -> None:
         """PCA of the edge features (numpy eigh of the 480×480 covariance), then a kNN index."""
@@ -211,30 +221,43 @@ class TileSearch:
             _, vecs = np.linalg.eigh((x.T @ x).astype(np.float64))  # ascending eigenvalues
         self.components = vecs[:, ::-1][:, :EMBED_DIMS].astype(np.float32)  # (480, dims)
         emb = np.concatenate([self._embed(self.tiles[s : s + 65536]) for s in range(0, m, 65536)])
-        self.nn = NearestNeighbors(n_neighbors=EMBED_NEIGHBOURS).fit(emb)  # (M, dims)
+        self.nn = NearestNeighbors(n_neighbors=EMBED_NEIGHBOURS, algorithm=KNN_ALGORITHM).fit(emb)  # (M, dims)
 
     def _embed(self, tiles: np.ndarray) -> np.ndarray:
         return (_edge_features(tiles) - self.mean) @ self.components  # (N, dims) float32
 
-    def _block_triples(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """All (query·4 + flip, train id) sharing a block form, and how many blocks they share."""
-        keys = []
+    def _block_triples(self, queries: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Triples (query, flip, train id) sharing a group form, their fine-block match counts,
+        and per query whether every posting was read in full (else its recall is not certain)."""
         m = len(self.tiles)
+        keys, complete, fine_q = [], np.ones(len(queries), bool), []
         for f, qf in enumerate(flips(queries)):  # (Q, 16, 16) each
             flat = qf.reshape(len(qf), -1)
-            for b in range(self.blocks):
-                h = block_forms(flat[:, b :: self.blocks])  # (Q,)
-                lo = np.searchsorted(self.block_hash[b], h, "left")
-                n = np.searchsorted(self.block_hash[b], h, "right") - lo
+            fine_q.append(self._fine_forms(qf))
+            for g in range(self.groups):
+                h = block_forms(flat[:, g :: self.groups])  # (Q,)
+                lo = np.searchsorted(self.group_hash[g], h, "left")
+                n = np.searchsorted(self.group_hash[g], h, "right") - lo
+                complete &= n <= POSTING_CAP
+                n = np.minimum(n, POSTING_CAP)
                 if not n.any():
                     continue
                 q = np.repeat(np.arange(len(qf)), n)
                 start = np.repeat(lo - np.concatenate([[0], np.cumsum(n)[:-1]]), n)
-                ids = self.block_ids[b][start + np.arange(len(q))]
+                ids = self.group_ids[g][start + np.arange(len(q))]
                 keys.append((q * 4 + f).astype(np.int64) * m + ids)
         if not keys:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        return np.unique(np.concatenate(keys), return_counts=True)
+            e = np.zeros(0, np.int64)
+            return e, e, e, e, complete
+        keys = np.unique(np.concatenate(keys))
+        qq, ff, rr = keys // m // 4, keys // m % 4, keys % m
+        fine_q = np.stack(fine_q)  # (4, Q, F)
+        counts = np.zeros(len(keys), np.int64)
+        for s in range(0, len(keys), 1 << 20):
+            sl = slice(s, s + (1 << 20))
+            counts[sl] = (fine_q[ff[sl], qq[sl]] == self.fine_hash[rr[sl]]).sum(1)
+        return qq, ff, rr, counts, complete
 
     def search(self, queries: np.ndarray, trivial: np.ndarray | None = None) -> Found:
         """Nearest training tile for each (Q, 16, 16) query; exact for every distance ≤ K.
@@ -247,14 +270,16 @@ class TileSearch:
         if m == 0:
             return Found(np.full(q, -1), np.full(q, PIXELS), np.zeros(q, np.int64), np.zeros(q, bool))
         trivial = np.zeros(q, bool) if trivial is None else np.asarray(trivial, bool)
-        if self.blocks == 0:  # K too large for selective blocks: compare with everything
+        if self.groups == 0:  # K too large for selective blocks: compare with everything
             qq, ff = np.repeat(np.arange(q), 4 * m), np.tile(np.repeat(np.arange(4), m), q)
             rr = np.tile(np.arange(m), 4 * q)
+            certain = np.ones(q, bool)
         else:
             live = np.flatnonzero(~trivial)
-            keys, counts = self._block_triples(queries[live])
-            qf, rr = keys // m, keys % m
-            qq, ff = live[qf // 4], qf % 4
+            qq, ff, rr, counts, complete = self._block_triples(queries[live])
+            qq = live[qq]
+            certain = np.zeros(q, bool)
+            certain[live] = complete
             # keep every triple that can be within K, plus each query's best few by count
             strong = counts >= self.need
             order = np.lexsort((-counts, qq))
@@ -262,11 +287,15 @@ class TileSearch:
             top = np.zeros(len(order), bool)
             top[order[rank < COUNT_CANDIDATES]] = True
             keep = strong | top
+            settled = np.zeros(q, bool)  # a strong triple is a candidate within K for its query
+            settled[qq[strong]] = True
             qq, ff, rr = qq[keep], ff[keep], rr[keep]
             extra_q, extra_r = [np.flatnonzero(trivial)], [np.full(int(trivial.sum()), self.flattest)]
-            if self.nn is not None:
-                _, nbr = self.nn.kneighbors(self._embed(queries))  # (Q, EMBED_NEIGHBOURS)
-                extra_q.append(np.repeat(np.arange(q), nbr.shape[1]))
+            # queries with a candidate within K need no more; the rest ask the embedding
+            ask = np.flatnonzero(~settled)
+            if self.nn is not None and len(ask):
+                _, nbr = self.nn.kneighbors(self._embed(queries[ask]))  # (A, EMBED_NEIGHBOURS)
+                extra_q.append(np.repeat(ask, nbr.shape[1]))
                 extra_r.append(nbr.ravel())
             eq, er = np.concatenate(extra_q), np.concatenate(extra_r)  # all 4 flips of these
             qq = np.concatenate([qq, np.repeat(eq, 4)])
@@ -274,29 +303,38 @@ class TileSearch:
             rr = np.concatenate([rr, np.repeat(er, 4)])
             uniq = np.unique((qq * 4 + ff).astype(np.int64) * m + rr)
             qq, ff, rr = uniq // m // 4, uniq // m % 4, uniq % m
-        return self._rerank(queries, qq, ff, rr, trivial)
+        return self._rerank(queries, qq, ff, rr, certain)
 
     def _rerank(self, queries: np.ndarray, qq: np.ndarray, ff: np.ndarray, rr: np.ndarray,
-                trivial: np.ndarray) -> Found:
-        """Exact distances of candidate triples (query, flip, train id); the best per query."""
+                certain: np.ndarray) -> Found:
+        """Exact distances of candidate triples (query, flip, train id); the best per query.
+
+        1. bounds for every triple (vectorised); 2. the Hungarian algorithm only where a triple's
+        lower bound could beat the best distance its query already achieves; 3. per query, the
+        smallest distance (ties: the earlier flip, then the first-seen training tile).
+        """
         q = len(queries)
         q_flips = flips(queries)  # (4, Q, 16, 16)
         lab, cols = frequency_labels(queries)
         lab_flips = flips(lab.reshape(-1, TILE, TILE))  # (4, Q, 16, 16): flips commute with labels
-        best = np.full(q, PIXELS + 1, dtype=np.int64)
-        best_r = np.zeros(q, dtype=np.int64)
-        best_f = np.zeros(q, dtype=np.int64)
-        # process the most promising first (by query, then order given) in chunks
+        d_hi = np.empty(len(qq), np.int64)  # achievable distance
+        d_lo = np.empty(len(qq), np.int64)  # no bijection does better
         for s in range(0, len(qq), CHUNK):
             cq, cf, cr = qq[s : s + CHUNK], ff[s : s + CHUNK], rr[s : s + CHUNK]
-            d = oriented_distances(q_flips[cf, cq], self.tiles[cr], lab_flips[cf, cq], cols[cq],
-                                   limit=best[cq])
-            order = np.lexsort((cr, cf, d, cq))  # per query: smallest d, then flip, then id
-            firsts = order[np.r_[True, cq[order[1:]] != cq[order[:-1]]]] if len(order) else order
-            tq = cq[firsts]
-            better = d[firsts] < best[tq]
-            best[tq[better]] = d[firsts][better]
-            best_r[tq[better]] = cr[firsts][better]
-            best_f[tq[better]] = cf[firsts][better]
-        exact = (best <= self.k) & ~trivial if self.blocks else np.ones(q, bool)
+            t_lab, t_cols = frequency_labels(self.tiles[cr])
+            lo, hi = _bounds(lab_flips[cf, cq].reshape(len(cq), -1), t_lab)
+            many = (cols[cq] >= LABEL_CAP) | (t_cols >= LABEL_CAP)  # capped labels: bound only
+            d_hi[s : s + CHUNK] = np.where(many, PIXELS + 1, PIXELS - lo)
+            d_lo[s : s + CHUNK] = PIXELS - hi
+        best = np.full(q, PIXELS + 1, np.int64)
+        np.minimum.at(best, qq, d_hi)
+        for i in np.flatnonzero((d_lo < d_hi) & (d_lo < best[qq])):
+            d_hi[i] = PIXELS - _hungarian(q_flips[ff[i], qq[i]].ravel(), self.tiles[rr[i]].ravel())
+        order = np.lexsort((rr, ff, d_hi, qq))
+        firsts = order[np.r_[True, qq[order[1:]] != qq[order[:-1]]]] if len(order) else order
+        best_r = np.zeros(q, np.int64)
+        best_f = np.zeros(q, np.int64)
+        best[:] = PIXELS + 1
+        best[qq[firsts]], best_r[qq[firsts]], best_f[qq[firsts]] = d_hi[firsts], rr[firsts], ff[firsts]
+        exact = certain & (best <= self.k) if self.groups else certain
         return Found(best_r, np.minimum(best, PIXELS), best_f, exact)
