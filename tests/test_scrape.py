@@ -101,8 +101,9 @@ def test_max_images_bounds_a_run_and_a_rerun_with_a_larger_cap_continues(museum,
 
 def test_reaching_max_images_fetches_no_further_page(museum, tmp_path):
     site, _ = museum
-    crawl(site.url + "/nes.htm", tmp_path, max_images=GAMES["alpha-quest"])
+    result = crawl(site.url + "/nes.htm", tmp_path, max_images=GAMES["alpha-quest"])
     assert "/nes/01/beta-land.html" not in site.paths()
+    assert "stopped at --max-images 5" in result.summary()
 
 
 def test_a_crawl_that_finds_no_screenshots_says_where_to_look(museum, tmp_path):

@@ -98,15 +98,18 @@ class ScrapeResult:
     requests: int = 0
     gap: float = 0.0  # the effective gap between requests
     last_page_error: str = ""  # why the last failed page failed
+    stopped_by: str = ""  # "--max-images N" or "--max-pages N" when a cap ended the crawl
     crop: CropSummary | None = None  # what crop_folder returned
 
     def summary(self) -> str:
         ok, dup = self.images.get("ok", 0), self.images.get("duplicate", 0)
         failed = {k: v for k, v in sorted(self.images.items()) if k not in ("ok", "duplicate")}
         lines = [f"pages: {self.pages} ({self.pages_fetched} fetched this run)"
-                 + (f", failed: {dict(self.page_failures)}" if self.page_failures else ""),
+                 + (f", not crawled: {dict(sorted(self.page_failures.items()))}"
+                    if self.page_failures else "")
+                 + (f"; stopped at {self.stopped_by}" if self.stopped_by else ""),
                  f"images: {ok} ok, {dup} duplicates"
-                 + (f", failed: {failed}" if failed else "")
+                 + (f", not stored: {failed}" if failed else "")
                  + (f" ({self.resumed} already done)" if self.resumed else ""),
                  f"requests: {self.requests} at ≥ {self.gap:g} s apart",
                  f"originals and manifest: {self.raw}"]
@@ -203,6 +206,7 @@ class _Crawler:
         queued = {start}
         while queue:
             if self.config.max_pages is not None and self.result.pages >= self.config.max_pages:
+                self.result.stopped_by = f"--max-pages {self.config.max_pages}"
                 return
             url, depth, game = queue.popleft()
             page = self._page(url, depth)
@@ -216,8 +220,9 @@ class _Crawler:
             title = game or page.title
             for image in page.images:
                 self._image(image, url, title)
-                if self._images_full():
-                    return  # --max-images reached: no page beyond this one is fetched
+                if self._images_full():  # no page beyond this one is fetched
+                    self.result.stopped_by = f"--max-images {self.config.max_images}"
+                    return
             # The start page's frames are part of it; deeper, a frameset is another section's
             # entry page (the museum's menu links to every console's), so its frames cost a hop.
             frame_depth = depth if depth == 0 else depth + 1
