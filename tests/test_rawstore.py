@@ -2,8 +2,10 @@ import hashlib
 
 import pytest
 
+from nesgan.errors import NesganError
 from nesgan.files import read_jsonl
 from nesgan.rawstore import (
+    Lock,
     SyncedAppender,
     Writer,
     check_image,
@@ -110,3 +112,12 @@ def test_clear_removes_only_what_the_scraper_wrote(tmp_path):
     (tmp_path / "notes.txt").write_text("keep")
     clear(tmp_path, (MANIFEST,))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "notes.txt"]
+
+
+def test_a_second_scrape_into_the_same_folder_is_refused_while_the_first_holds_the_lock(tmp_path):
+    with Lock(tmp_path / "raw" / ".scrape" / "lock"):
+        with pytest.raises(NesganError, match="another `nesgan scrape`"):
+            scrape(ScrapeConfig(url="http://127.0.0.1:9/nes.htm", out=tmp_path, crop=False,
+                                progress=False))
+    with Lock(tmp_path / "raw" / ".scrape" / "lock"):
+        pass  # released: taken again

@@ -355,7 +355,7 @@ def test_every_injected_fault_ends_in_the_right_manifest_row(tmp_path):
         assert result.images["ok"] == 5
         # Only whole, decodable images landed, named by their content.
         stored = sorted(p for p in (tmp_path / "raw").rglob("*") if p.is_file()
-                        and not p.name.endswith((".jsonl", ".json")))
+                        and ".scrape" not in p.parts and p.name != MANIFEST)
         assert len(stored) == 5
         for p in stored:
             assert hashlib.sha256(p.read_bytes()).hexdigest() == p.stem

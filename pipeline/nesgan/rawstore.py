@@ -20,6 +20,7 @@ import time
 import warnings
 from pathlib import Path
 
+from nesgan.errors import NesganError
 from nesgan.files import JsonlAppender, dumps_row, iter_jsonl, write_jsonl
 
 _HASH_DIR = re.compile(r"^[0-9a-f]{2}$")
@@ -131,6 +132,35 @@ def _survived(row: dict, raw: Path) -> bool:
         return (raw / row["path"]).stat().st_size == row["bytes"]
     except (OSError, KeyError, TypeError):
         return False
+
+
+class Lock:
+    """An exclusive lock on a file (flock): one scrape at a time writes a raw folder, so two runs
+    can neither interleave rows nor double the request rate. The OS drops it if we are killed."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._f = None
+
+    def __enter__(self) -> Lock:
+        try:
+            import fcntl
+        except ImportError:  # no flock (Windows): run unguarded
+            return self
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._f = open(self.path, "a+")
+        try:
+            fcntl.flock(self._f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._f.close()
+            self._f = None
+            raise NesganError(f"another `nesgan scrape` is writing {self.path.parent.parent}; wait "
+                              "for it to finish (or stop it) and run this again") from None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._f is not None:
+            self._f.close()  # closing releases the flock
 
 
 def clear(raw: Path, names: tuple[str, ...]) -> None:

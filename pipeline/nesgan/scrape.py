@@ -31,6 +31,7 @@ from nesgan.errors import NesganError
 from nesgan.fetch import DEFAULT_USER_AGENT, ClientConfig, FetchError, PoliteClient, origin
 from nesgan.files import iter_jsonl, write_json
 from nesgan.rawstore import (
+    Lock,
     SyncedAppender,
     Writer,
     check_image,
@@ -50,6 +51,7 @@ MANIFEST = "manifest.jsonl"
 STATE = ".scrape"  # hidden, so the crop stage (which crops every other file under raw/) skips it
 PAGES = f"{STATE}/pages.jsonl"
 CONFIG = f"{STATE}/config.json"
+LOCK = f"{STATE}/lock"
 
 _OK_CONTENT_TYPES = ("", "application/octet-stream", "binary/octet-stream")
 
@@ -129,18 +131,19 @@ class Blocked(NesganError):
 def scrape(config: ScrapeConfig) -> ScrapeResult:
     """Crawl `config.url` into OUT/raw (resumable), then crop into OUT/screens."""
     raw, screens = config.out / "raw", config.out / "screens"
-    if config.overwrite:
-        clear(raw, (MANIFEST, PAGES, CONFIG))
-    raw.mkdir(parents=True, exist_ok=True)
-    remove_temp_files(raw)
-    write_json(raw / CONFIG, {k: str(v) if isinstance(v, Path) else v
-                                     for k, v in asdict(config).items()})
     result = ScrapeResult(raw=raw, screens=screens)
-    crawler = _Crawler(config, raw, result)
-    try:
-        crawler.run()
-    finally:
-        crawler.close()
+    with Lock(raw / LOCK):
+        if config.overwrite:
+            clear(raw, (MANIFEST, PAGES, CONFIG))
+        raw.mkdir(parents=True, exist_ok=True)
+        remove_temp_files(raw)
+        write_json(raw / CONFIG, {k: str(v) if isinstance(v, Path) else v
+                                  for k, v in asdict(config).items()})
+        crawler = _Crawler(config, raw, result)
+        try:
+            crawler.run()
+        finally:
+            crawler.close()
     if config.crop:
         result.crop = _crop(raw, screens, overwrite=config.overwrite)
     return result
