@@ -2,9 +2,9 @@
 
 Every entry shows the generated tile and its nearest training tile (mirrored the way they match,
 so the two look alike when they are), enlarged by an integer factor with nearest-neighbour
-pixels, above a bar coloured by verdict (red near-copy, grey trivial, green original) whose
-length grows with the distance (full at 64 px), and the tile id and distance in a 3×5 bitmap
-font. Near-copies come first, then originals from the closest up, then trivial tiles.
+pixels, above a bar coloured by verdict (red near-copy, grey trivial, green original), a white
+line whose length grows with the distance (full at 64 px), and the tile id and distance in a 3×5
+bitmap font. Near-copies come first, then originals from the closest up, then trivial tiles.
 """
 
 from __future__ import annotations
@@ -89,9 +89,10 @@ def render_sheet(entries: list[int], tiles: np.ndarray, nearest: np.ndarray | No
         bar_y = y0 + t + _PAD
         full = 2 * t + _PAD
         length = full if d is None else max(2, int(round(full * min(d, BAR_FULL) / BAR_FULL)))
-        img[bar_y : bar_y + 4, x0 : x0 + length] = colour
+        img[bar_y : bar_y + 4, x0 : x0 + full] = colour  # the verdict, full width
+        img[bar_y + 4 : bar_y + 6, x0 : x0 + length] = (235, 235, 235)  # the distance, as a length
         label = f"#{i} d{d if d is not None else '-'}"
-        draw_text(img, x0, bar_y + 8, label, colour)
+        draw_text(img, x0, bar_y + 9, label, colour)
     return img
 
 

@@ -41,7 +41,7 @@ EMBED_NEIGHBOURS = 4  # candidates per query from the embedding
 COUNT_CANDIDATES = 4  # candidates per query from the highest block-match counts
 PCA_SAMPLE = 20000  # training tiles the PCA is fitted on
 LABEL_CAP = 16  # colours per tile the vectorised matcher tells apart (NES cells have ≤ 4, + sprites)
-MIN_BLOCK = 12  # pixels per block: smaller blocks match too much by chance (e.g. all one colour)
+MIN_BLOCK = 8  # pixels per block: smaller blocks match too much by chance (e.g. all one colour)
 POSTING_CAP = 4000  # a group form shared by more training tiles is low-information: read this far
 CHUNK = 50000  # pairs re-ranked at a time: bounds memory to ~100 MB
 KNN_ALGORITHM = "kd_tree"  # exact tree search: at 10⁶ tiles ~10× faster than brute force in 16-d
@@ -69,12 +69,17 @@ def frequency_labels(tiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def block_forms(blocks: np.ndarray) -> np.ndarray:
-    """(N, L) colours -> (N,) uint64 hash of the palette-free form (each pixel's first equal pixel)."""
+    """(N, L) colours < 64 -> (N,) uint64 hash of the palette-free form: for each pixel, the
+    position of the first pixel of its colour (equal forms <=> equal up to a colour bijection)."""
     out = np.empty(len(blocks), dtype=np.uint64)
-    for s in range(0, len(blocks), 1 << 16):
-        x = blocks[s : s + (1 << 16)]
-        eq = x[:, :, None] == x[:, None, :]  # (n, L, L): eq[:, i, j] = pixel i has pixel j's colour
-        out[s : s + (1 << 16)] = hash_rows(eq.argmax(1))  # first i with x_i == x_j, per j
+    step = 1 << 16
+    first = np.empty((min(step, len(blocks)), 64), dtype=np.int16)  # colour -> first position
+    for s in range(0, len(blocks), step):
+        x = blocks[s : s + step]
+        rows = np.arange(len(x))
+        for j in range(x.shape[1] - 1, -1, -1):  # the last write wins: walk backwards
+            first[rows, x[:, j]] = j
+        out[s : s + step] = hash_rows(first[rows[:, None], x])  # (n, L) -> (n,)
     return out
 
 

@@ -1,0 +1,223 @@
+"""nesgan.nearcopy (index, cache, verdicts), nesgan.nearsearch (distance, search), nesgan.contact."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from nesgan import nearcopy
+from nesgan import quantize as q
+from nesgan.contact import write_contact_sheets
+from nesgan.errors import NesganError
+from nesgan.nearsearch import TileSearch, exact_distances, plan_blocks
+from nesgan.palette import EMITTABLE, Palette
+from nesgan.tiles import flips
+
+PAL = Palette.builtin()
+FOUR = np.array([0x0F, 0x16, 0x27, 0x30], np.uint8)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cache(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg")))
+        q._LUTS.clear()
+        yield
+    q._LUTS.clear()
+
+
+def _tile(seed: int, colours: np.ndarray = FOUR) -> np.ndarray:
+    """A random 16×16 drawing in blobs of 4×4 (so it has structure, like NES art)."""
+    small = np.random.default_rng(seed).choice(colours, size=(4, 4))
+    return np.kron(small, np.ones((4, 4), np.uint8)).astype(np.uint8)
+
+
+def _edit(tile: np.ndarray, pixels: list[tuple[int, int]]) -> np.ndarray:
+    out = tile.copy()
+    for y, x in pixels:
+        out[y, x] = FOUR[(list(FOUR).index(out[y, x]) + 1) % 4] if out[y, x] in FOUR else FOUR[0]
+    return out
+
+
+def _swap(tile: np.ndarray) -> np.ndarray:
+    lut = np.arange(64, dtype=np.uint8)
+    lut[FOUR] = [0x01, 0x2A, 0x0F, 0x36]
+    return lut[tile]
+
+
+def test_distance_is_zero_for_palette_swaps_and_mirrors():
+    t = _tile(1)
+    others = np.stack([t, _swap(t), t[:, ::-1], _swap(t)[::-1, ::-1]])
+    d, _ = exact_distances(others, np.stack([t] * 4))
+    assert d.tolist() == [0, 0, 0, 0]
+
+
+def test_distance_counts_changed_pixels_under_the_best_bijection():
+    t = _tile(2)
+    d, _ = exact_distances(np.stack([_edit(t, [(0, 0)]), _swap(_edit(t, [(0, 0), (5, 9), (15, 15)]))]),
+                           np.stack([t, t]))
+    assert d.tolist() == [1, 3]
+
+
+def test_distance_of_a_colour_merge_counts_the_smaller_colour():
+    t = np.zeros((16, 16), np.uint8) + 0x0F
+    t[:, 8:] = 0x16
+    t[:4, :4] = 0x27  # 16 pixels of a third colour
+    merged = t.copy()
+    merged[merged == 0x27] = 0x0F
+    d, _ = exact_distances(merged[None], t[None])
+    assert d.tolist() == [16]
+
+
+def test_distance_handles_tiles_with_more_colours_than_the_vectorised_matcher():
+    rng = np.random.default_rng(3)
+    a = rng.choice(EMITTABLE[:30], size=(16, 16)).astype(np.uint8)
+    lut = np.arange(64, dtype=np.uint8)
+    lut[EMITTABLE[:30]] = EMITTABLE[24:54]
+    b = _edit(lut[a], [(1, 1), (2, 2)])
+    d, _ = exact_distances(b[None], a[None])
+    assert d[0] <= 2
+
+
+def test_search_finds_every_tile_within_k_that_brute_force_finds():
+    rng = np.random.default_rng(4)
+    train = np.stack([_tile(s) for s in range(300)])
+    queries = []
+    for i in range(120):
+        t = train[rng.integers(300)]
+        n = int(rng.integers(0, 14))
+        px = [(int(y), int(x)) for y, x in rng.integers(0, 16, size=(n, 2))]
+        t = _edit(t, px)
+        queries.append(flips(t[None])[int(rng.integers(4)), 0] if i % 2 else _swap(t))
+    queries = np.stack(queries)
+    k = 8
+    found = TileSearch(train, k).search(queries)
+    for i, qt in enumerate(queries):
+        d, _ = exact_distances(np.repeat(qt[None], len(train), 0), train)
+        truth = int(d.min())
+        if truth <= k:
+            assert found.distance[i] == truth and found.exact[i]
+        else:
+            assert found.distance[i] >= truth
+
+
+def test_block_plan_keeps_the_pigeonhole_guarantee():
+    for k in range(0, 32):
+        groups, fine = plan_blocks(k)
+        assert groups == k + 1 and fine - k >= 1  # a tile within K matches ≥ 1 block
+        assert fine == (2 * groups if k <= 15 else groups)  # fine blocks nest in groups
+    assert plan_blocks(32) == (0, 0)  # blocks too small: brute force
+
+
+def test_large_k_falls_back_to_comparing_with_everything():
+    train = np.stack([_tile(s) for s in range(30)])
+    query = _edit(train[7], [(y, y) for y in range(16)] + [(y, 15 - y) for y in range(16)])
+    found = TileSearch(train, 40).search(query[None])
+    d, _ = exact_distances(np.repeat(query[None], 30, 0), train)
+    assert found.distance[0] == d.min() and found.exact[0]
+
+
+def test_near_flat_tiles_are_trivial_not_near_copies():
+    flat = np.full((16, 16), 0x21, np.uint8)
+    star = flat.copy()
+    star[4, 4] = star[10, 11] = 0x30
+    drawn = _tile(9)
+    assert nearcopy.trivial_mask(np.stack([flat, star, drawn]), 8).tolist() == [True, True, False]
+
+
+def _write_screens(folder, n: int, seed: int = 0) -> None:
+    from nesgan.demo.synth import make_game, render_frame
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for s in range(n):
+        idx = render_frame(make_game(seed, s % 3), s)
+        Image.fromarray(PAL.to_rgb(idx.indices[:224, :224])).save(folder / f"s{s}.png")
+
+
+def test_index_is_cached_and_rebuilt_when_a_training_file_changes(tmp_path, capsys):
+    train = tmp_path / "screens"
+    _write_screens(train, 3)
+    first = nearcopy.load_or_build_index(train, PAL)
+    assert "no tile index yet" in capsys.readouterr().err
+    assert nearcopy.index_path(train, PAL).exists()
+    again = nearcopy.load_or_build_index(train, PAL)
+    assert capsys.readouterr().err == ""
+    assert np.array_equal(first.tiles, again.tiles)
+    # change one training screen: the index notices and rebuilds
+    path = train / "s1.png"
+    Image.fromarray(PAL.to_rgb(np.full((224, 224), 0x16, np.uint8))).save(path)
+    os.utime(path, ns=(1, 1))
+    rebuilt = nearcopy.load_or_build_index(train, PAL)
+    assert "training screens changed" in capsys.readouterr().err
+    assert rebuilt.fingerprint != first.fingerprint and len(rebuilt.tiles) != len(first.tiles)
+
+
+def test_index_uses_the_grid_phase_from_the_screens_manifest(tmp_path):
+    train = tmp_path / "screens"
+    _write_screens(train, 1)
+    (train / "manifest.jsonl").write_text('{"path": "s0.png", "grid_phase": [4, 12], "status": "ok"}\n')
+    index = nearcopy.build_index(train, PAL)
+    assert {tuple(p) for p in (index.xy % 16).tolist()} == {(4, 12)}
+    assert index.xy[:, 0].max() <= 224 - 16 and index.xy[:, 1].max() <= 224 - 16
+
+
+def test_a_damaged_index_cache_is_rebuilt(tmp_path, capsys):
+    train = tmp_path / "screens"
+    _write_screens(train, 2)
+    nearcopy.load_or_build_index(train, PAL)
+    nearcopy.index_path(train, PAL).write_bytes(b"PK\x03\x04 torn")
+    capsys.readouterr()
+    index = nearcopy.load_or_build_index(train, PAL)
+    assert "damaged" in capsys.readouterr().err and len(index.tiles) > 0
+
+
+def test_a_training_folder_that_changes_during_indexing_is_an_error(tmp_path, monkeypatch):
+    train = tmp_path / "screens"
+    _write_screens(train, 2)
+    real = nearcopy.open_screen
+
+    def touching(path, palette, **kw):
+        out = real(path, palette, **kw)
+        (train / "late.png").write_bytes((train / "s0.png").read_bytes())  # a writer adds a file
+        return out
+
+    monkeypatch.setattr(nearcopy, "open_screen", touching)
+    with pytest.raises(NesganError, match="changed while nesgan was indexing it"):
+        nearcopy.build_index(train, PAL)
+
+
+def test_an_empty_training_folder_is_an_error(tmp_path):
+    (tmp_path / "screens").mkdir()
+    with pytest.raises(NesganError, match="no training screens"):
+        nearcopy.load_or_build_index(tmp_path / "screens", PAL)
+
+
+def test_flags_reach_098_precision_and_recall_on_a_planted_benchmark():
+    from nesgan.bench.nearcopy_bench import make_benchmark, score
+
+    bench = make_benchmark(3000, 300, seed=7, train_games=6, held_out_games=2)
+    figures = score(bench)
+    assert figures["queries_scored"] > 250
+    assert figures["precision"] >= 0.98 and figures["recall"] >= 0.98
+    assert figures["flag_rate_by_kind"]["edit3"] == 1.0 and figures["flag_rate_by_kind"]["heavy64"] == 0.0
+
+
+def test_contact_sheets_put_near_copies_first_beside_their_nearest_tile(tmp_path):
+    tiles = np.stack([_tile(1), _tile(2), _tile(3)])
+    nearest = np.stack([_tile(11), _tile(2)[:, ::-1], _tile(13)])
+    rows = [
+        {"id": 0, "verdict": "original", "nearest": {"distance": 70, "flip": "none"}},
+        {"id": 1, "verdict": "near_copy", "nearest": {"distance": 0, "flip": "h"}},
+        {"id": 2, "verdict": "trivial", "nearest": {"distance": 5, "flip": "none"}},
+    ]
+    paths = write_contact_sheets(tmp_path, tiles, nearest, rows, PAL)
+    assert [p.name for p in paths] == ["contact-000.png"]
+    img = np.asarray(Image.open(paths[0]).convert("RGB"))
+    # first entry: tile 1 at 4×, and its nearest un-mirrored back to look the same
+    big = np.kron(PAL.to_rgb(tiles[1]), np.ones((4, 4, 1), np.uint8))
+    assert np.array_equal(img[6:70, 6:70], big)
+    assert np.array_equal(img[6:70, 76:140], big)
+    assert tuple(img[76, 8]) == (220, 40, 40)  # the red near-copy bar under it
