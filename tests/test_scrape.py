@@ -364,6 +364,19 @@ def test_every_injected_fault_ends_in_the_right_manifest_row(tmp_path):
         other.close()
 
 
+def test_a_site_that_keeps_answering_429_stops_the_crawl_and_a_rerun_resumes(museum, tmp_path):
+    site, shots = museum
+    real = site.routes["/nes/00/alpha-quest-3.png"]
+    site.routes["/nes/00/alpha-quest-3.png"] = Static(b"", status=429, headers={"Retry-After": "0"})
+    with pytest.raises(NesganError, match="429 Too Many Requests"):
+        crawl(site.url + "/nes.htm", tmp_path, retries=1)
+    assert site.hits["/nes/00/alpha-quest-3.png"] == 2
+    assert len(rows(tmp_path)) == 2  # the two before it; none for the refused URL
+    site.routes["/nes/00/alpha-quest-3.png"] = real
+    crawl(site.url + "/nes.htm", tmp_path)
+    assert sorted(rows(tmp_path)) == sorted(site.url + p for p in shots)
+
+
 def test_retry_after_is_read_as_seconds_or_an_http_date():
     now = 1_700_000_000.0
     assert parse_retry_after("3", now) == 3.0

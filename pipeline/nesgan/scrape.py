@@ -277,7 +277,7 @@ class _Crawler:
                 resp = self.client.get(url, max_bytes=self.config.max_html_bytes,
                                        accept="text/html,application/xhtml+xml")
             except FetchError as e:
-                self._check_block(e.response, url)
+                self._check_stop(e, url)
                 row.update(status=e.status, error=str(e))
             else:
                 self.result.pages_fetched += 1
@@ -296,6 +296,17 @@ class _Crawler:
             self.result.last_page_error = f"{row['status']}: {row['error']}"
         self.pages_log.append(row)
         return page
+
+    def _check_stop(self, e: FetchError, url: str) -> None:
+        """Stop the whole crawl (the URL gets no row, so a rerun resumes at it) when the site
+        still says 429 Too Many Requests after every retry, or answers with a block page."""
+        if e.http_status == 429:
+            after = e.response.headers.get("retry-after") if e.response is not None else None
+            raise NesganError(
+                f"the site still answers 429 Too Many Requests at {url} after {self.config.retries} "
+                f"retries (Retry-After: {after or 'not given'}); stopped. Rerun later to resume, "
+                "with a larger --delay") from None
+        self._check_block(e.response, url)
 
     def _check_block(self, resp, url: str) -> None:
         if resp is None or not resp.body:
@@ -336,7 +347,7 @@ class _Crawler:
         try:  # the client refuses other hosts and robots.txt's disallowed paths without a request
             resp = self.client.get(url, max_bytes=self.config.max_image_bytes, accept="image/*")
         except FetchError as e:
-            self._check_block(e.response, url)
+            self._check_stop(e, url)
             return {"status": e.status, "error": str(e)}, None, None
         body = resp.body
         facts = {"bytes": len(body), "content_type": resp.content_type}
