@@ -12,6 +12,9 @@
    (one row per image URL, appended once the file is in place).
 4. `nesgan.screens.crop_folder` crops what landed into OUT/screens.
 
+The crawl stops (NesganError, exit 1, manifest intact) on a block page ("Please visit …") and on
+a 429 that outlasts the retries: the site is asking us to go away, so we do, and say so.
+
 Resume: image URLs already in the manifest are never fetched again; pages are cached as their
 parsed outcome in `raw/.scrape/pages.jsonl` (a page that parsed is not fetched again; one that
 failed is). Originals whose file did not survive (see `nesgan.rawstore`) are fetched again.
