@@ -93,6 +93,15 @@ class Site:
         self.close()
 
 
+def other_host(routes: dict) -> Site:
+    """A second site on another loopback address (127.0.0.2; where the OS lacks it, such as
+    macOS, 127.0.0.1 on another port, which is still another origin)."""
+    try:
+        return Site(routes, host="127.0.0.2")
+    except OSError:
+        return Site(routes)
+
+
 # -- content -----------------------------------------------------------------------------------
 
 

@@ -20,7 +20,16 @@ from nesgan.errors import NesganError
 from nesgan.fetch import parse_retry_after
 from nesgan.files import read_jsonl
 from nesgan.scrape import MANIFEST, PAGES, ScrapeConfig, scrape
-from scrape_sites import Site, Static, museum_routes, png_bomb, reset_connection, screenshot, send
+from scrape_sites import (
+    Site,
+    Static,
+    museum_routes,
+    other_host,
+    png_bomb,
+    reset_connection,
+    screenshot,
+    send,
+)
 
 GAMES = {"alpha-quest": 5, "beta-land": 4, "gamma": 3}
 
@@ -306,7 +315,7 @@ def _no_length(h, n):
 
 
 def test_every_injected_fault_ends_in_the_right_manifest_row(tmp_path):
-    other = Site({"/x.png": Static(screenshot(20), "image/png")}, host="127.0.0.2")
+    other = other_host({"/x.png": Static(screenshot(20), "image/png")})
     names = ["ratelimited.png", "flaky.png", "reset.png", "slow.png", "truncated.png",
              "page.png", "typed.png", "huge.png", "nolength.png", "bomb.png", "corrupt.png",
              "text.png", "missing.png", "copy.png", "moved.png", "away.png", "first.png"]
@@ -399,9 +408,9 @@ def test_a_503_with_a_retry_after_date_beyond_the_cap_waits_only_the_cap(tmp_pat
 
 
 def test_links_and_redirects_to_another_host_are_never_followed(tmp_path):
-    with Site({"/robots.txt": Static(b"", "text/plain"),
-               "/g.html": Static(b'<img src="x.png">'),
-               "/x.png": Static(screenshot(3), "image/png")}, host="127.0.0.2") as other:
+    with other_host({"/robots.txt": Static(b"", "text/plain"),
+                     "/g.html": Static(b'<img src="x.png">'),
+                     "/x.png": Static(screenshot(3), "image/png")}) as other:
         routes = {"/robots.txt": Static(b"", "text/plain"),
                   "/list.html": Static((f'<a href="{other.url}/g.html">Elsewhere</a>'
                                         '<a href="hop.html">Hop</a>'
