@@ -486,3 +486,10 @@ def test_a_scrape_killed_mid_run_resumes_to_the_same_files_and_rows(tmp_path):
     assert _raw_state(killed) == _raw_state(tmp_path / "clean")
     assert len(_raw_state(killed)[1]) == len(shots)
     assert not [p for p in killed.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_a_start_url_that_is_not_http_is_refused_with_an_example(tmp_path):
+    result = CliRunner().invoke(cli, ["scrape", "ftp://example.org/nes.htm", "--out", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "is not an http(s) URL" in result.output and "https://www.vgmuseum.com/nes.htm" in result.output
+    assert not (tmp_path / "raw").exists()
