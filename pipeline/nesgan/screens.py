@@ -441,7 +441,7 @@ def crop_folder(config: CropConfig, sources: Mapping[str, str] | None = None) ->
                     row["error"] = "same pixels as the crop of an earlier file"
                     row["duplicate_of"] = first_source[png]
                 else:
-                    atomic_write_bytes(out / png, encode_png(result.crop))
+                    atomic_write_bytes(out / png, encode_png(result.crop), durable=False)
                     first_source[png] = row["source"]
             rows.append(row)
             counts[row["status"]] += 1
