@@ -68,30 +68,42 @@ def frequency_labels(tiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return labels, (counts > 0).sum(1)
 
 
-def block_forms(blocks: np.ndarray) -> np.ndarray:
-    """(N, L) colours < 64 -> (N,) uint64 hash of the palette-free form: for each pixel, the
-    position of the first pixel of its colour (equal forms <=> equal up to a colour bijection)."""
-    out = np.empty(len(blocks), dtype=np.uint64)
+def block_forms(blocks: np.ndarray, transposed: bool = False) -> np.ndarray:
+    """(N, L) colours < 64 (or (L, N) with `transposed`) -> (N,) uint64 hash of the palette-free
+    form: for each pixel, the position of the first pixel of its colour (equal forms <=> equal
+    up to a colour bijection)."""
+    xt_all = blocks if transposed else blocks.T  # (L, N)
+    n_all = xt_all.shape[1]
+    out = np.empty(n_all, dtype=np.uint64)
     step = 1 << 16
-    first = np.empty((min(step, len(blocks)), 64), dtype=np.int16)  # colour -> first position
-    for s in range(0, len(blocks), step):
-        x = blocks[s : s + step]
-        rows = np.arange(len(x))
-        for j in range(x.shape[1] - 1, -1, -1):  # the last write wins: walk backwards
-            first[rows, x[:, j]] = j
-        out[s : s + step] = hash_rows(first[rows[:, None], x])  # (n, L) -> (n,)
+    first = np.empty((min(step, n_all), 64), dtype=np.uint8)  # colour -> first position
+    for s in range(0, n_all, step):
+        xt = xt_all[:, s : s + step]  # (L, n): rows contiguous when the caller transposed
+        n = xt.shape[1]
+        rows = np.arange(n)
+        for j in range(len(xt) - 1, -1, -1):  # the last write wins: walk backwards
+            first[rows, xt[j]] = j
+        out[s : s + step] = hash_rows(first[rows[None, :], xt].T)  # (n, L) -> (n,)
     return out
 
 
-def _edge_features(tiles: np.ndarray) -> np.ndarray:
-    """(N, 16, 16) -> (N, 480) float32: how many of the 4 flips have each pixel equal to its
-    right / lower neighbour (palette- and flip-invariant)."""
+def _edge_maps(tiles: np.ndarray) -> np.ndarray:
+    """(N, 16, 16) -> (N, 480) float32: 1 where a pixel equals its right / lower neighbour."""
     t = np.asarray(tiles)
-    right = (t[:, :, 1:] == t[:, :, :-1]).astype(np.float32)  # (N, 16, 15)
-    down = (t[:, 1:, :] == t[:, :-1, :]).astype(np.float32)  # (N, 15, 16)
+    right = t[:, :, 1:] == t[:, :, :-1]  # (N, 16, 15)
+    down = t[:, 1:, :] == t[:, :-1, :]  # (N, 15, 16)
+    return np.concatenate([right.reshape(len(t), -1), down.reshape(len(t), -1)], 1).astype(np.float32)
+
+
+def _symmetrize(e: np.ndarray) -> np.ndarray:
+    """(N, 480) edge maps -> the same summed over the 4 flips (palette- and flip-invariant).
+
+    Linear, so for a projection W: _symmetrize(e) @ W == e @ _symmetrize(W.T).T."""
+    right = e[:, :240].reshape(-1, 16, 15)
+    down = e[:, 240:].reshape(-1, 15, 16)
     right = right + right[:, :, ::-1] + right[:, ::-1, :] + right[:, ::-1, ::-1]
     down = down + down[:, :, ::-1] + down[:, ::-1, :] + down[:, ::-1, ::-1]
-    return np.concatenate([right.reshape(len(t), -1), down.reshape(len(t), -1)], 1)
+    return np.concatenate([right.reshape(len(e), -1), down.reshape(len(e), -1)], 1)
 
 
 def _bounds(qlab: np.ndarray, tlab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -190,46 +202,50 @@ class TileSearch:
         self.groups, self.fine = plan_blocks(self.k)
         self.need = self.fine - self.k  # fine blocks a tile within K must match
         m = len(self.tiles)
-        self.fine_hash = self._fine_forms(self.tiles)  # (M, F) uint64
+        flat = self.tiles.reshape(m, -1)
+        flat_t = np.ascontiguousarray(flat.T)  # (256, M): every block's pixel rows contiguous
+        self.fine_hash = self._fine_forms(flat_t)  # (M, F) uint64
         self.group_hash: list[np.ndarray] = []
         self.group_ids: list[np.ndarray] = []
-        flat = self.tiles.reshape(m, -1)
         for g in range(self.groups):
-            h = block_forms(flat[:, g :: self.groups])
+            h = block_forms(flat_t[g :: self.groups], transposed=True)
             order = np.argsort(h, kind="stable").astype(np.int32)
             self.group_hash.append(h[order])
             self.group_ids.append(order)
-        maj = majority_pixels(self.tiles) if m else np.zeros(0, np.int64)
-        self.flattest = int(maj.argmax()) if m else -1
+        # a flattest training tile (most pixels like its top-left one): what trivial tiles are near
+        flat_score = (flat == flat[:, :1]).sum(1) if m else np.zeros(0, np.int64)
+        self.flattest = int(flat_score.argmax()) if m else -1
         self.nn = None
         if m > EMBED_NEIGHBOURS:
             self._fit_embedding()
 
-    def _fine_forms(self, tiles: np.ndarray) -> np.ndarray:
-        """(N, 16, 16) -> (N, F) uint64 palette-free hashes of the fine blocks (p mod F)."""
-        flat = tiles.reshape(len(tiles), -1)
+    def _fine_forms(self, flat_t: np.ndarray) -> np.ndarray:
+        """(256, N) transposed tiles -> (N, F) uint64 palette-free hashes of the fine blocks."""
         if self.fine == 0:
-            return np.zeros((len(tiles), 0), np.uint64)
-        return np.stack([block_forms(flat[:, b :: self.fine]) for b in range(self.fine)], 1)
+            return np.zeros((flat_t.shape[1], 0), np.uint64)
+        return np.stack([block_forms(flat_t[b :: self.fine], transposed=True) for b in range(self.fine)], 1)
 
     def _fit_embedding(self) -> None:
-        """PCA of the edge features (numpy eigh of the 480×480 covariance), then a kNN index."""
+        """PCA of the symmetrized edge maps (numpy eigh of the 480×480 covariance), folded back
+        onto raw edge maps so embedding a tile costs one matrix product, then a kNN index."""
         from sklearn.neighbors import NearestNeighbors
         from threadpoolctl import threadpool_limits
 
         m = len(self.tiles)
         rng = np.random.default_rng(0)
-        sample = _edge_features(self.tiles[rng.choice(m, size=min(m, PCA_SAMPLE), replace=False)])
-        self.mean = sample.mean(0)  # (480,)
-        x = sample - self.mean
+        sample = _symmetrize(_edge_maps(self.tiles[rng.choice(m, size=min(m, PCA_SAMPLE), replace=False)]))
+        mean = sample.mean(0)  # (480,)
+        x = sample - mean
         with threadpool_limits(1, user_api="blas"):  # threaded BLAS crawls on a busy 2-core box
             _, vecs = np.linalg.eigh((x.T @ x).astype(np.float64))  # ascending eigenvalues
-        self.components = vecs[:, ::-1][:, :EMBED_DIMS].astype(np.float32)  # (480, dims)
+        comps = vecs[:, ::-1][:, :EMBED_DIMS].astype(np.float32)  # (480, dims) on symmetrized maps
+        self.project = _symmetrize(comps.T).T.copy()  # (480, dims) on raw edge maps
+        self.offset = mean @ comps  # (dims,)
         emb = np.concatenate([self._embed(self.tiles[s : s + 65536]) for s in range(0, m, 65536)])
-        self.nn = NearestNeighbors(n_neighbors=EMBED_NEIGHBOURS, algorithm=KNN_ALGORITHM).fit(emb)  # (M, dims)
+        self.nn = NearestNeighbors(n_neighbors=EMBED_NEIGHBOURS, algorithm=KNN_ALGORITHM).fit(emb)
 
     def _embed(self, tiles: np.ndarray) -> np.ndarray:
-        return (_edge_features(tiles) - self.mean) @ self.components  # (N, dims) float32
+        return _edge_maps(tiles) @ self.project - self.offset  # (N, dims) float32
 
     def _block_triples(self, queries: np.ndarray
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -238,10 +254,10 @@ class TileSearch:
         m = len(self.tiles)
         keys, complete, fine_q = [], np.ones(len(queries), bool), []
         for f, qf in enumerate(flips(queries)):  # (Q, 16, 16) each
-            flat = qf.reshape(len(qf), -1)
-            fine_q.append(self._fine_forms(qf))
+            flat_t = np.ascontiguousarray(qf.reshape(len(qf), -1).T)  # (256, Q)
+            fine_q.append(self._fine_forms(flat_t))
             for g in range(self.groups):
-                h = block_forms(flat[:, g :: self.groups])  # (Q,)
+                h = block_forms(flat_t[g :: self.groups], transposed=True)  # (Q,)
                 lo = np.searchsorted(self.group_hash[g], h, "left")
                 n = np.searchsorted(self.group_hash[g], h, "right") - lo
                 complete &= n <= POSTING_CAP
