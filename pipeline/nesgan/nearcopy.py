@@ -4,13 +4,15 @@ A generated tile is a **near-copy** when some training tile is the same drawing 
 swap, a horizontal/vertical flip, and at most K differing pixels (`nesgan.nearsearch` defines the
 distance and finds the nearest training tile with guaranteed recall within K).
 
-**Choosing K (default 8).** Measured on the embedded museum (`make bench`, nearcopy_bench,
-figure `k_choice`): distinct metatiles of different games are ≥ ~20 pixels apart under this
-distance and typically 40+, while the planted edits a person still calls "the same drawing" (1–3
-changed pixels, with swaps and flips on top) sit at 0–3. K = 8 (3 % of the tile) leaves a wide
-margin on both sides: it flags every 1–3 px edit, even one that also moves a few pixels when
-re-quantized, and no heavy edit (≥ 32 px) or recombined halves. It also keeps the pigeonhole
-search selective (9 blocks of ~28 pixels).
+**Choosing K (default 4).** Measured on the embedded museum (`make bench`, nearcopy_bench,
+figure `k_choice`: every non-trivial tile of 10 games against the tiles of 10 other games):
+about a fifth of them are exactly shared (the museum's font and stock drawings: distance 0, the
+same drawing, rightly flagged), a handful sit at 1–2, and then nothing until 5–6 pixels, where
+genuinely different drawings begin (6, 7, 8 … with a long tail to 100+). The planted edits a
+person still calls "the same drawing" (1–3 changed pixels, with a swap and a mirror on top) sit
+at 0–3. K = 4 sits in that gap: every 1–3 px edit is flagged, with one pixel to spare for a
+pixel the quantizer moves, and no different drawing is; K = 8 would flag 8 % of the other
+games' distinct drawings. Heavy edits (≥ 32 px) and recombined halves are far beyond either.
 
 **Low-information tiles.** A tile whose colours other than its most common one cover ≤ K pixels is
 within K of a flat tile — and all flat tiles are palette swaps of each other, so it would be a

@@ -32,7 +32,7 @@ SCREEN = 224  # 14 × 16: what the generator draws and the crop stage writes
 GRID = SCREEN // TILE  # 14 tiles a side
 FLIPS = ("none", "h", "v", "hv")  # index 0–3 in `flips()` order
 ACCEPTED_MODES = ("RGB", "RGBA", "P", "L")  # modes that convert to RGB without guessing
-DEFAULT_NEAR_COPY_PIXELS = 8  # see nesgan.nearcopy: 1–3 px edits ≪ 8 ≪ the ~40 px between drawings
+DEFAULT_NEAR_COPY_PIXELS = 4  # see nesgan.nearcopy: 1–3 px edits < 4 < the ≥ 6 px between drawings
 
 # Odd 64-bit multipliers for the positional hash of 256 labels (fixed: keys are stable across runs).
 _HASH_W = np.random.default_rng(0x7E5).integers(1, 2**63, size=TILE * TILE, dtype=np.uint64) | np.uint64(1)
