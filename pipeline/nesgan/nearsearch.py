@@ -9,22 +9,26 @@ swapped. A palette swap or a mirror is distance 0; a 3-pixel edit is at most 3.
 
 Search is candidates, then exact re-ranking (features → search → decide):
 
-1. **Pigeonhole blocks: guaranteed recall within K.** Split the 256 pixels into B ≥ K + 1 strided
-   blocks (pixel p goes to block p mod B, so every block samples the whole tile). On a block
+1. **Pigeonhole groups: guaranteed recall within K.** Split the 256 pixels into K + 1 strided
+   groups (pixel p goes to group p mod (K+1), so every group samples the whole tile). On a group
    that holds none of the differing pixels, f(a) and b are equal up to the colour bijection, so
-   their palette-free block forms (`block_forms`) hash the same; a sorted array of block hashes
-   per block finds every such training tile with one `searchsorted`. If d(a, b) ≤ K, at most K
-   blocks hold a differing pixel, so **at least B − K blocks match**; conversely a tile matching
-   m blocks is at least B − m away. With B = 2K + 1 (blocks of ≥ 12 pixels) a candidate needs
-   K + 1 matching blocks: a count over the posting lists that leaves almost only true matches
-   to re-rank. No near-copy within K can be missed.
-2. **Candidates for everything else.** Each query also keeps its few best block-count candidates
-   and its nearest neighbours in a flip- and palette-invariant embedding (does each pixel equal
-   its right / lower neighbour, summed over the 4 flips, PCA to 16 dimensions, scikit-learn
-   kNN), so every tile gets a nearest training tile and its distance, exact whenever ≤ K.
-3. **Exact re-rank.** Per candidate and flip, the co-occurrence matrix of colours: the best
+   their palette-free forms (`block_forms`) hash the same; a sorted array of group hashes per
+   group finds every such training tile with one `searchsorted`. At most K groups hold a
+   differing pixel, so if d(a, b) ≤ K at least one group matches: no near-copy can be missed.
+   (A group form shared by more than POSTING_CAP training tiles is near-flat and carries no
+   information; a query that meets one is marked not `exact`, which `make bench` counts.)
+2. **Fine blocks: a cheap filter.** Each group is split in two fine blocks (p mod 2(K+1)). A tile
+   within K matches at least 2(K+1) − K = K + 2 of them, and one matching m of them is at least
+   2(K+1) − m away; comparing the stored fine hashes leaves almost only true matches to re-rank.
+3. **Candidates for everything else.** Each query also keeps its few best fine-count candidates,
+   and queries with no candidate that can be within K ask, in each of the 4 flips, a
+   palette-free embedding (where the tile shows its 1st, 2nd and 3rd most common colour, PCA to
+   8 dimensions, scikit-learn kd-tree), so every tile gets a nearest training tile and its
+   distance — exact whenever ≤ K, the best among candidates otherwise.
+4. **Exact re-rank.** Per candidate and flip, the co-occurrence matrix of colours: the best
    bijection lies between a greedy matching and the row/column-maxima bound, which agree almost
-   always; where they do not and it matters, the Hungarian algorithm (scipy) decides.
+   always; where they do not and the pair could still beat its query's best, the Hungarian
+   algorithm (scipy) decides.
 """
 
 from __future__ import annotations
@@ -36,9 +40,10 @@ import numpy as np
 from nesgan.tiles import TILE, flips, hash_rows
 
 PIXELS = TILE * TILE
-EMBED_DIMS = 8  # PCA dimensions: enough to rank drawings, few enough for a fast tree search
-EMBED_NEIGHBOURS = 4  # candidates per query from the embedding
-COUNT_CANDIDATES = 4  # candidates per query from the highest block-match counts
+EMBED_DIMS = 8  # PCA dimensions: enough to rank drawings, few enough for a fast kd-tree
+EMBED_RANKS = 3  # colours per tile in the embedding (most common first): NES cells show ≤ 4
+EMBED_NEIGHBOURS = 8  # candidates per query from the embedding
+COUNT_CANDIDATES = 8  # candidates per query from the highest block-match counts
 PCA_SAMPLE = 20000  # training tiles the PCA is fitted on
 LABEL_CAP = 16  # colours per tile the vectorised matcher tells apart (NES cells have ≤ 4, + sprites)
 MIN_BLOCK = 8  # pixels per block: smaller blocks match too much by chance (e.g. all one colour)
@@ -87,23 +92,12 @@ def block_forms(blocks: np.ndarray, transposed: bool = False) -> np.ndarray:
     return out
 
 
-def _edge_maps(tiles: np.ndarray) -> np.ndarray:
-    """(N, 16, 16) -> (N, 480) float32: 1 where a pixel equals its right / lower neighbour."""
-    t = np.asarray(tiles)
-    right = t[:, :, 1:] == t[:, :, :-1]  # (N, 16, 15)
-    down = t[:, 1:, :] == t[:, :-1, :]  # (N, 15, 16)
-    return np.concatenate([right.reshape(len(t), -1), down.reshape(len(t), -1)], 1).astype(np.float32)
-
-
-def _symmetrize(e: np.ndarray) -> np.ndarray:
-    """(N, 480) edge maps -> the same summed over the 4 flips (palette- and flip-invariant).
-
-    Linear, so for a projection W: _symmetrize(e) @ W == e @ _symmetrize(W.T).T."""
-    right = e[:, :240].reshape(-1, 16, 15)
-    down = e[:, 240:].reshape(-1, 15, 16)
-    right = right + right[:, :, ::-1] + right[:, ::-1, :] + right[:, ::-1, ::-1]
-    down = down + down[:, :, ::-1] + down[:, ::-1, :] + down[:, ::-1, ::-1]
-    return np.concatenate([right.reshape(len(e), -1), down.reshape(len(e), -1)], 1)
+def _rank_features(tiles: np.ndarray) -> np.ndarray:
+    """(N, 16, 16) -> (N, 768) float32: where each tile shows its 1st, 2nd and 3rd most common
+    colour. Palette-free; Euclidean distance² between two of them is ≈ 2 × the pixel distance
+    when the best bijection pairs colours by frequency, as it does for similar tiles."""
+    lab, _ = frequency_labels(tiles)  # (N, 256)
+    return np.concatenate([lab == r for r in range(EMBED_RANKS)], 1).astype(np.float32)
 
 
 def _bounds(qlab: np.ndarray, tlab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -226,26 +220,24 @@ class TileSearch:
         return np.stack([block_forms(flat_t[b :: self.fine], transposed=True) for b in range(self.fine)], 1)
 
     def _fit_embedding(self) -> None:
-        """PCA of the symmetrized edge maps (numpy eigh of the 480×480 covariance), folded back
-        onto raw edge maps so embedding a tile costs one matrix product, then a kNN index."""
+        """PCA of the rank features (numpy eigh of the 768×768 covariance), then a kNN index."""
         from sklearn.neighbors import NearestNeighbors
         from threadpoolctl import threadpool_limits
 
         m = len(self.tiles)
         rng = np.random.default_rng(0)
-        sample = _symmetrize(_edge_maps(self.tiles[rng.choice(m, size=min(m, PCA_SAMPLE), replace=False)]))
-        mean = sample.mean(0)  # (480,)
+        sample = _rank_features(self.tiles[rng.choice(m, size=min(m, PCA_SAMPLE), replace=False)])
+        mean = sample.mean(0)  # (768,)
         x = sample - mean
         with threadpool_limits(1, user_api="blas"):  # threaded BLAS crawls on a busy 2-core box
             _, vecs = np.linalg.eigh((x.T @ x).astype(np.float64))  # ascending eigenvalues
-        comps = vecs[:, ::-1][:, :EMBED_DIMS].astype(np.float32)  # (480, dims) on symmetrized maps
-        self.project = _symmetrize(comps.T).T.copy()  # (480, dims) on raw edge maps
-        self.offset = mean @ comps  # (dims,)
+        self.project = vecs[:, ::-1][:, :EMBED_DIMS].astype(np.float32)  # (768, dims)
+        self.offset = mean @ self.project  # (dims,)
         emb = np.concatenate([self._embed(self.tiles[s : s + 65536]) for s in range(0, m, 65536)])
         self.nn = NearestNeighbors(n_neighbors=EMBED_NEIGHBOURS, algorithm=KNN_ALGORITHM).fit(emb)
 
     def _embed(self, tiles: np.ndarray) -> np.ndarray:
-        return _edge_maps(tiles) @ self.project - self.offset  # (N, dims) float32
+        return _rank_features(tiles) @ self.project - self.offset  # (N, dims) float32
 
     def _block_triples(self, queries: np.ndarray
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -311,17 +303,18 @@ class TileSearch:
             settled = np.zeros(q, bool)  # a strong triple is a candidate within K for its query
             settled[qq[strong]] = True
             qq, ff, rr = qq[keep], ff[keep], rr[keep]
-            extra_q, extra_r = [np.flatnonzero(trivial)], [np.full(int(trivial.sum()), self.flattest)]
-            # queries with a candidate within K need no more; the rest ask the embedding
-            ask = np.flatnonzero(~settled)
+            # trivial queries: the flattest training tile (any flip will do)
+            qq = np.concatenate([qq, np.flatnonzero(trivial)])
+            ff = np.concatenate([ff, np.zeros(int(trivial.sum()), np.int64)])
+            rr = np.concatenate([rr, np.full(int(trivial.sum()), self.flattest)])
+            # queries with no candidate that can be within K ask the embedding, in each flip
+            ask = np.flatnonzero(~settled & ~trivial)
             if self.nn is not None and len(ask):
-                _, nbr = self.nn.kneighbors(self._embed(queries[ask]))  # (A, EMBED_NEIGHBOURS)
-                extra_q.append(np.repeat(ask, nbr.shape[1]))
-                extra_r.append(nbr.ravel())
-            eq, er = np.concatenate(extra_q), np.concatenate(extra_r)  # all 4 flips of these
-            qq = np.concatenate([qq, np.repeat(eq, 4)])
-            ff = np.concatenate([ff, np.tile(np.arange(4), len(eq))])
-            rr = np.concatenate([rr, np.repeat(er, 4)])
+                for f, qf in enumerate(flips(queries[ask])):
+                    _, nbr = self.nn.kneighbors(self._embed(qf))  # (A, EMBED_NEIGHBOURS)
+                    qq = np.concatenate([qq, np.repeat(ask, nbr.shape[1])])
+                    ff = np.concatenate([ff, np.full(nbr.size, f)])
+                    rr = np.concatenate([rr, nbr.ravel()])
             uniq = np.unique((qq * 4 + ff).astype(np.int64) * m + rr)
             qq, ff, rr = uniq // m // 4, uniq // m % 4, uniq % m
         return self._rerank(queries, qq, ff, rr, certain)

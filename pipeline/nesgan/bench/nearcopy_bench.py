@@ -249,7 +249,7 @@ def run(out: Path, quick: bool) -> dict:
     q = score(make_benchmark(2000 if quick else 20000, 400 if quick else 2000, seed=1))
     q.pop("found")
     figures = {"flags": q, "k": DEFAULT_NEAR_COPY_PIXELS}
-    sizes = [(20000, 1000, 200, 10)] if quick else [(100000, 10000, 1000, 20), (1000000, 10000, 300, 0)]
+    sizes = [(20000, 1000, 200, 30)] if quick else [(100000, 10000, 1000, 20), (1000000, 10000, 300, 0)]
     figures["speed"] = [speed(*s) for s in sizes]
     figures["k_choice"] = k_choice()
     return figures
