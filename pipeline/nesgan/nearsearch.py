@@ -134,6 +134,29 @@ def _hungarian(q: np.ndarray, t: np.ndarray) -> int:
     return int(m[r, c].sum())
 
 
+def _assign(q_tiles: np.ndarray, t_tiles: np.ndarray, q_lab: np.ndarray, q_cols: np.ndarray) -> np.ndarray:
+    """Exact max-bijection co-occurring pixels for aligned (P, 16, 16) pairs (Hungarian)."""
+    from scipy.optimize import linear_sum_assignment
+
+    p = len(q_tiles)
+    out = np.zeros(p, np.int64)
+    if p == 0:
+        return out
+    t_lab, t_cols = frequency_labels(t_tiles)
+    many = (q_cols >= LABEL_CAP) | (t_cols >= LABEL_CAP)
+    cc = LABEL_CAP * LABEL_CAP
+    codes = q_lab.reshape(p, -1).astype(np.intp) * LABEL_CAP + t_lab  # (P, 256)
+    m = np.bincount((np.arange(p)[:, None] * cc + codes).ravel(), minlength=p * cc)
+    m = m.reshape(p, LABEL_CAP, LABEL_CAP)  # exact co-occurrences where labels are not capped
+    for i in range(p):
+        if many[i]:
+            out[i] = _hungarian(q_tiles[i].ravel(), t_tiles[i].ravel())
+        else:
+            r, c = linear_sum_assignment(m[i], maximize=True)
+            out[i] = m[i][r, c].sum()
+    return out
+
+
 def oriented_distances(q_tiles: np.ndarray, t_tiles: np.ndarray, q_lab=None, q_cols=None,
                        limit: np.ndarray | None = None) -> np.ndarray:
     """Exact 256 − max-bijection matches for aligned (P, 16, 16) pairs, no flips.
@@ -342,8 +365,9 @@ class TileSearch:
             d_lo[s : s + CHUNK] = PIXELS - hi
         best = np.full(q, PIXELS + 1, np.int64)
         np.minimum.at(best, qq, d_hi)
-        for i in np.flatnonzero((d_lo < d_hi) & (d_lo < best[qq])):
-            d_hi[i] = PIXELS - _hungarian(q_flips[ff[i], qq[i]].ravel(), self.tiles[rr[i]].ravel())
+        res = np.flatnonzero((d_lo < d_hi) & (d_lo < best[qq]))  # could still beat the best
+        d_hi[res] = PIXELS - _assign(q_flips[ff[res], qq[res]], self.tiles[rr[res]],
+                                     lab_flips[ff[res], qq[res]], cols[qq[res]])
         order = np.lexsort((rr, ff, d_hi, qq))
         firsts = order[np.r_[True, qq[order[1:]] != qq[order[:-1]]]] if len(order) else order
         best_r = np.zeros(q, np.int64)
