@@ -159,3 +159,12 @@ def test_a_users_pal_file_gets_its_own_table(cache, tmp_path):
     with Image.open(report.out / "x.png") as im:
         assert np.asarray(im)[0, 0] == 0x3D
     assert q.lut_path(pal).exists()
+
+
+def test_a_single_file_goes_to_a_folder_named_after_it_beside_it(cache, tmp_path):
+    img = tmp_path / "shot.gif"
+    Image.new("RGB", (20, 10), (0, 0, 0)).save(img)
+    report = q.quantize_path(q.QuantizeConfig(src=img))
+    assert report.out == tmp_path / "shot-quantized"
+    with Image.open(report.out / "shot.png") as im:
+        assert np.asarray(im).tolist() == np.full((10, 20), BLACK).tolist()

@@ -198,3 +198,14 @@ def test_near_copy_pixels_outside_0_to_256_is_refused(dirs):
     train, gen, out = dirs
     with pytest.raises(NesganError, match="0–256"):
         TileConfig(generated=gen, train=train, tiles_dir=out, near_copy_pixels=300)
+
+
+def test_flat_tiles_are_trivial_not_near_copies_but_keep_their_nearest(dirs):
+    train, gen, out = dirs
+    report = build_tiles(TileConfig(generated=gen, train=train, tiles_dir=out))
+    flat = [r for r in report.rows if len(r["colours"]) == 1]
+    assert flat, "the museum screens have sky"
+    for r in flat:
+        assert r["verdict"] == "trivial" and r["near_copy"] is False
+        assert r["nearest"]["screen"] is not None and r["nearest"]["distance"] >= 0
+    assert report.trivial == sum(r["verdict"] == "trivial" for r in report.rows)
