@@ -191,6 +191,30 @@ def exact_distances(queries: np.ndarray, train: np.ndarray) -> tuple[np.ndarray,
     return dist, best_flip
 
 
+def brute_nearest(query: np.ndarray, train: np.ndarray) -> tuple[int, int]:
+    """Exact nearest (distance, training id) of one (16, 16) query against every training tile.
+
+    The reference the search is checked against: bounds for every pair and flip, then the
+    Hungarian algorithm only where a pair could beat the best distance already achieved."""
+    train = np.asarray(train, dtype=np.uint8)
+    qf = flips(np.asarray(query)[None])[:, 0]  # (4, 16, 16)
+    lab, cols = frequency_labels(qf)
+    d_lo, d_hi = [], []
+    for f in range(4):
+        for s in range(0, len(train), CHUNK):
+            t_lab, t_cols = frequency_labels(train[s : s + CHUNK])
+            lo, hi = _bounds(np.repeat(lab[f][None], len(t_lab), 0), t_lab)
+            many = (cols[f] >= LABEL_CAP) | (t_cols >= LABEL_CAP)
+            d_hi.append(np.where(many, PIXELS + 1, PIXELS - lo))
+            d_lo.append(PIXELS - hi)
+    d_hi, d_lo = np.concatenate(d_hi), np.concatenate(d_lo)  # (4·M,) flip-major
+    m = len(train)
+    for i in np.flatnonzero((d_lo < d_hi) & (d_lo < d_hi.min())):
+        d_hi[i] = PIXELS - _hungarian(qf[i // m].ravel(), train[i % m].ravel())
+    best = int(d_hi.argmin())
+    return int(d_hi[best]), best % m
+
+
 @dataclass
 class Found:
     """What the search found for each query tile."""

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from nesgan.nearcopy import trivial_mask
-from nesgan.nearsearch import PIXELS, TileSearch, exact_distances
+from nesgan.nearsearch import PIXELS, TileSearch, brute_nearest, exact_distances
 from nesgan.palette import EMITTABLE
 from nesgan.tiles import DEFAULT_NEAR_COPY_PIXELS, flips, slice_tiles
 
@@ -172,12 +172,7 @@ def score(bench: Benchmark, k: int = DEFAULT_NEAR_COPY_PIXELS) -> dict:
 
 def _brute_exact(queries: np.ndarray, train: np.ndarray) -> np.ndarray:
     """Exact nearest distance of each query by comparing with every training tile (slow)."""
-    best = np.full(len(queries), PIXELS, dtype=np.int64)
-    for i, q in enumerate(queries):
-        for s in range(0, len(train), 50000):
-            d, _ = exact_distances(np.repeat(q[None], len(train[s : s + 50000]), 0), train[s : s + 50000])
-            best[i] = min(best[i], int(d.min()))
-    return best
+    return np.array([brute_nearest(q, train)[0] for q in queries], dtype=np.int64)
 
 
 def speed(train_size: int, n_queries: int, baseline_queries: int, truth_queries: int, seed: int = 0,
