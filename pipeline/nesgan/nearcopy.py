@@ -19,6 +19,14 @@ within K of a flat tile — and all flat tiles are palette swaps of each other, 
 "near-copy" of every sky in the training set. Such tiles get verdict `trivial`: not flagged (there
 is no drawing to copy), but their nearest training tile and distance are still recorded.
 
+**Rows.** Each tiles.jsonl row's `nearest` is {screen, x, y, distance, flip, exact}: the
+training tile (where it first occurs), the distance, the flip of the generated tile that matches
+it (none, h, v, hv), and `exact`: true when it is certainly the nearest — always so within K,
+where the search is complete. Otherwise it is the nearest among the candidates and the verdict
+still holds: nothing within K exists — unless a near-flat group form had to be cut short at
+`nearsearch.POSTING_CAP` training tiles (`complete` in the search result; `make bench` reports
+the share: on the 10⁶-tile benchmark at K = 4, none).
+
 **The index** holds the training screens' tiles, quantized with the same palette and cut on each
 screen's grid phase (from data/screens/manifest.jsonl, else detected), exact-deduplicated with the
 first place each occurs. It is cached in TRAIN/.nesgan-tile-index/ under a fingerprint of the

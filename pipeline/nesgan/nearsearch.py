@@ -223,6 +223,7 @@ class Found:
     distance: np.ndarray  # (Q,) exact distance to that tile
     flip: np.ndarray  # (Q,) flip of the query (0 none, 1 h, 2 v, 3 hv) that matches it
     exact: np.ndarray  # (Q,) True when it is certainly the nearest (always so within K)
+    complete: np.ndarray | None = None  # (Q,) False where a posting list was cut short
 
 
 def plan_blocks(k: int) -> tuple[int, int]:
@@ -399,4 +400,4 @@ class TileSearch:
         best[:] = PIXELS + 1
         best[qq[firsts]], best_r[qq[firsts]], best_f[qq[firsts]] = d_hi[firsts], rr[firsts], ff[firsts]
         exact = certain & (best <= self.k) if self.groups else certain
-        return Found(best_r, np.minimum(best, PIXELS), best_f, exact)
+        return Found(best_r, np.minimum(best, PIXELS), best_f, exact, certain)

@@ -202,6 +202,7 @@ def speed(train_size: int, n_queries: int, baseline_queries: int, truth_queries:
         "sklearn_brute_queries": nb, "sklearn_brute_s": round(t4 - t3, 2),
         "sklearn_brute_s_extrapolated": round(ref_per_query * n_queries, 1),
         "speedup_per_query": round(ref_per_query / max(ours_per_query, 1e-9), 1),
+        "complete_search_fraction": round(float(found.complete[~trivial].mean()), 4),
     }
     # recall against the exact nearest distance, on a sample checked by brute force
     nt = min(truth_queries, n_queries)
