@@ -221,3 +221,12 @@ def test_contact_sheets_put_near_copies_first_beside_their_nearest_tile(tmp_path
     assert np.array_equal(img[6:70, 6:70], big)
     assert np.array_equal(img[6:70, 76:140], big)
     assert tuple(img[76, 8]) == (220, 40, 40)  # the red near-copy bar under it
+
+
+def test_a_huge_k_on_a_big_training_set_is_refused_rather_than_run_for_hours(monkeypatch):
+    import nesgan.nearsearch as ns
+
+    monkeypatch.setattr(ns, "BRUTE_PAIRS", 1000)
+    train = np.stack([_tile(s) for s in range(300)])
+    with pytest.raises(NesganError, match="--near-copy-pixels 40 is too large"):
+        TileSearch(train, 40).search(np.stack([_tile(1)]))

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nesgan.errors import NesganError
 from nesgan.tiles import TILE, flips, hash_rows
 
 PIXELS = TILE * TILE
@@ -47,6 +48,7 @@ COUNT_CANDIDATES = 8  # candidates per query from the highest block-match counts
 PCA_SAMPLE = 20000  # training tiles the PCA is fitted on
 LABEL_CAP = 16  # colours per tile the vectorised matcher tells apart (NES cells have ≤ 4, + sprites)
 MIN_BLOCK = 8  # pixels per block: smaller blocks match too much by chance (e.g. all one colour)
+BRUTE_PAIRS = 4 * 10**7  # (query, flip, training tile) triples the brute-force path accepts
 POSTING_CAP = 4000  # a group form shared by more training tiles is low-information: read this far
 CHUNK = 50000  # pairs re-ranked at a time: bounds memory to ~100 MB
 KNN_ALGORITHM = "kd_tree"  # exact tree search: at 10⁶ tiles ~10× faster than brute force in 16-d
@@ -332,6 +334,12 @@ class TileSearch:
             return Found(np.full(q, -1), np.full(q, PIXELS), np.zeros(q, np.int64), np.zeros(q, bool))
         trivial = np.zeros(q, bool) if trivial is None else np.asarray(trivial, bool)
         if self.groups == 0:  # K too large for selective blocks: compare with everything
+            if 4 * q * m > BRUTE_PAIRS:
+                raise NesganError(
+                    f"--near-copy-pixels {self.k} is too large for an indexed search (K ≤ "
+                    f"{PIXELS // MIN_BLOCK - 1}), and comparing all {q:,} × {m:,} tile pairs "
+                    "would take too long; use a smaller K"
+                )
             qq, ff = np.repeat(np.arange(q), 4 * m), np.tile(np.repeat(np.arange(4), m), q)
             rr = np.tile(np.arange(m), 4 * q)
             certain = np.ones(q, bool)
