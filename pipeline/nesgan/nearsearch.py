@@ -56,7 +56,7 @@ KNN_ALGORITHM = "kd_tree"  # exact tree search: at 10⁶ tiles ~10× faster than
 
 def majority_pixels(tiles: np.ndarray) -> np.ndarray:
     """(N, 16, 16) -> (N,) pixel count of each tile's most common colour."""
-    flat = np.asarray(tiles).reshape(len(tiles), -1).astype(np.intp)
+    flat = np.asarray(tiles).reshape(len(tiles), PIXELS).astype(np.intp)
     n = len(flat)
     counts = np.bincount((np.arange(n)[:, None] * 64 + flat).ravel(), minlength=n * 64)
     return counts.reshape(n, 64).max(1)
@@ -65,7 +65,7 @@ def majority_pixels(tiles: np.ndarray) -> np.ndarray:
 def frequency_labels(tiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(N, 16, 16) -> labels (N, 256) uint8 by colour frequency rank (0 = most common), capped at
     LABEL_CAP − 1, and (N,) number of distinct colours."""
-    flat = np.asarray(tiles).reshape(len(tiles), -1).astype(np.intp)
+    flat = np.asarray(tiles).reshape(len(tiles), PIXELS).astype(np.intp)
     n = len(flat)
     counts = np.bincount((np.arange(n)[:, None] * 64 + flat).ravel(), minlength=n * 64).reshape(n, 64)
     order = np.argsort(-counts, axis=1, kind="stable")  # (N, 64) colours, most common first
@@ -168,13 +168,13 @@ def oriented_distances(q_tiles: np.ndarray, t_tiles: np.ndarray, q_lab=None, q_c
     if q_lab is None:
         q_lab, q_cols = frequency_labels(q_tiles)
     t_lab, t_cols = frequency_labels(t_tiles)
-    lo, hi = _bounds(q_lab.reshape(len(q_lab), -1), t_lab)
+    lo, hi = _bounds(q_lab.reshape(len(q_lab), PIXELS), t_lab)
     many = (q_cols >= LABEL_CAP) | (t_cols >= LABEL_CAP)  # capped labels: bounds only
     d, d_lo = PIXELS - lo, PIXELS - hi  # achievable, and unbeatable
     unsure = many | (d_lo < d)
     if limit is not None:
         unsure &= d_lo < limit
-    qf, tf = q_tiles.reshape(len(q_tiles), -1), t_tiles.reshape(len(t_tiles), -1)
+    qf, tf = q_tiles.reshape(len(q_tiles), PIXELS), t_tiles.reshape(len(t_tiles), PIXELS)
     for i in np.flatnonzero(unsure):
         d[i] = PIXELS - _hungarian(qf[i], tf[i])
     d[many & ~unsure] = d_lo[many & ~unsure]
@@ -296,7 +296,7 @@ class TileSearch:
         m = len(self.tiles)
         keys, complete, fine_q = [], np.ones(len(queries), bool), []
         for f, qf in enumerate(flips(queries)):  # (Q, 16, 16) each
-            flat_t = np.ascontiguousarray(qf.reshape(len(qf), -1).T)  # (256, Q)
+            flat_t = np.ascontiguousarray(qf.reshape(len(qf), PIXELS).T)  # (256, Q)
             fine_q.append(self._fine_forms(flat_t))
             for g in range(self.groups):
                 h = block_forms(flat_t[g :: self.groups], transposed=True)  # (Q,)
@@ -392,7 +392,7 @@ class TileSearch:
         for s in range(0, len(qq), CHUNK):
             cq, cf, cr = qq[s : s + CHUNK], ff[s : s + CHUNK], rr[s : s + CHUNK]
             t_lab, t_cols = frequency_labels(self.tiles[cr])
-            lo, hi = _bounds(lab_flips[cf, cq].reshape(len(cq), -1), t_lab)
+            lo, hi = _bounds(lab_flips[cf, cq].reshape(len(cq), PIXELS), t_lab)
             many = (cols[cq] >= LABEL_CAP) | (t_cols >= LABEL_CAP)  # capped labels: bound only
             d_hi[s : s + CHUNK] = np.where(many, PIXELS + 1, PIXELS - lo)
             d_lo[s : s + CHUNK] = PIXELS - hi

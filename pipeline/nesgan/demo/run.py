@@ -50,6 +50,8 @@ def run_demo(config: DemoConfig) -> None:
              "--seed", str(config.seed)]
     if config.steps is not None:
         train += ["--steps", str(config.steps)]
+    if (run / "checkpoints" / "last.pt").exists():
+        train.append("--resume")  # a rerun continues (or finds the run finished) instead of refusing
     _run(train, config.quiet)
     _run(["generate", "--run", str(run), "-n", str(config.generate), "--out", str(generated),
           "--seed", str(config.seed)], config.quiet)
