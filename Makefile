@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast bench lint docs tiled clean
+.PHONY: help install demo test test-fast bench lint docs pictures tiled clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ lint: install ## ruff lint
 
 docs: install ## regenerate the README's command reference from --help
 	$(BIN)/python -m nesgan.docs README.md
+
+pictures: demo tiled ## regenerate the README's pictures (docs/img) from the demo's output
+	$(BIN)/python scripts/readme_pictures.py demo docs/img
 
 clean: ## remove build outputs (keeps .venv)
 	rm -rf bench-out demo .pytest_cache build *.egg-info pipeline/*.egg-info
