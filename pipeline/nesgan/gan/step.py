@@ -1,7 +1,6 @@
 """One DCGAN training step (pytorch/examples dcgan/main.py, Radford et al., 2015), shared by
 `train()` and the benchmark:
-  1. D: maximise log D(x) + log(1 - D(G(z))) on a real batch and a fake batch (kept separate,
-     so BatchNorm sees pure batches).
+  1. D: maximise log D(x) + log(1 - D(G(z))) on real and fake screens in one batch.
   2. G: maximise log D(G(z)) (the non-saturating loss) through a frozen D.
   3. EMA of G's weights and buffers, in float32; samples and SWD come from the EMA generator.
 """
@@ -59,25 +58,25 @@ def train_step(n: Nets, real: torch.Tensor, z: torch.Tensor, step: int) -> StepO
     with n.autocast():
         fake = n.g_train(z)  # (b, 3, 224, 224)
 
-    # Step 1: D on real, then on fake; gradients accumulate and DDP syncs them once.
+    # Step 1: D on one batch of real and fake together. Shared BatchNorm statistics let D see
+    # batch-wide differences (overall colour, contrast); with separate pure batches BatchNorm
+    # normalises them away and, measured at small widths, G never leaves flat grey.
+    b = real.shape[0]
     n.opt_d.zero_grad(set_to_none=True)
-    no_sync = n.d_train.no_sync if n.ddp else contextlib.nullcontext
-    with no_sync():
-        with n.autocast():
-            out_real = n.d_train(real)  # (b,)
-        loss_d_real = F.binary_cross_entropy_with_logits(out_real.float(), ones)  # float32 loss
-        loss_d_real.backward()
     with n.autocast():
-        out_fake = n.d_train(fake.detach())  # (b,)
+        out = n.d_train(torch.cat([real, fake.detach()]))  # (2b,)
+    out_real, out_fake = out[:b], out[b:]
+    loss_d_real = F.binary_cross_entropy_with_logits(out_real.float(), ones)  # float32 losses
     loss_d_fake = F.binary_cross_entropy_with_logits(out_fake.float(), zeros)
-    loss_d_fake.backward()
+    (loss_d_real + loss_d_fake).backward()
     n.opt_d.step()
 
-    # Step 2: G through a frozen D (D's weight gradients would be discarded, so skip them).
+    # Step 2: G through a frozen D, batched with the same real screens so BatchNorm matches
+    # step 1 (D's weight gradients would be discarded, so they are not computed).
     n.opt_g.zero_grad(set_to_none=True)
     n.d.requires_grad_(False)
     with n.autocast():
-        out_gen = n.d_plain(fake)  # (b,)
+        out_gen = n.d_plain(torch.cat([real, fake]))[b:]  # (b,)
     loss_g = F.binary_cross_entropy_with_logits(out_gen.float(), ones)
     loss_g.backward()
     n.d.requires_grad_(True)
