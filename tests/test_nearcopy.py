@@ -9,7 +9,6 @@ import pytest
 from PIL import Image
 
 from nesgan import nearcopy
-from nesgan import quantize as q
 from nesgan.contact import write_contact_sheets
 from nesgan.errors import NesganError
 from nesgan.nearsearch import TileSearch, exact_distances, plan_blocks
@@ -21,12 +20,8 @@ FOUR = np.array([0x0F, 0x16, 0x27, 0x30], np.uint8)
 
 
 @pytest.fixture(scope="module", autouse=True)
-def cache(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg")))
-        q._LUTS.clear()
-        yield
-    q._LUTS.clear()
+def cache(isolated_lut_cache):
+    """Every test here builds LUTs in a private cache folder."""
 
 
 def _tile(seed: int, colours: np.ndarray = FOUR) -> np.ndarray:

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nesgan import quantize as q
 from nesgan.errors import NesganError
 from nesgan.palette import EMITTABLE, Palette
 from nesgan.tiles import (
@@ -25,12 +24,8 @@ PAL = Palette.builtin()
 
 
 @pytest.fixture(scope="module", autouse=True)
-def cache(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg")))
-        q._LUTS.clear()
-        yield
-    q._LUTS.clear()
+def cache(isolated_lut_cache):
+    """Every test here builds LUTs in a private cache folder."""
 
 
 def _frame(game: int, shot: int) -> np.ndarray:

@@ -66,30 +66,35 @@ def _parse_table(text: str) -> np.ndarray:
     return np.array([[(v >> 16) & 255, (v >> 8) & 255, v & 255] for v in values], dtype=np.uint8)
 
 
+# OKLab (Ottosson 2020): linear sRGB -> cone-like LMS (M1), then cube root and M2 -> L, a, b.
+OKLAB_M1 = np.array(
+    [
+        [0.4122214708, 0.5363325363, 0.0514459929],
+        [0.2119034982, 0.6806995451, 0.1073969566],
+        [0.0883024619, 0.2817188376, 0.6299787005],
+    ],
+    dtype=np.float32,
+)
+OKLAB_M2 = np.array(
+    [
+        [0.2104542553, 0.7936177850, -0.0040720468],
+        [1.9779984951, -2.4285922050, 0.4505937099],
+        [0.0259040371, 0.7827717662, -0.8086757660],
+    ],
+    dtype=np.float32,
+)
+
+
+def srgb_to_linear(c: np.ndarray) -> np.ndarray:
+    """sRGB values in 0–1 -> linear light (the IEC 61966-2-1 transfer function)."""
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
 def srgb_to_oklab(rgb: np.ndarray) -> np.ndarray:
     """(..., 3) sRGB in 0–255 -> (..., 3) OKLab (L in 0–1), float32."""
-    c = np.asarray(rgb, dtype=np.float32) / 255.0
-    # 1. sRGB transfer function -> linear light (IEC 61966-2-1)
-    lin = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-    # 2. linear sRGB -> cone-like LMS (Ottosson's M1)
-    m1 = np.array(
-        [
-            [0.4122214708, 0.5363325363, 0.0514459929],
-            [0.2119034982, 0.6806995451, 0.1073969566],
-            [0.0883024619, 0.2817188376, 0.6299787005],
-        ],
-        dtype=np.float32,
-    )
-    # 3. cube-root non-linearity, then M2 to L, a, b
-    m2 = np.array(
-        [
-            [0.2104542553, 0.7936177850, -0.0040720468],
-            [1.9779984951, -2.4285922050, 0.4505937099],
-            [0.0259040371, 0.7827717662, -0.8086757660],
-        ],
-        dtype=np.float32,
-    )
-    return (np.cbrt(lin @ m1.T) @ m2.T).astype(np.float32)
+    lin = srgb_to_linear(np.asarray(rgb, dtype=np.float32) / 255.0)  # 1. linear light
+    # 2. LMS = M1·lin; 3. L, a, b = M2·cbrt(LMS)
+    return (np.cbrt(lin @ OKLAB_M1.T) @ OKLAB_M2.T).astype(np.float32)
 
 
 @dataclass(frozen=True)

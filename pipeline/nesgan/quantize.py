@@ -24,29 +24,11 @@ from PIL import Image
 
 from nesgan.errors import NesganError
 from nesgan.files import atomic_write_bytes, write_jsonl
-from nesgan.palette import EMITTABLE, Palette, load_palette
+from nesgan.palette import EMITTABLE, OKLAB_M1, OKLAB_M2, Palette, load_palette, srgb_to_linear
 
 LUT_SIZE = 1 << 24
 MAX_PIXELS = 4096 * 4096  # larger than any screenshot; a decompression bomb stops here
 IMAGE_SUFFIXES = (".png", ".gif", ".bmp", ".jpg", ".jpeg", ".webp", ".tif", ".tiff")
-
-# OKLab matrices (Ottosson 2020), the same numbers as nesgan.palette.srgb_to_oklab.
-_M1 = np.array(
-    [
-        [0.4122214708, 0.5363325363, 0.0514459929],
-        [0.2119034982, 0.6806995451, 0.1073969566],
-        [0.0883024619, 0.2817188376, 0.6299787005],
-    ],
-    dtype=np.float32,
-)
-_M2 = np.array(
-    [
-        [0.2104542553, 0.7936177850, -0.0040720468],
-        [1.9779984951, -2.4285922050, 0.4505937099],
-        [0.0259040371, 0.7827717662, -0.8086757660],
-    ],
-    dtype=np.float32,
-)
 
 _LUTS: dict[str, np.ndarray] = {}  # in-process memo: fingerprint -> table
 
@@ -64,11 +46,10 @@ def lut_path(palette: Palette) -> Path:
 def build_lut(palette: Palette) -> np.ndarray:
     """(2²⁴,) uint8: NES index of the perceptually nearest emittable colour for every RGB colour."""
     # 1. sRGB transfer function, per channel value (IEC 61966-2-1)
-    c = np.arange(256, dtype=np.float32) / 255.0
-    lin = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4).astype(np.float32)
+    lin = srgb_to_linear(np.arange(256, dtype=np.float32) / 255.0).astype(np.float32)
     # 2. linear RGB -> LMS is linear, so G and B contributions are summed once for all 65,536 pairs
-    g_part = lin[:, None] * _M1[:, 1][None, :]  # (256, 3)
-    b_part = lin[:, None] * _M1[:, 2][None, :]  # (256, 3)
+    g_part = lin[:, None] * OKLAB_M1[:, 1][None, :]  # (256, 3)
+    b_part = lin[:, None] * OKLAB_M1[:, 2][None, :]  # (256, 3)
     gb = (g_part[:, None, :] + b_part[None, :, :]).reshape(-1, 3)  # (65536, 3)
     # 3. nearest by |x − c|² = |x|² − 2·x·c + |c|²; |x|² is the same for every c, so drop it
     pal_lab = palette._lab.astype(np.float32)  # (54, 3)
@@ -76,8 +57,8 @@ def build_lut(palette: Palette) -> np.ndarray:
     out = np.empty(LUT_SIZE, dtype=np.uint8)
     x = np.ones((65536, 4), dtype=np.float32)  # (65536, [L, a, b, 1])
     for r in range(256):
-        lms = gb + lin[r] * _M1[:, 0]  # (65536, 3)
-        x[:, :3] = np.cbrt(lms) @ _M2.T
+        lms = gb + lin[r] * OKLAB_M1[:, 0]  # (65536, 3)
+        x[:, :3] = np.cbrt(lms) @ OKLAB_M2.T
         out[r << 16 : (r + 1) << 16] = EMITTABLE[(x @ score).argmin(1)]
     return out
 

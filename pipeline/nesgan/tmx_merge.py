@@ -86,21 +86,22 @@ def new_map_root(width: int, height: int) -> ET.Element:
     })
 
 
-def _tile_layers(elem: ET.Element):
+def _layers(elem: ET.Element, tag: str):
+    """Layers of one kind (`layer`, `objectgroup`), also inside groups; never a tileset's
+    per-tile collision shapes."""
     for child in elem:
-        if child.tag == "layer":
+        if child.tag == tag:
             yield child
         elif child.tag == "group":
-            yield from _tile_layers(child)
+            yield from _layers(child, tag)
+
+
+def _tile_layers(elem: ET.Element):
+    return _layers(elem, "layer")
 
 
 def _object_layers(elem: ET.Element):
-    """Object layers, also inside groups (not a tileset's per-tile collision shapes)."""
-    for child in elem:
-        if child.tag == "objectgroup":
-            yield child
-        elif child.tag == "group":
-            yield from _object_layers(child)
+    return _layers(elem, "objectgroup")
 
 
 def _check_map(root: ET.Element, what: str) -> tuple[int, int]:

@@ -1,0 +1,15 @@
+"""Fixtures shared by several test modules."""
+
+import pytest
+
+from nesgan import quantize
+
+
+@pytest.fixture(scope="module")
+def isolated_lut_cache(tmp_path_factory):
+    """A private $XDG_CACHE_HOME and an empty in-process LUT memo for one test module."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg")))
+        quantize._LUTS.clear()
+        yield
+    quantize._LUTS.clear()
