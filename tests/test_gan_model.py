@@ -147,3 +147,32 @@ def test_resume_check_names_the_flag_and_both_values():
 def test_config_rejects_nonsense_values_with_the_flag_name():
     with pytest.raises(NesganError, match="--batch-size"):
         TrainConfig(batch_size=0)
+
+
+def test_generator_lr_is_lr_unless_lr_g_sets_its_own():
+    assert TrainConfig(lr=3e-4).generator_lr == 3e-4
+    assert TrainConfig(lr=3e-4, lr_g=1e-3).generator_lr == 1e-3
+    with pytest.raises(NesganError, match="lr_g must be positive"):
+        TrainConfig(lr_g=0.0)
+
+
+def test_run_config_written_before_lr_g_existed_still_loads_with_one_shared_lr():
+    d = TrainConfig().to_dict()
+    del d["lr_g"]
+    assert TrainConfig.from_dict(d).generator_lr == d["lr"]
+
+
+def test_discriminator_sees_fake_contrast_only_when_batched_with_real_screens():
+    # Why train_step feeds D one real+fake batch: D has no biases, so with a pure fake batch
+    # its BatchNorm divides any overall contrast away and G gets no push out of flat grey.
+    torch.manual_seed(0)
+    _, d = build_models(4, 100)
+    d.train()
+    real = to_float(torch.from_numpy(fake_screens(4, seed=1)))  # (4, 3, 224, 224)
+    fake = torch.randn(4, 3, 224, 224) * 0.5
+    with torch.no_grad():
+        alone = d(fake), d(fake * 3)
+        mixed = d(torch.cat([real, fake]))[4:], d(torch.cat([real, fake * 3]))[4:]
+    seen_alone = (alone[0] - alone[1]).abs().max()  # only BatchNorm's eps lets it through
+    seen_mixed = (mixed[0] - mixed[1]).abs().max()
+    assert seen_alone < 0.03 and seen_mixed > 5 * seen_alone

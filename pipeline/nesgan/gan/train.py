@@ -170,7 +170,7 @@ def _train(cfg: TrainConfig, env: _Dist, resume: bool, overwrite: bool) -> Train
     noise_gen = torch.Generator().manual_seed(cfg.seed + 1)
     fixed_noise = torch.randn(cfg.grid ** 2, cfg.z_dim, generator=torch.Generator().manual_seed(cfg.seed + 2))
     swd_noise = torch.randn(cfg.swd_images, cfg.z_dim, generator=torch.Generator().manual_seed(cfg.seed + 3))
-    opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    opt_g = torch.optim.Adam(g.parameters(), lr=cfg.generator_lr, betas=(cfg.beta1, cfg.beta2))
     opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
     start = 0
     if state is not None:  # 2. Exact resume: weights, optimizers, data order, noise, RNG.
