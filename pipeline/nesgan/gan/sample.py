@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from tqdm import tqdm
 
 from nesgan.errors import NesganError
@@ -17,12 +15,7 @@ from nesgan.gan.checkpoint import load_checkpoint, load_weights
 from nesgan.gan.config import GenerateConfig, TrainConfig
 from nesgan.gan.data import to_uint8
 from nesgan.gan.model import Generator
-
-
-def png_bytes(rgb: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(rgb, "RGB").save(buf, format="PNG")
-    return buf.getvalue()
+from nesgan.screens import encode_png
 
 
 def grid_image(screens: np.ndarray, cols: int) -> np.ndarray:
@@ -78,7 +71,7 @@ def generate(config: GenerateConfig) -> list[Path]:
             screens = to_uint8(render(g, z[i:i + config.batch_size], config.batch_size))
             for j, rgb in enumerate(screens):
                 p = out / f"gen-{i + j:04d}.png"
-                atomic_write_bytes(p, png_bytes(rgb))
+                atomic_write_bytes(p, encode_png(rgb))
                 written.append(p)
             bar.update(len(screens))
     return written

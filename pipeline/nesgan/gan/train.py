@@ -23,8 +23,9 @@ from nesgan.gan.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from nesgan.gan.config import TrainConfig, check_resumable
 from nesgan.gan.data import EpochSampler, load_screens, to_float, to_uint8
 from nesgan.gan.model import build_models
-from nesgan.gan.sample import grid_image, png_bytes, render, resolve_device
+from nesgan.gan.sample import grid_image, render, resolve_device
 from nesgan.gan.step import Nets, train_step
+from nesgan.screens import encode_png
 
 RUN_ARTIFACTS = ("config.json", "checkpoints", "samples", "metrics.jsonl")
 
@@ -119,7 +120,7 @@ def prepare_run_folder(run: Path, resume: bool, overwrite: bool, main: bool) -> 
 
 
 def _save_grid(path_step: Path, latest: Path, screens: torch.Tensor, cols: int) -> None:
-    data = png_bytes(grid_image(to_uint8(screens), cols))
+    data = encode_png(grid_image(to_uint8(screens), cols))
     atomic_write_bytes(path_step, data)
     atomic_write_bytes(latest, data)
 
