@@ -116,8 +116,11 @@ def quantize_rgb(rgb: np.ndarray, palette: Palette, lut: np.ndarray | None = Non
     return lut[packed]
 
 
-def open_rgb(path: Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """An image file as (H, W, 3) uint8 RGB; refuses oversized (bomb) and unreadable files."""
+def open_rgb(path: Path, max_pixels: int = MAX_PIXELS, *, size: int | None = None,
+             modes: tuple[str, ...] | None = None) -> np.ndarray:
+    """An image file as (H, W, 3) uint8 RGB; refuses oversized (bomb) and unreadable files, and,
+    when given, images that are not `size`×`size` or not in one of `modes` (all from the header,
+    before decoding). Transparent pixels show as black."""
     try:
         with Image.open(path) as im:
             w, h = im.size  # from the header, before decoding
@@ -125,6 +128,16 @@ def open_rgb(path: Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
                 raise NesganError(
                     f"{path} is {w}×{h} pixels, over the {max_pixels:,}-pixel limit; "
                     "crop or shrink it first"
+                )
+            if size is not None and (w, h) != (size, size):
+                raise NesganError(
+                    f"{path} is {w}×{h}; the tile stage needs {size}×{size} screens "
+                    "(run `nesgan crop` on it, or remove it)"
+                )
+            if modes is not None and im.mode not in modes:
+                raise NesganError(
+                    f"{path} is a {im.mode!r} image; save it as RGB or palette PNG "
+                    f"(accepted modes: {', '.join(modes)})"
                 )
             im.load()
             if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from nesgan.errors import NesganError
 from nesgan.palette import Palette, load_palette
@@ -121,32 +120,9 @@ def dedupe(tiles: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def open_screen(path: Path, palette: Palette, *, size: int | None = SCREEN) -> np.ndarray:
     """A screen image -> (H, W) NES indices; refuses unreadable files, odd modes and wrong sizes."""
-    from nesgan.quantize import MAX_PIXELS, quantize_rgb
+    from nesgan.quantize import open_rgb, quantize_rgb
 
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-            if w * h > MAX_PIXELS:
-                raise NesganError(f"{path} is {w}×{h} pixels, too large for a screen; crop it first")
-            if size is not None and (w, h) != (size, size):
-                raise NesganError(
-                    f"{path} is {w}×{h}; the tile stage needs {size}×{size} screens "
-                    "(run `nesgan crop` on it, or remove it)"
-                )
-            if im.mode not in ACCEPTED_MODES:
-                raise NesganError(
-                    f"{path} is a {im.mode!r} image; save it as RGB or palette PNG "
-                    f"(accepted modes: {', '.join(ACCEPTED_MODES)})"
-                )
-            im.load()
-            if im.mode == "RGBA" or (im.mode == "P" and "transparency" in im.info):
-                im = Image.alpha_composite(Image.new("RGBA", im.size, (0, 0, 0, 255)), im.convert("RGBA"))
-            rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except NesganError:
-        raise
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise NesganError(f"{path} is not a readable image ({e}); remove it or re-export it") from None
-    return quantize_rgb(rgb, palette)
+    return quantize_rgb(open_rgb(path, size=size, modes=ACCEPTED_MODES), palette)
 
 
 def list_pngs(folder: Path) -> list[Path]:
