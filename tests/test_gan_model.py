@@ -176,3 +176,43 @@ def test_discriminator_sees_fake_contrast_only_when_batched_with_real_screens():
     seen_alone = (alone[0] - alone[1]).abs().max()  # only BatchNorm's eps lets it through
     seen_mixed = (mixed[0] - mixed[1]).abs().max()
     assert seen_alone < 0.03 and seen_mixed > 5 * seen_alone
+
+
+def test_generator_step_judges_fakes_by_the_mixed_batch_statistics_of_ds_step():
+    # train_step's G step runs D in eval mode on the fakes alone. BatchNorm momentum 1.0 makes D's
+    # running statistics those of its last training batch, so the fakes are normalised as they
+    # were inside step 1's real+fake batch (up to the running variance being the unbiased one),
+    # not by a batch of their own.
+    torch.manual_seed(0)
+    _, d = build_models(4, 100)
+    real = to_float(torch.from_numpy(fake_screens(4, seed=1)))  # (4, 3, 224, 224)
+    fake = torch.randn(4, 3, 224, 224) * 0.5
+    with torch.no_grad():
+        d.train()
+        mixed = d(torch.cat([real, fake]))[4:]
+        d.eval()
+        frozen = d(fake)
+        d.train()
+        own_batch = d(fake)
+    err = (frozen - mixed).abs().max()
+    assert err < 0.01 * mixed.abs().max()
+    assert (own_batch - mixed).abs().max() > 20 * err
+
+
+def test_train_step_updates_both_networks_and_leaves_d_trainable():
+    from nesgan.gan.step import Nets, adam, train_step
+
+    torch.manual_seed(0)
+    g, d = build_models(4, 100)
+    ema = Generator(4, 100).eval().requires_grad_(False)
+    ema.load_state_dict(g.state_dict())
+    nets = Nets(g=g, d=d, ema=ema, opt_g=adam(g.parameters(), 1e-3, (0.5, 0.999)),
+                opt_d=adam(d.parameters(), 1e-3, (0.5, 0.999)), g_train=g, d_train=d, d_plain=d)
+    g0 = [p.detach().clone() for p in g.parameters()]
+    d0 = [p.detach().clone() for p in d.parameters()]
+    real = to_float(torch.from_numpy(fake_screens(4, seed=2)))
+    out = train_step(nets, real, torch.randn(4, 100), 0)
+    assert all(not torch.equal(a, b) for a, b in zip(g0, g.parameters()))
+    assert all(not torch.equal(a, b) for a, b in zip(d0, d.parameters()))
+    assert d.training and all(p.requires_grad for p in d.parameters())
+    assert torch.isfinite(out.loss_g) and torch.isfinite(out.loss_d_real + out.loss_d_fake)

@@ -204,3 +204,31 @@ def test_torchrun_trains_with_two_gloo_processes_and_rank_zero_writes(screens, t
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["world_size"] == 2
     shutil.rmtree(run)
+
+
+_FAULTS_PER_64MIB_TEMPORARY = """
+import resource, sys, torch
+if sys.argv[1] == "keep":
+    from nesgan.gan.train import keep_freed_memory
+    assert keep_freed_memory()
+x = torch.ones(64 << 20, dtype=torch.uint8)  # 64 MiB: above glibc's largest dynamic mmap threshold
+for _ in range(3):
+    y = x + 1
+    del y
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(10):
+    y = x + 1
+    del y
+print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) // 10)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc tuning")
+def test_training_keeps_freed_buffers_instead_of_page_faulting_them_in_every_step():
+    def faults(mode: str) -> int:
+        out = subprocess.run([sys.executable, "-c", _FAULTS_PER_64MIB_TEMPORARY, mode],
+                             capture_output=True, text=True, check=True)
+        return int(out.stdout.split()[-1])
+
+    default, kept = faults("default"), faults("keep")
+    assert kept <= 16 and default >= 30 and default > 10 * max(kept, 1)

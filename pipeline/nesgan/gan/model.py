@@ -40,8 +40,12 @@ class Discriminator(nn.Module):
         super().__init__()
         w = width
 
+        # momentum=1.0: D's running statistics are those of its last training batch (real and
+        # fake together). Nothing evaluates D on its own; the generator's step runs D in eval
+        # mode so that fakes are normalised with that mixed batch's statistics.
         def down(cin: int, cout: int) -> list[nn.Module]:
-            return [nn.Conv2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2, True)]
+            return [nn.Conv2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout, momentum=1.0),
+                    nn.LeakyReLU(0.2, True)]
 
         self.net = nn.Sequential(
             # input (B, 3, 224, 224); no BatchNorm on the first layer (Radford et al.)

@@ -24,7 +24,7 @@ from nesgan.gan.config import TrainConfig, check_resumable
 from nesgan.gan.data import EpochSampler, load_screens, to_float, to_uint8
 from nesgan.gan.model import build_models
 from nesgan.gan.sample import grid_image, render, resolve_device
-from nesgan.gan.step import Nets, train_step
+from nesgan.gan.step import Nets, adam, train_step
 from nesgan.screens import encode_png
 
 RUN_ARTIFACTS = ("config.json", "checkpoints", "samples", "metrics.jsonl")
@@ -51,6 +51,31 @@ def cpu_has_fast_bf16() -> bool:
     except OSError:
         return False
     return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters, glibc's malloc.h
+
+
+def keep_freed_memory() -> bool:
+    """Ask glibc's malloc to keep freed memory for reuse rather than hand it back to the kernel.
+
+    A training step frees and reallocates the same activation buffers (megabytes each) every
+    step. By default glibc serves blocks that large with fresh mmaps, so each step page-faults
+    its activations in again: measured at width 32, batch 16, 13–19k minor faults and 27–48 ms
+    of kernel time per step (the fp32 reference loop: 117k faults, a quarter of its step).
+    With both thresholds raised a step faults 0 times. The cost: the process keeps its peak heap
+    until it exits, which a training run does anyway. Returns False where this is not glibc."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+        mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    except (OSError, AttributeError):
+        return False
+    # mallopt takes a C int: 1 GiB fits, larger values would wrap.
+    return bool(mallopt(_M_TRIM_THRESHOLD, 1 << 30) and mallopt(_M_MMAP_THRESHOLD, 1 << 30))
 
 
 def pick_autocast(device: torch.device, requested: str) -> torch.dtype | None:
@@ -128,6 +153,7 @@ def _save_grid(path_step: Path, latest: Path, screens: torch.Tensor, cols: int) 
 def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> TrainResult:
     """Train (or, with `resume`, continue) the run in `config.run`; returns a summary."""
     env = _Dist(config.device)
+    keep_freed_memory()
     try:
         return _train(config, env, resume, overwrite)
     except RuntimeError as e:
@@ -171,8 +197,8 @@ def _train(cfg: TrainConfig, env: _Dist, resume: bool, overwrite: bool) -> Train
     noise_gen = torch.Generator().manual_seed(cfg.seed + 1)
     fixed_noise = torch.randn(cfg.grid ** 2, cfg.z_dim, generator=torch.Generator().manual_seed(cfg.seed + 2))
     swd_noise = torch.randn(cfg.swd_images, cfg.z_dim, generator=torch.Generator().manual_seed(cfg.seed + 3))
-    opt_g = torch.optim.Adam(g.parameters(), lr=cfg.generator_lr, betas=(cfg.beta1, cfg.beta2))
-    opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    opt_g = adam(g.parameters(), cfg.generator_lr, (cfg.beta1, cfg.beta2))
+    opt_d = adam(d.parameters(), cfg.lr, (cfg.beta1, cfg.beta2))
     start = 0
     if state is not None:  # 2. Exact resume: weights, optimizers, data order, noise, RNG.
         load_weights(g, state["generator"], "generator", last)
