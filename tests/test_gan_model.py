@@ -212,7 +212,7 @@ def test_train_step_updates_both_networks_and_leaves_d_trainable():
     d0 = [p.detach().clone() for p in d.parameters()]
     real = to_float(torch.from_numpy(fake_screens(4, seed=2)))
     out = train_step(nets, real, torch.randn(4, 100), 0)
-    assert all(not torch.equal(a, b) for a, b in zip(g0, g.parameters()))
-    assert all(not torch.equal(a, b) for a, b in zip(d0, d.parameters()))
+    assert all(not torch.equal(a, b) for a, b in zip(g0, g.parameters(), strict=True))
+    assert all(not torch.equal(a, b) for a, b in zip(d0, d.parameters(), strict=True))
     assert d.training and all(p.requires_grad for p in d.parameters())
     assert torch.isfinite(out.loss_g) and torch.isfinite(out.loss_d_real + out.loss_d_fake)

@@ -182,7 +182,7 @@ def measure_isolated(names: list[str], screens_dir: Path, rounds: int,
                 times[name].append(value)
         return times, warmup
     finally:
-        for name, conn in conns.items():
+        for conn in conns.values():
             try:
                 conn.send(None)
             except (BrokenPipeError, OSError):
