@@ -78,11 +78,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Measured on the 186-screen demo museum (2 shared CPU cores, bf16). With one lr of 2e-4
     # for both, D wins at once (loss ~0.002) and SWD stalls near 275-307. Giving G 5x D's lr
     # (1e-3) keeps D's loss near 0.2-1.7 and G's contrast reaches the data's (std 0.63 vs 0.67)
-    # by step 500. `nesgan train --preset tiny`: SWD (mean of levels, every 200 steps) 302,
-    # 247, 247, 227, 219, 222, 219, 211, 200, 196 at step 2000 (the separate-batch loop before
-    # stayed at 353-364), and the grids show sky, ground strips, platforms, pipes and HUD text.
-    # G lr 5e-4 gets there too but ~800 steps later (SWD 324 at step 400). 2000 steps took
-    # 207 s wall (~185 images/s, 2 threads, lightly loaded); ~5 min with another run beside it.
+    # by step 500. `nesgan train --preset tiny`: SWD (mean of levels, every 200 steps) 279,
+    # 331, 285, 270, 217, 195, 180, 176, 162, 160 at step 2000 (139 in a second run; 196 when
+    # G's step also ran the real screens through D; the separate-batch loop stayed at 353-364),
+    # and the grids show sky, ground strips, platforms, pipes, ladders and HUD text. G lr 5e-4
+    # gets there too but later. 2000 steps took ~150 s of training (~200-220 images/s, 2
+    # threads, lightly loaded); the whole `nesgan demo` 3.1 min.
     "tiny": dict(steps=2000, batch_size=16, width=8, lr_g=1e-3, ema_decay=0.99,
                  checkpoint_every=200, sample_every=200, log_every=20),
     # A longer CPU run or a small GPU: more channels, more steps. small/full keep the paper's
