@@ -203,6 +203,7 @@ def test_torchrun_trains_with_two_gloo_processes_and_rank_zero_writes(screens, t
     assert state["step"] == 3 and state["world_size"] == 2
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["world_size"] == 2
+    assert all(0 < r["d_x"] < 1 and r["loss_d"] > 0 for r in rows)
     shutil.rmtree(run)
 
 

@@ -265,6 +265,15 @@ def _train(cfg: TrainConfig, env: _Dist, resume: bool, overwrite: bool) -> Train
                 loss_d = (out.loss_d_real + out.loss_d_fake).item()  # .item() syncs: time is honest on CUDA
             step_seconds += time.perf_counter() - t_step
             bar.update(1)
+            logged = None  # metrics rows: means over every process's batch (all ranks take part)
+            if step % cfg.log_every == 0 or step % cfg.sample_every == 0 or step == cfg.steps:
+                logged = torch.stack([out.loss_d_real + out.loss_d_fake, out.loss_g,
+                                      torch.sigmoid(out.out_real.float()).mean(),
+                                      torch.sigmoid(out.out_fake.float()).mean()]).float()
+                if env.world > 1:
+                    dist.all_reduce(logged)
+                    logged /= env.world
+                logged = logged.tolist()
             if not env.main:
                 continue
             bar.set_postfix(D=f"{loss_d:.3f}", G=f"{out.loss_g.item():.3f}")
@@ -277,13 +286,13 @@ def _train(cfg: TrainConfig, env: _Dist, resume: bool, overwrite: bool) -> Train
                 fake_desc = swd.descriptors(render(ema, swd_noise.to(device)), seed=cfg.seed)
                 levels = swd.swd(real_desc, fake_desc, seed=cfg.seed)
                 row_swd = last_swd = sum(levels) / len(levels)
-            if step % cfg.log_every == 0 or row_swd is not None or step == cfg.steps:
+            if logged is not None:
                 metrics.append({
                     "step": step, "epoch": sampler.epoch,
-                    "loss_d": round(loss_d, 5),
-                    "loss_g": round(out.loss_g.item(), 5),
-                    "d_x": round(torch.sigmoid(out.out_real.float()).mean().item(), 5),
-                    "d_g_z": round(torch.sigmoid(out.out_fake.float()).mean().item(), 5),
+                    "loss_d": round(logged[0], 5),
+                    "loss_g": round(logged[1], 5),
+                    "d_x": round(logged[2], 5),
+                    "d_g_z": round(logged[3], 5),
                     "images_per_s": round(imgs_since / max(step_seconds, 1e-9), 2),
                     "swd": None if row_swd is None else round(row_swd, 3),
                     "swd_levels": None if row_swd is None else [round(v, 3) for v in levels],
