@@ -123,6 +123,27 @@ def test_near_flat_tiles_are_trivial_not_near_copies():
     assert nearcopy.trivial_mask(np.stack([flat, star, drawn]), 8).tolist() == [True, True, False]
 
 
+
+def test_a_tile_near_a_near_flat_training_tile_is_trivial_but_edited_drawings_stay_flagged():
+    # From the demo: grey tiles with 5 specks were "near-copies" of a blue tile with 2 dots.
+    specks = [(2, 3), (5, 9), (8, 1), (11, 12), (14, 6)]
+    dotted = np.full((16, 16), 0x21, np.uint8)  # training: blue, 2 dots
+    for y, x in specks[:2]:
+        dotted[y, x] = 0x30
+    grey = np.full((16, 16), 0x00, np.uint8)  # generated: grey, 5 specks (not trivial at K=4)
+    for y, x in specks:
+        grey[y, x] = 0x0F
+    drawn = _tile(4)
+    train = np.stack([dotted, drawn])
+    index = nearcopy.TileIndex(tiles=train, screen=np.zeros(2, np.int32),
+                               xy=np.array([[0, 0], [16, 0]], np.int32), screens=["t.png"],
+                               fingerprint="test")
+    queries = np.stack([grey, _edit(drawn, [(0, 0), (7, 7)])])
+    v = nearcopy.verdicts(index, queries, 4)
+    assert nearcopy.trivial_mask(grey[None], 4).tolist() == [False]
+    assert v.found.distance.tolist() == [3, 2]
+    assert v.verdict == ["trivial", "near_copy"]
+
 def _write_screens(folder, n: int, seed: int = 0) -> None:
     from nesgan.demo.synth import make_game, render_frame
 

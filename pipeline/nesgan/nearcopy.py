@@ -17,7 +17,8 @@ quantizer moves) and 5 of the 418 different drawings (1.2 %); K = 6 would flag 2
 **Low-information tiles.** A tile whose colours other than its most common one cover ≤ K pixels is
 within K of a flat tile — and all flat tiles are palette swaps of each other, so it would be a
 "near-copy" of every sky in the training set. Such tiles get verdict `trivial`: not flagged (there
-is no drawing to copy), but their nearest training tile and distance are still recorded.
+is no drawing to copy), but their nearest training tile and distance are still recorded. So do
+tiles within K of a near-flat training tile: what they match has no drawing to copy either.
 
 **Rows.** Each tiles.jsonl row's `nearest` is {screen, x, y, distance, flip, exact}: the
 training tile (where it first occurs), the distance, the flip of the generated tile that matches
@@ -216,9 +217,17 @@ def trivial_mask(tiles: np.ndarray, k: int) -> np.ndarray:
 
 
 def verdicts(index: TileIndex, tiles: np.ndarray, k: int) -> Verdicts:
-    """Nearest training tile and verdict for each (N, 16, 16) generated tile."""
+    """Nearest training tile and verdict for each (N, 16, 16) generated tile.
+
+    `trivial` also covers a tile within K of a training tile that is itself near-flat: that
+    match is a flat tile with a few specks, not a drawing, so it is no evidence of copying
+    (found on the demo: grey tiles with 5 specks "copying" blue tiles with 2 dots)."""
     trivial = trivial_mask(tiles, k)
     found = index.search(k).search(tiles, trivial)
+    near = found.distance <= k
+    if near.any():
+        matched = found.train_id[near]
+        trivial[np.flatnonzero(near)] |= trivial_mask(index.tiles[matched], k)
     verdict = ["trivial" if t else "near_copy" if d <= k else "original"
                for t, d in zip(trivial.tolist(), found.distance.tolist(), strict=True)]
     return Verdicts(verdict, found)
