@@ -168,3 +168,22 @@ def test_a_single_file_goes_to_a_folder_named_after_it_beside_it(cache, tmp_path
     assert report.out == tmp_path / "shot-quantized"
     with Image.open(report.out / "shot.png") as im:
         assert np.asarray(im).tolist() == np.full((10, 20), BLACK).tolist()
+
+
+def test_quantize_command_fails_when_no_image_could_be_quantized(cache, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "fake.png").write_text("not a png")
+    result = CliRunner().invoke(cli, ["quantize", str(src), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1
+    assert "none of the 1 image(s)" in result.output and "Traceback" not in result.output
+
+
+def test_an_output_folder_that_is_a_file_is_one_line_not_a_traceback(cache, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    Image.new("RGB", (16, 16), (0, 0, 0)).save(src / "a.png")
+    (tmp_path / "taken").write_text("a file")
+    result = CliRunner().invoke(cli, ["quantize", str(src), "--out", str(tmp_path / "taken")])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)  # not a crash
+    assert "taken: a file is in the way" in result.output

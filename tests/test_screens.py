@@ -441,6 +441,8 @@ def test_cli_crop_exit_codes_for_missing_empty_and_useless_folders(tmp_path):
     (empty / "page.png").write_text("<html>Please visit</html>")
     r = runner.invoke(cli, ["crop", str(empty), "--out", str(tmp_path / "o")])
     assert r.exit_code == 1 and "none of the 1 files" in r.output
+    r = runner.invoke(cli, ["crop", str(empty / "page.png"), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 1 and "SRC must be a folder" in r.output
 
 
 

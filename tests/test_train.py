@@ -173,16 +173,41 @@ def test_resume_from_a_corrupt_checkpoint_fails_with_one_line(screens, tmp_path)
     assert "is corrupt" in r.output and len(r.output.strip().splitlines()) == 1
 
 
-def test_running_out_of_memory_says_lower_batch_size(screens, tmp_path, monkeypatch):
+@pytest.mark.parametrize("message", [
+    "DefaultCPUAllocator: not enough memory: you tried to allocate 9 GB.",
+    "[enforce fail at alloc_cpu.cpp:127] . DefaultCPUAllocator: can't allocate memory: you tried "
+    "to allocate 150528000000 bytes. Error code 12 (Cannot allocate memory)",
+])
+def test_running_out_of_memory_says_lower_batch_size_and_leaves_nothing_in_the_way(
+        screens, tmp_path, monkeypatch, message):
     import nesgan.gan.train as train_module
 
+    real_step = train_module.train_step
+
     def oom(*args, **kwargs):
-        raise RuntimeError("DefaultCPUAllocator: not enough memory: you tried to allocate 9 GB.")
+        raise RuntimeError(message)
 
     monkeypatch.setattr(train_module, "train_step", oom)
-    r = train("--data", str(screens), "--run", str(tmp_path / "run"), *TINY, "--steps", "1")
+    run = tmp_path / "run"
+    r = train("--data", str(screens), "--run", str(run), *TINY, "--steps", "1")
     assert r.exit_code == 1
     assert "lower --batch-size" in r.output and "Traceback" not in r.output
+    monkeypatch.setattr(train_module, "train_step", real_step)
+    r = train("--data", str(screens), "--run", str(run), *TINY, "--steps", "1")  # no --overwrite
+    assert r.exit_code == 0, r.output
+
+
+def test_resume_of_a_run_that_does_not_exist_is_refused_instead_of_starting_fresh(screens, tmp_path):
+    r = train("--data", str(screens), "--run", str(tmp_path / "typo"), "--resume", *TINY, "--steps", "1")
+    assert r.exit_code == 1 and "nothing to resume" in r.output and "--run" in r.output
+    assert not (tmp_path / "typo").exists()
+
+
+def test_resume_to_a_total_already_reached_says_steps_is_the_total(screens, tmp_path):
+    run = tmp_path / "run"
+    assert train("--data", str(screens), "--run", str(run), *TINY, "--steps", "2").exit_code == 0
+    r = train("--run", str(run), "--resume", "--steps", "2")
+    assert r.exit_code == 0 and "already at step 2" in r.output and "--steps 4" in r.output
 
 
 @pytest.mark.slow

@@ -20,13 +20,23 @@ VGMUSEUM_NES = "https://www.vgmuseum.com/nes.htm"
 
 
 class _Group(click.Group):
-    """Turns `NesganError` from any command into a one-line `Error: …` and exit 1."""
+    """Turns `NesganError` (and a path of the wrong kind) from any command into a one-line
+    `Error: …` and exit 1."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except NesganError as e:
             raise click.ClickException(str(e)) from None
+        except (FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError) as e:
+            # A path given in the wrong place (a file where a folder goes, or the reverse) or one
+            # we may not write: say which, in one line.
+            what = {FileExistsError: "a file is in the way (a folder is needed there)",
+                    IsADirectoryError: "is a folder (a file is needed there)",
+                    NotADirectoryError: "a file is in the way (a folder is needed there)",
+                    PermissionError: "permission denied"}[type(e)]
+            where = e.filename if e.filename is not None else ""
+            raise click.ClickException(f"{where}: {what}") from None
 
 
 def _pending(command: str, issue: int) -> None:
@@ -125,7 +135,7 @@ def scrape_cmd(url, out, delay, max_images, max_pages, timeout, retries, user_ag
 
 
 @cli.command("crop")
-@click.argument("src", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("src", type=click.Path(exists=True, path_type=Path))
 @click.option("--out", default="data/screens", show_default=True, type=P,
               help="Folder for the 224×224 PNGs and manifest.jsonl.")
 @click.option("--overwrite", is_flag=True,
@@ -137,6 +147,9 @@ def crop_cmd(src: Path, out: Path, overwrite: bool) -> None:
     the NES 16×16 attribute grid. Files that cannot be cropped get a manifest row saying why.
     Resumes by default: files already in OUT/manifest.jsonl are skipped.
     """
+    if not src.is_dir():
+        raise NesganError(f"SRC must be a folder of screenshots, and {src} is a file; put it in a "
+                          "folder and pass that")
     from nesgan.screens import MANIFEST, CropConfig, crop_folder
 
     summary = crop_folder(CropConfig(src=src, out=out, overwrite=overwrite))
@@ -155,19 +168,24 @@ def crop_cmd(src: Path, out: Path, overwrite: bool) -> None:
 @click.option("--run", "--run-dir", "run", default="runs/default", show_default=True, type=P,
               help="Run folder: config, checkpoints, samples, metrics.")
 @click.option("--preset", default="tiny", show_default=True, type=click.Choice(["tiny", "small", "full"]),
-              help="tiny: learns in minutes on a CPU; full: the paper's widths, for a GPU.")
-@click.option("--steps", default=None, type=click.IntRange(1), help="Training steps (overrides the preset).")
+              help="tiny: 2000 steps, batch 16, width 8 (minutes on a CPU); small: 5000, 32, 32; "
+                   "full: 30000, 128, 64 (the paper's widths, for a GPU).")
+@click.option("--steps", default=None, type=click.IntRange(1),
+              help="Total training steps (overrides the preset); with --resume, the total to reach.")
 @click.option("--batch-size", default=None, type=click.IntRange(1), help="Images per step (overrides the preset).")
 @click.option("--width", default=None, type=click.IntRange(1), help="Base channel width W (overrides the preset).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed for weights, noise and data order.")
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]),
               help="auto picks CUDA when present.")
-@click.option("--checkpoint-every", default=None, type=click.IntRange(1), help="Steps between checkpoints.")
-@click.option("--sample-every", default=None, type=click.IntRange(1), help="Steps between sample grids.")
+@click.option("--checkpoint-every", default=None, type=click.IntRange(1),
+              help="Steps between checkpoints (preset: tiny 200, small 500, full 1000).")
+@click.option("--sample-every", default=None, type=click.IntRange(1),
+              help="Steps between sample grids and SWD (preset: tiny 200, small 250, full 500).")
 @click.option("--resume", is_flag=True, help="Continue from checkpoints/last.pt.")
 @click.option("--overwrite", is_flag=True, help="Delete the run folder's contents and start over.")
 @click.option("--precision", default=None, type=click.Choice(["auto", "fp32", "bf16"]),
-              help="auto: bf16 autocast where the hardware runs it fast (CUDA, AMX or AVX-512 BF16 CPUs), else fp32.")
+              help="auto (the default): bf16 autocast where the hardware runs it fast (CUDA, AMX or "
+                   "AVX-512 BF16 CPUs), else fp32.")
 @click.option("--swd-images", default=None, type=click.IntRange(2),
               help="Real and generated screens in the fixed sets the SWD quality number compares (default 64).")
 def train_cmd(resume: bool, overwrite: bool, **options) -> None:
@@ -182,6 +200,12 @@ def train_cmd(resume: bool, overwrite: bool, **options) -> None:
     explicit = {k: v for k, v in options.items()
                 if ctx.get_parameter_source(k) is not click.core.ParameterSource.DEFAULT}
     run = options["run"]
+    if resume and not (run / "checkpoints" / "last.pt").exists():
+        if (run / "config.json").exists():
+            raise NesganError(f"{run} stopped before its first checkpoint, so there is nothing to "
+                              "resume; start it again with --overwrite")
+        raise NesganError(f"nothing to resume in {run}: no checkpoints/last.pt there; check the "
+                          "--run folder, or drop --resume to start a new run")
     if resume and (run / "config.json").exists():
         config = config_for_resume(run, {k: (str(v) if isinstance(v, Path) else v)
                                          for k, v in explicit.items()})
@@ -191,6 +215,10 @@ def train_cmd(resume: bool, overwrite: bool, **options) -> None:
                                                  for k, v in options.items()})
     result = train(config, resume=resume, overwrite=overwrite)
     if result.world_size > 1 and int(os.environ.get("RANK", "0")) != 0:
+        return
+    if result.steps_this_call == 0:
+        click.echo(f"{result.run} is already at step {result.step} = --steps; --steps is the total "
+                   f"to reach, so pass a larger one (e.g. --steps {2 * result.step}) to train more")
         return
     swd = "n/a" if result.swd is None else f"{result.swd:.2f}"
     click.echo(f"trained {result.steps_this_call} steps (now at {result.step}) in "
@@ -231,6 +259,9 @@ def quantize_cmd(src: Path, out: Path | None, nes_attributes: bool, palette_file
     report = quantize_path(config)
     failed = len(report.rows) - report.ok
     click.echo(f"quantized {report.ok} image(s) into {report.out}" + (f"; {failed} failed (see manifest.jsonl)" if failed else ""))
+    if failed and not report.ok:
+        raise NesganError(f"none of the {failed} image(s) under {src} could be quantized; "
+                          f"{report.out / 'manifest.jsonl'} says why for each")
 
 
 @cli.command("export-tiles")
@@ -243,7 +274,7 @@ def quantize_cmd(src: Path, out: Path | None, nes_attributes: bool, palette_file
               help="Folder for tiles.jsonl and contact sheets.")
 @click.option("--name", default="nesgan", show_default=True, help="Tileset name.")
 @click.option("--near-copy-pixels", default=None, type=click.IntRange(0, 256),
-              help="Flag tiles within K differing pixels of a training tile.")
+              help="Flag tiles within K differing pixels of a training tile (default 4).")
 def export_tiles_cmd(generated, train_dir, tmx, tilesets, tiles_dir, name, near_copy_pixels) -> None:
     """Cut generated screens into 16×16 tiles and export Tiled tilesets (and a map).
 

@@ -91,8 +91,9 @@ def pick_autocast(device: torch.device, requested: str) -> torch.dtype | None:
 
 def is_oom(e: BaseException) -> bool:
     text = str(e).lower()
-    return isinstance(e, (MemoryError, torch.OutOfMemoryError)) or "not enough memory" in text \
-        or "out of memory" in text or "failed to allocate" in text
+    return isinstance(e, (MemoryError, torch.OutOfMemoryError)) or any(
+        s in text for s in ("not enough memory", "out of memory", "failed to allocate",
+                            "can't allocate memory", "cannot allocate memory"))
 
 
 class _Dist:
@@ -135,13 +136,18 @@ def prepare_run_folder(run: Path, resume: bool, overwrite: bool, main: bool) -> 
         if not overwrite:
             raise NesganError(f"run folder {run} is not empty; pass --resume to continue it or "
                               "--overwrite to start over")
-        if main:  # only what nesgan writes; anything else the user put there stays
-            for name in RUN_ARTIFACTS:
-                p = run / name
-                if p.is_dir():
-                    shutil.rmtree(p)
-                elif p.exists():
-                    p.unlink()
+        if main:
+            _remove_run_artifacts(run)
+
+
+def _remove_run_artifacts(run: Path) -> None:
+    """Only what nesgan writes; anything else the user put in the run folder stays."""
+    for name in RUN_ARTIFACTS:
+        p = run / name
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
 
 
 def _save_grid(path_step: Path, latest: Path, screens: torch.Tensor, cols: int) -> None:
@@ -154,10 +160,13 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
     """Train (or, with `resume`, continue) the run in `config.run`; returns a summary."""
     env = _Dist(config.device)
     keep_freed_memory()
+    started: list[bool] = []  # set once this call has written into the run folder
     try:
-        return _train(config, env, resume, overwrite)
-    except RuntimeError as e:
-        if is_oom(e):
+        return _train(config, env, resume, overwrite, started)
+    except Exception as e:
+        if any(started) and env.main and not (Path(config.run) / "checkpoints" / "last.pt").exists():
+            _remove_run_artifacts(Path(config.run))  # nothing resumable: let a retry start clean
+        if isinstance(e, RuntimeError) and is_oom(e):
             raise NesganError(f"out of memory at --batch-size {config.batch_size} and --width "
                               f"{config.width}; lower --batch-size (or --width)") from None
         raise
@@ -165,7 +174,8 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
         env.close()
 
 
-def _train(cfg: TrainConfig, env: _Dist, resume: bool, overwrite: bool) -> TrainResult:
+def _train(cfg: TrainConfig, env: _Dist, resume: bool, overwrite: bool,
+           started: list[bool]) -> TrainResult:
     run, device = Path(cfg.run), env.device
     if cfg.batch_size % env.world:
         raise NesganError(f"--batch-size {cfg.batch_size} does not split evenly over "
@@ -233,6 +243,7 @@ def _train(cfg: TrainConfig, env: _Dist, resume: bool, overwrite: bool) -> Train
 
     real_desc = None
     if env.main:
+        started.append(not resume)
         run.mkdir(parents=True, exist_ok=True)
         write_json(run / "config.json", cfg.to_dict())
         metrics_path = run / "metrics.jsonl"
