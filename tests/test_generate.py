@@ -10,6 +10,7 @@ from PIL import Image
 
 from nesgan.cli import cli
 from nesgan.errors import NesganError
+from nesgan.files import read_jsonl
 from nesgan.gan.config import GenerateConfig
 from nesgan.gan.data import write_fake_screens
 from nesgan.gan.sample import generate
@@ -33,10 +34,26 @@ def pixels(paths: list[Path]) -> list[np.ndarray]:
 def test_generate_writes_n_rgb_224_pngs_named_in_order(run, tmp_path):
     r = CliRunner().invoke(cli, ["generate", "--run", str(run), "-n", "3", "--out", str(tmp_path / "g")])
     assert r.exit_code == 0, r.output
-    assert sorted(p.name for p in (tmp_path / "g").iterdir()) == ["gen-0000.png", "gen-0001.png", "gen-0002.png"]
-    for p in (tmp_path / "g").iterdir():
+    assert sorted(p.name for p in (tmp_path / "g").iterdir()) == [
+        "gen-0000.png", "gen-0001.png", "gen-0002.png", "manifest.jsonl"]
+    for p in (tmp_path / "g").glob("*.png"):
         with Image.open(p) as im:
             assert im.size == (224, 224) and im.mode == "RGB"
+    rows = read_jsonl(tmp_path / "g" / "manifest.jsonl")
+    assert [(r["file"], r["index"], r["seed"], r["step"]) for r in rows] == [
+        ("gen-0000.png", 0, 0, 2), ("gen-0001.png", 1, 0, 2), ("gen-0002.png", 2, 0, 2)]
+
+
+def test_fewer_screens_into_a_folder_of_more_is_refused_unless_overwrite(run, tmp_path):
+    out = tmp_path / "g"
+    assert CliRunner().invoke(cli, ["generate", "--run", str(run), "-n", "3", "--out", str(out)]).exit_code == 0
+    r = CliRunner().invoke(cli, ["generate", "--run", str(run), "-n", "2", "--out", str(out)])
+    assert r.exit_code == 1 and "--overwrite" in r.output and "gen-0002.png" in r.output
+    assert len(list(out.glob("gen-*.png"))) == 3  # nothing touched
+    r = CliRunner().invoke(cli, ["generate", "--run", str(run), "-n", "2", "--out", str(out), "--overwrite"])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in out.glob("*.png")) == ["gen-0000.png", "gen-0001.png"]
+    assert len(read_jsonl(out / "manifest.jsonl")) == 2
 
 
 def test_same_seed_gives_identical_screens_and_another_seed_different_ones(run, tmp_path):

@@ -231,12 +231,19 @@ def train_cmd(resume: bool, overwrite: bool, **options) -> None:
 @click.option("-n", "count", default=16, show_default=True, type=click.IntRange(1), help="How many screens.")
 @click.option("--out", default="data/generated", show_default=True, type=P, help="Folder for the PNGs.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Same seed, same screens.")
-def generate_cmd(run: Path, count: int, out: Path, seed: int) -> None:
-    """Write new 224×224 screens from a trained run's EMA generator."""
+@click.option("--overwrite", is_flag=True,
+              help="Replace the screens an earlier generate left in --out (otherwise refused when "
+                   "-n would not rewrite them all).")
+def generate_cmd(run: Path, count: int, out: Path, seed: int, overwrite: bool) -> None:
+    """Write new 224×224 screens from a trained run's EMA generator.
+
+    Files are gen-0000.png … plus manifest.jsonl (run, checkpoint step and seed of each).
+    """
     from nesgan.gan.config import GenerateConfig
     from nesgan.gan.sample import generate
 
-    paths = generate(GenerateConfig(run=str(run), count=count, out=str(out), seed=seed))
+    paths = generate(GenerateConfig(run=str(run), count=count, out=str(out), seed=seed,
+                                    overwrite=overwrite))
     click.echo(f"wrote {len(paths)} screens to {out}")
 
 

@@ -160,6 +160,7 @@ class GenerateConfig:
     device: str = "auto"  # auto picks CUDA when present
     batch_size: int = 16  # screens per forward pass: bounded memory for any -n
     checkpoint: str = field(default="last.pt")  # file under RUN/checkpoints
+    overwrite: bool = False  # replace screens of an earlier generate that -n would not rewrite
 
     def __post_init__(self) -> None:
         if self.count < 1:

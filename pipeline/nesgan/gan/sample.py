@@ -10,7 +10,7 @@ import torch
 from tqdm import tqdm
 
 from nesgan.errors import NesganError
-from nesgan.files import atomic_write_bytes
+from nesgan.files import atomic_write_bytes, write_jsonl
 from nesgan.gan.checkpoint import load_checkpoint, load_weights
 from nesgan.gan.config import GenerateConfig, TrainConfig
 from nesgan.gan.data import to_uint8
@@ -63,6 +63,7 @@ def generate(config: GenerateConfig) -> list[Path]:
     g.to(device).eval()
     z = torch.randn(config.count, train_cfg.z_dim, generator=torch.Generator().manual_seed(config.seed))
     out = Path(config.out)
+    _clear_earlier_screens(out, config)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     with tqdm(total=config.count, desc="generating", unit="screen", leave=False,
@@ -74,4 +75,29 @@ def generate(config: GenerateConfig) -> list[Path]:
                 atomic_write_bytes(p, encode_png(rgb))
                 written.append(p)
             bar.update(len(screens))
+    step = state.get("step")
+    write_jsonl(out / MANIFEST, [  # last: provenance of every screen
+        {"file": p.name, "status": "ok", "index": i, "seed": config.seed, "run": str(config.run),
+         "checkpoint": config.checkpoint, "step": step} for i, p in enumerate(written)])
     return written
+
+
+MANIFEST = "manifest.jsonl"
+
+
+def _clear_earlier_screens(out: Path, config: GenerateConfig) -> None:
+    """Screens from an earlier generate that this one would not rewrite would be cut into tiles
+    with the new ones; refuse them, or remove them with `overwrite`."""
+    if not out.is_dir():
+        return
+    ours = {f"gen-{i:04d}.png" for i in range(config.count)}
+    earlier = sorted(p for p in out.glob("gen-*.png") if p.is_file())
+    stale = [p for p in earlier if p.name not in ours]
+    if stale and not config.overwrite:
+        raise NesganError(f"{out} already holds {len(stale)} screen(s) from an earlier generate "
+                          f"that -n {config.count} would not replace ({stale[0].name} …); pass "
+                          "--overwrite to replace the folder's screens, or pick another --out")
+    if config.overwrite:
+        for p in earlier:
+            p.unlink()
+        (out / MANIFEST).unlink(missing_ok=True)
