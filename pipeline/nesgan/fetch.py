@@ -204,7 +204,7 @@ class PoliteClient:
                 requests.exceptions.InvalidSchema) as e:
             if "timed out" in str(e):  # requests wraps a read timeout mid-body this way
                 raise FetchError("timeout", f"no data within {timeout:g} s") from None
-            raise FetchError("connection_error", _short(e)) from None
+            raise FetchError("connection_error", _connection_reason(url, e)) from None
         except requests.exceptions.ContentDecodingError as e:
             raise FetchError("http_error", f"body does not decode as its Content-Encoding: {_short(e)}") from None
         except requests.exceptions.RequestException as e:  # the rest of requests' own family
@@ -259,6 +259,25 @@ def _single_origin_session(url: str) -> requests.Session:
     session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
     session.trust_env = False
     return session
+
+
+def _connection_reason(url: str, e: BaseException) -> str:
+    """Why a connection failed, in words a user can act on (requests' own text is a nest of
+    urllib3 reprs); the library text follows only when the cause is none of the usual ones."""
+    parts = urlsplit(url)
+    host = parts.hostname or url
+    where = f"{host}:{parts.port}" if parts.port else host
+    text = str(e)
+    if "Connection refused" in text or "Errno 111" in text:
+        return f"{where} refused the connection: is the server running, and is the port right?"
+    if any(s in text for s in ("Name or service not known", "Failed to resolve", "nodename nor servname",
+                               "Temporary failure in name resolution", "getaddrinfo failed")):
+        return f"cannot resolve {host}: check the URL's spelling and your network"
+    if "No route to host" in text or "Network is unreachable" in text:
+        return f"{where} is unreachable from here: check your network"
+    if "Connection reset" in text:
+        return f"{where} reset the connection"
+    return _short(e)
 
 
 def _short(e: BaseException) -> str:

@@ -110,11 +110,11 @@ class ScrapeResult:
         ok, dup = self.images.get("ok", 0), self.images.get("duplicate", 0)
         failed = {k: v for k, v in sorted(self.images.items()) if k not in ("ok", "duplicate")}
         lines = [f"pages: {self.pages} ({self.pages_fetched} fetched this run)"
-                 + (f", not crawled: {dict(sorted(self.page_failures.items()))}"
+                 + (", not crawled: " + ", ".join(f"{n} {why}" for why, n in sorted(self.page_failures.items()))
                     if self.page_failures else "")
                  + (f"; stopped at {self.stopped_by}" if self.stopped_by else ""),
                  f"images: {ok} ok, {dup} duplicates"
-                 + (f", not stored: {failed}" if failed else "")
+                 + (", not stored: " + ", ".join(f"{n} {why}" for why, n in failed.items()) if failed else "")
                  + (f" ({self.resumed} already done)" if self.resumed else ""),
                  f"requests: {self.requests} at ≥ {self.gap:g} s apart",
                  f"originals and manifest: {self.raw}"]
@@ -253,6 +253,8 @@ class _Crawler:
             if e.status == "http_error" and e.http_status is not None and 400 <= e.http_status < 500 \
                     and e.http_status != 429:
                 robots = Robots.allow_all()  # RFC 9309 §2.3.1.3: unavailable, crawl freely
+            elif e.status == "connection_error":
+                raise NesganError(f"cannot reach {robots_url}: {e}") from None
             else:
                 raise NesganError(
                     f"{robots_url} could not be read ({e}); RFC 9309 says to crawl nothing then. "
