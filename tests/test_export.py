@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from nesgan.cli import cli
+from nesgan.errors import NesganError
 from nesgan.export import ExportConfig, export_report
 from nesgan.palette import EMITTABLE, Palette
 from nesgan.tmx import DataFormat, decode_data, encode_data
@@ -393,3 +394,10 @@ def test_a_merged_user_map_loads_in_both_readers_with_its_layers_intact(tmp_path
     assert np.array_equal(np.array(layers["back"].data)[:5, :12], back)
     assert np.array_equal(np.array(layers["front"].data)[:5, :12], back[::-1])
     assert m.properties == {"level": 7} and layers["front"].opacity == 0.75
+
+
+def test_a_json_map_is_refused_with_how_to_get_a_tmx(tmp_path):
+    from nesgan.export import ExportConfig
+
+    with pytest.raises(NesganError, match="Save As"):
+        ExportConfig(tmx=tmp_path / "level.tmj")

@@ -526,3 +526,16 @@ def test_a_run_killed_mid_row_resumes_and_redoes_only_the_torn_file(shots, tmp_p
     assert summary.new == 1 and len(rows) == 6
     assert rows[-1]["file"] == first["file"] and rows[-1]["status"] == "ok"
     assert rows[-1]["path"] == first["path"] and (out / first["path"]).exists()
+
+
+def test_crops_from_jpegs_are_kept_but_the_summary_warns_they_are_lossy(tmp_path):
+    src = tmp_path / "shots"
+    src.mkdir()
+    frame, _ = nes_frame(30)
+    Image.fromarray(frame).save(src / "exact.png")
+    Image.fromarray(nes_frame(31)[0]).save(src / "lossy.jpg", quality=90)
+    summary = crop_folder(CropConfig(src=src, out=tmp_path / "screens"))
+    assert summary.counts.get("ok") == 2 and summary.lossy == 1
+    assert "1 of the crops came from JPEGs" in summary.format()
+    again = crop_folder(CropConfig(src=src, out=tmp_path / "screens"))  # resumed: still counted
+    assert again.lossy == 1

@@ -287,7 +287,8 @@ def export_tiles_cmd(generated, train_dir, tmx, tilesets, tiles_dir, name, near_
 
     Tile ids are stable: re-exporting into the same tilesets keeps every existing tile's id
     and only appends new ones. An existing --tmx map keeps its own tilesets, layers and
-    objects; nesgan adds or refreshes its tilesets and its layer NAME.
+    objects; nesgan adds or refreshes its tilesets and its layer NAME (14 tile columns per
+    generated screen, 14 rows), growing the map right and down when it is smaller.
     """
     from nesgan.export import ExportConfig, export_tiles
 

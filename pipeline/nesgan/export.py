@@ -53,6 +53,10 @@ class ExportConfig:
                 "letter or digit (it names files)")
         if self.columns < 1:
             raise NesganError(f"columns must be at least 1, got {self.columns}")
+        if self.tmx is not None and Path(self.tmx).suffix.lower() in (".tmj", ".json"):
+            raise NesganError(
+                f"--tmx {self.tmx} is a JSON map; nesgan reads and writes Tiled's XML format: in "
+                "Tiled, File → Save As… a .tmx and pass that")
 
     @property
     def near_name(self) -> str:

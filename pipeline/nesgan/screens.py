@@ -111,6 +111,7 @@ class CropSummary:
     out: Path | None = None
     new: int = 0  # files processed by this run
     skipped: int = 0  # files already in the manifest (resume)
+    lossy: int = 0  # `ok` crops whose source was a JPEG (this run + already done)
 
     @property
     def total(self) -> int:
@@ -127,6 +128,10 @@ class CropSummary:
         text += f" ({parts})." if parts else "."
         if self.skipped:
             text += f" {self.skipped} files were already done (resumed; --overwrite starts over)."
+        if self.lossy:
+            text += (f" {self.lossy} of the crops came from JPEGs, whose compression adds colours"
+                     " the NES never had (the manifest's format column marks them; PNG and GIF"
+                     " captures are exact).")
         bad = self.total - self.counts.get("ok", 0) - self.counts.get("duplicate", 0)
         if bad:
             manifest = self.out / MANIFEST if self.out is not None else MANIFEST
@@ -136,6 +141,10 @@ class CropSummary:
 
 # ---------------------------------------------------------------------------------------------
 # One image
+
+
+def _lossy(row: dict) -> bool:
+    return row.get("status") == "ok" and str(row.get("format", "")).upper() in ("JPEG", "MPO")
 
 
 def _sniff(data: bytes) -> str:
@@ -413,7 +422,8 @@ def crop_folder(config: CropConfig, sources: Mapping[str, str] | None = None) ->
     counts: Counter[str] = Counter(str(r.get("status")) for r in done_rows)
     files = list(list_sources(src, out))
     todo = [f for f in files if _printable(f) not in done]
-    summary = CropSummary(counts=dict(counts), out=out, skipped=len(files) - len(todo))
+    summary = CropSummary(counts=dict(counts), out=out, skipped=len(files) - len(todo),
+                          lossy=sum(_lossy(r) for r in done_rows))
     if not todo:
         return summary
     out.mkdir(parents=True, exist_ok=True)
@@ -445,6 +455,7 @@ def crop_folder(config: CropConfig, sources: Mapping[str, str] | None = None) ->
                     first_source[png] = row["source"]
             rows.append(row)
             counts[row["status"]] += 1
+            summary.lossy += _lossy(row)
     summary.counts = dict(counts)
     summary.new = len(todo)
     return summary
