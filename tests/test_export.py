@@ -153,6 +153,7 @@ def test_a_tile_that_becomes_a_near_copy_keeps_its_id_and_joins_the_near_copies(
     report = fake_report(tiles, near=lambda i: i == 3)  # e.g. a larger K
     r = export_report(report, config(tmp_path))
     assert r.changed_verdict == 1 and r.new_tiles == {"nesgan": 0, "nesgan-near-copies": 1}
+    assert r.flagged_in_main == 1
     root = ET.parse(tmp_path / "tilesets" / "nesgan.tsx").getroot()
     tile3 = root.find("tile[@id='3']")
     assert tile3.get("probability") == "0"

@@ -299,8 +299,12 @@ def export_tiles_cmd(generated, train_dir, tmx, tilesets, tiles_dir, name, near_
     new = ", ".join(f"{n} +{k}" for n, k in r.new_tiles.items())
     click.echo(f"{r.tiles} unique tiles, {r.near_copies} near-copies ({new} new)")
     if r.changed_verdict:
-        click.echo(f"{r.changed_verdict} tiles changed verdict; they keep their old ids and were "
-                   "added to the other tileset")
+        click.echo(f"{r.changed_verdict} tile(s) changed verdict since an earlier export: each keeps "
+                   "its id where it was (its near_copy property shows the new verdict) and is also "
+                   "in the other tileset")
+    if r.flagged_in_main:
+        click.echo(f"note: {r.flagged_in_main} tile(s) of {name}.tsx are now near-copies; they stay "
+                   "(maps that use them keep working), marked near_copy=true with probability 0")
     click.echo("tilesets: " + ", ".join(str(p) for p in r.tilesets) + f" (ids: {r.manifest})")
     if r.map is not None:
         m = r.map

@@ -69,6 +69,7 @@ class ExportReport:
     near_copies: int  # of which flagged as near-copies
     new_tiles: dict[str, int]  # tileset name -> tiles appended by this export
     changed_verdict: int  # tiles already exported to the other tileset
+    flagged_in_main: int = 0  # tiles of the main tileset now flagged (kept for their ids)
     tilesets: list[Path] = field(default_factory=list)
     map: MapUpdate | None = None
     preview: Path | None = None
@@ -138,6 +139,7 @@ def export_report(report, config: ExportConfig) -> ExportReport:
                           {a.name: a.tilecount - b for a, b in zip(atlases, before, strict=True)},
                           changed)
     zero = {k for k, p in atlases[0].props.items() if p["near_copy"]}
+    result.flagged_in_main = len(zero)
     own = [OwnTileset(main_tsx, atlases[0].name, atlases[0].extent)]
     if atlases[1].tilecount:
         own.append(OwnTileset(near_tsx, atlases[1].name, atlases[1].extent))
