@@ -261,3 +261,16 @@ def test_training_keeps_freed_buffers_instead_of_page_faulting_them_in_every_ste
 
     default, kept = faults("default"), faults("keep")
     assert kept <= 16 and default >= 30 and default > 10 * max(kept, 1)
+
+
+def test_learning_rates_come_from_the_preset_unless_given(screens, tmp_path):
+    for preset, flags, want in [("small", [], (2e-4, 1e-3)), ("full", [], (2e-4, None)),
+                                ("tiny", ["--lr", "1e-4", "--lr-g", "5e-4"], (1e-4, 5e-4))]:
+        run = tmp_path / preset
+        r = train("--data", str(screens), "--run", str(run), "--preset", preset, *TINY,
+                  "--steps", "1", *flags)
+        assert r.exit_code == 0, r.output
+        saved = json.loads((run / "config.json").read_text())
+        assert (saved["lr"], saved["lr_g"]) == want
+    r = train("--run", str(tmp_path / "tiny"), "--resume", "--steps", "2", "--lr-g", "1e-3")
+    assert r.exit_code == 1 and "--lr-g" in r.output  # a resumed run keeps its learning rates
