@@ -195,6 +195,8 @@ def _train(cfg: TrainConfig, env: _Dist, resume: bool, overwrite: bool,
     screens = torch.from_numpy(screens_np)  # (N, 224, 224, 3) uint8, shared with numpy
     n = screens.shape[0]
     local_b = cfg.batch_size // env.world
+    if device.type == "cuda":  # fixed 224×224 shapes: cuDNN times its kernels once, then reuses
+        torch.backends.cudnn.benchmark = True
     autocast_dtype = pick_autocast(device, cfg.precision)
     precision = "bf16" if autocast_dtype is not None else "fp32"
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
