@@ -15,6 +15,7 @@ import click
 
 from nesgan import __version__
 from nesgan.errors import NesganError
+from nesgan.gan.config import PRESETS
 
 VGMUSEUM_NES = "https://www.vgmuseum.com/nes.htm"
 
@@ -163,14 +164,23 @@ def crop_cmd(src: Path, out: Path, overwrite: bool) -> None:
         )
 
 
+def _preset_help(what: str, keys: tuple[str, ...], **notes: str) -> str:
+    """What each preset sets for `keys`, read from PRESETS so --help cannot drift from it."""
+    parts = []
+    for name, values in PRESETS.items():
+        text = f"{name}: " + ", ".join(str(values[k]) for k in keys)
+        parts.append(text + (f" ({notes[name]})" if name in notes else ""))
+    return (f"{what} per preset — " if what else "(") + "; ".join(parts) + ("" if what else ")")
+
+
 @cli.command("train")
 @click.option("--data", default="data/screens", show_default=True, type=P, help="Folder of 224×224 screens.")
 @click.option("--run", "--run-dir", "run", default="runs/default", show_default=True, type=P,
               help="Run folder: config, checkpoints, samples, metrics.")
-@click.option("--preset", default="tiny", show_default=True, type=click.Choice(["tiny", "small", "full"]),
-              help="tiny: 2000 steps, batch 16, width 8 (minutes on a CPU); small: 5000, 32, 32 "
-                   "(about 75 minutes on 2 CPU cores); full: 30000, 128, 64 (the paper's widths, for "
-                   "a GPU).")
+@click.option("--preset", default="tiny", show_default=True, type=click.Choice(list(PRESETS)),
+              help=_preset_help("steps, batch, width", ("steps", "batch_size", "width"),
+                                tiny="minutes on a CPU", small="about 75 minutes on 2 CPU cores",
+                                full="the paper's widths, for a GPU"))
 @click.option("--steps", default=None, type=click.IntRange(1),
               help="Total training steps (overrides the preset); with --resume, the total to reach.")
 @click.option("--batch-size", default=None, type=click.IntRange(1), help="Images per step (overrides the preset).")
@@ -184,9 +194,9 @@ def crop_cmd(src: Path, out: Path, overwrite: bool) -> None:
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]),
               help="auto picks CUDA when present.")
 @click.option("--checkpoint-every", default=None, type=click.IntRange(1),
-              help="Steps between checkpoints (preset: tiny 200, small 500, full 1000).")
+              help="Steps between checkpoints " + _preset_help("", ("checkpoint_every",)) + ".")
 @click.option("--sample-every", default=None, type=click.IntRange(1),
-              help="Steps between sample grids and SWD (preset: tiny 200, small 250, full 500).")
+              help="Steps between sample grids and SWD " + _preset_help("", ("sample_every",)) + ".")
 @click.option("--resume", is_flag=True, help="Continue from checkpoints/last.pt.")
 @click.option("--overwrite", is_flag=True, help="Delete the run folder's contents and start over.")
 @click.option("--precision", default=None, type=click.Choice(["auto", "fp32", "bf16"]),
