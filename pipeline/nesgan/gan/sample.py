@@ -15,7 +15,7 @@ from nesgan.gan.checkpoint import load_checkpoint, load_weights
 from nesgan.gan.config import GenerateConfig, TrainConfig
 from nesgan.gan.data import to_uint8
 from nesgan.gan.model import Generator
-from nesgan.screens import encode_png
+from nesgan.screens import MANIFEST, encode_png
 
 
 def grid_image(screens: np.ndarray, cols: int) -> np.ndarray:
@@ -80,9 +80,6 @@ def generate(config: GenerateConfig) -> list[Path]:
         {"file": p.name, "status": "ok", "index": i, "seed": config.seed, "run": str(config.run),
          "checkpoint": config.checkpoint, "step": step} for i, p in enumerate(written)])
     return written
-
-
-MANIFEST = "manifest.jsonl"
 
 
 def _clear_earlier_screens(out: Path, config: GenerateConfig) -> None:

@@ -160,27 +160,27 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
     """Train (or, with `resume`, continue) the run in `config.run`; returns a summary."""
     env = _Dist(config.device)
     keep_freed_memory()
-    started: list[bool] = []  # set once this call has written into the run folder
+    run = Path(config.run)
     try:
-        return _train(config, env, resume, overwrite, started)
-    except Exception as e:
-        if any(started) and env.main and not (Path(config.run) / "checkpoints" / "last.pt").exists():
-            _remove_run_artifacts(Path(config.run))  # nothing resumable: let a retry start clean
-        if isinstance(e, RuntimeError) and is_oom(e):
-            raise NesganError(f"out of memory at --batch-size {config.batch_size} and --width "
-                              f"{config.width}; lower --batch-size (or --width)") from None
-        raise
+        if config.batch_size % env.world:
+            raise NesganError(f"--batch-size {config.batch_size} does not split evenly over "
+                              f"{env.world} processes; use a multiple of {env.world}")
+        prepare_run_folder(run, resume, overwrite, env.main)  # a fresh run starts with none of ours
+        try:
+            return _train(config, env, resume)
+        except Exception as e:
+            if not resume and env.main and not (run / "checkpoints" / "last.pt").exists():
+                _remove_run_artifacts(run)  # nothing resumable: let a retry start clean
+            if isinstance(e, RuntimeError) and is_oom(e):
+                raise NesganError(f"out of memory at --batch-size {config.batch_size} and --width "
+                                  f"{config.width}; lower --batch-size (or --width)") from None
+            raise
     finally:
         env.close()
 
 
-def _train(cfg: TrainConfig, env: _Dist, resume: bool, overwrite: bool,
-           started: list[bool]) -> TrainResult:
+def _train(cfg: TrainConfig, env: _Dist, resume: bool) -> TrainResult:
     run, device = Path(cfg.run), env.device
-    if cfg.batch_size % env.world:
-        raise NesganError(f"--batch-size {cfg.batch_size} does not split evenly over "
-                          f"{env.world} processes; use a multiple of {env.world}")
-    prepare_run_folder(run, resume, overwrite, env.main)
     last = run / "checkpoints" / "last.pt"
     state = load_checkpoint(last) if resume and last.exists() else None
     if state is not None:
@@ -245,7 +245,6 @@ def _train(cfg: TrainConfig, env: _Dist, resume: bool, overwrite: bool,
 
     real_desc = None
     if env.main:
-        started.append(not resume)
         run.mkdir(parents=True, exist_ok=True)
         write_json(run / "config.json", cfg.to_dict())
         metrics_path = run / "metrics.jsonl"
