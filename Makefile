@@ -41,8 +41,9 @@ test-fast: install ## run the tests not marked slow
 bench: install ## benchmarks as ratios against reference implementations (writes bench-out/)
 	$(BIN)/python -m nesgan.bench --out bench-out
 
-lint: install ## ruff lint
+lint: install ## ruff, then the import contracts (stages in layers, no circles; pyproject.toml)
 	$(BIN)/ruff check pipeline tests
+	cd pipeline && PYTHONPATH=. ../$(BIN)/lint-imports --config ../pyproject.toml
 
 docs: install ## regenerate the README's command reference from --help
 	$(BIN)/python -m nesgan.docs README.md

@@ -2,7 +2,7 @@
 
 import pytest
 
-from nesgan import quantize
+from nesgan.colour import lut
 
 
 @pytest.fixture(scope="module")
@@ -10,6 +10,6 @@ def isolated_lut_cache(tmp_path_factory):
     """A private $XDG_CACHE_HOME and an empty in-process LUT memo for one test module."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg")))
-        quantize._LUTS.clear()
+        lut._LUTS.clear()
         yield
-    quantize._LUTS.clear()
+    lut._LUTS.clear()

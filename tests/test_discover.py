@@ -1,4 +1,4 @@
-from nesgan.discover import decode_html, looks_like_html, parse_page
+from nesgan.scrape.discover import decode_html, looks_like_html, parse_page
 
 BASE = "https://www.vgmuseum.com/images/nes_b.html"
 GAME = "https://www.vgmuseum.com/nes/01/smb.html"

@@ -14,10 +14,10 @@ from click.testing import CliRunner
 from PIL import Image
 
 from nesgan.cli import cli
+from nesgan.colour.palette import EMITTABLE, Palette
 from nesgan.errors import NesganError
-from nesgan.export import ExportConfig, export_report
-from nesgan.palette import EMITTABLE, Palette
-from nesgan.tmx import DataFormat, decode_data, encode_data
+from nesgan.tiled.export import ExportConfig, export_report
+from nesgan.tiled.tmx import DataFormat, decode_data, encode_data
 
 TILED = shutil.which("tmxrasterizer") and shutil.which("tiled")
 needs_tiled = pytest.mark.skipif(not TILED, reason="Tiled is not installed (`make tiled` or "
@@ -26,7 +26,7 @@ needs_tiled = pytest.mark.skipif(not TILED, reason="Tiled is not installed (`mak
 
 @dataclass
 class FakeReport:
-    """The shape of `nesgan.tiles.TileReport`, from numpy."""
+    """The shape of `nesgan.tiles.build.TileReport`, from numpy."""
 
     palette: Palette
     tiles: np.ndarray
@@ -187,7 +187,7 @@ def test_reexport_into_the_map_keeps_tiles_the_user_painted(tmp_path):
 
 
 def _fake_tiles_module(report):
-    mod = types.ModuleType("nesgan.tiles")
+    mod = types.ModuleType("nesgan.tiles.build")
 
     @dataclass(frozen=True)
     class TileConfig:
@@ -205,7 +205,7 @@ def _fake_tiles_module(report):
 
 def test_cli_export_tiles_passes_its_options_and_summarises(tmp_path, monkeypatch):
     fake = _fake_tiles_module(fake_report(random_tiles(20)))
-    monkeypatch.setitem(sys.modules, "nesgan.tiles", fake)
+    monkeypatch.setitem(sys.modules, "nesgan.tiles.build", fake)
     monkeypatch.chdir(tmp_path)
     res = CliRunner().invoke(cli, ["export-tiles", "--generated", "g", "--tmx", "maps/level.tmx",
                                    "--name", "dungeon", "--near-copy-pixels", "3"])
@@ -219,7 +219,7 @@ def test_cli_export_tiles_passes_its_options_and_summarises(tmp_path, monkeypatc
 
 
 def test_cli_refuses_a_name_that_is_not_a_plain_file_name(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "nesgan.tiles", _fake_tiles_module(None))
+    monkeypatch.setitem(sys.modules, "nesgan.tiles.build", _fake_tiles_module(None))
     monkeypatch.chdir(tmp_path)
     res = CliRunner().invoke(cli, ["export-tiles", "--name", "../evil"])
     assert res.exit_code == 1 and res.output.startswith("Error: --name '../evil'")
@@ -227,7 +227,7 @@ def test_cli_refuses_a_name_that_is_not_a_plain_file_name(tmp_path, monkeypatch)
 
 
 def test_cli_refuses_an_unsafe_map_in_one_line_and_leaves_it_untouched(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "nesgan.tiles", _fake_tiles_module(fake_report(random_tiles(8))))
+    monkeypatch.setitem(sys.modules, "nesgan.tiles.build", _fake_tiles_module(fake_report(random_tiles(8))))
     monkeypatch.chdir(tmp_path)
     text = ('<map orientation="orthogonal" width="2" height="2" tilewidth="16" tileheight="16" '
             'infinite="1"/>')
@@ -318,13 +318,6 @@ def test_export_with_every_tile_a_near_copy_still_writes_a_loadable_main_tileset
     assert np.array_equal(rebuild_with_pytmx(tmp_path / "level.tmx"), screens_rgb(report))
 
 
-def _real_tiles_stage() -> bool:
-    import importlib.util
-
-    return all(importlib.util.find_spec(f"nesgan.{m}") for m in ("tiles", "nearcopy", "contact"))
-
-
-@pytest.mark.skipif(not _real_tiles_stage(), reason="nesgan.tiles (another stage) is not built yet")
 def test_cli_exports_real_tiles_from_generated_and_training_screens(tmp_path, monkeypatch):
     pal = Palette.builtin()
     tiles = random_tiles(24, seed=3)
@@ -398,7 +391,7 @@ def test_a_merged_user_map_loads_in_both_readers_with_its_layers_intact(tmp_path
 
 
 def test_a_json_map_is_refused_with_how_to_get_a_tmx(tmp_path):
-    from nesgan.export import ExportConfig
+    from nesgan.tiled.export import ExportConfig
 
     with pytest.raises(NesganError, match="Save As"):
         ExportConfig(tmx=tmp_path / "level.tmj")

@@ -2,7 +2,7 @@ import gzip
 
 import pytest
 
-from nesgan.fetch import ClientConfig, FetchError, PoliteClient, origin
+from nesgan.scrape.fetch import ClientConfig, FetchError, PoliteClient, origin
 from scrape_sites import Site, Static, send
 
 

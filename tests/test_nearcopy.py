@@ -1,4 +1,4 @@
-"""nesgan.nearcopy (index, cache, verdicts), nesgan.nearsearch (distance, search), nesgan.contact."""
+"""nesgan.tiles.nearcopy (index, cache, verdicts), nesgan.tiles.search (distance, search), nesgan.tiles.contact."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nesgan import nearcopy
-from nesgan.contact import write_contact_sheets
+from nesgan.colour.palette import EMITTABLE, Palette
 from nesgan.errors import NesganError
-from nesgan.nearsearch import TileSearch, exact_distances, plan_blocks
-from nesgan.palette import EMITTABLE, Palette
-from nesgan.tiles import flips
+from nesgan.tiles import nearcopy
+from nesgan.tiles.contact import write_contact_sheets
+from nesgan.tiles.search import TileSearch, exact_distances, plan_blocks
+from nesgan.tiles.tile import flips
 
 PAL = Palette.builtin()
 FOUR = np.array([0x0F, 0x16, 0x27, 0x30], np.uint8)
@@ -145,7 +145,7 @@ def test_a_tile_near_a_near_flat_training_tile_is_trivial_but_edited_drawings_st
     assert v.verdict == ["trivial", "near_copy"]
 
 def _write_screens(folder, n: int, seed: int = 0) -> None:
-    from nesgan.demo.synth import make_game, render_frame
+    from nesgan.museum.synth import make_game, render_frame
 
     folder.mkdir(parents=True, exist_ok=True)
     for s in range(n):
@@ -240,7 +240,7 @@ def test_contact_sheets_put_near_copies_first_beside_their_nearest_tile(tmp_path
 
 
 def test_a_huge_k_on_a_big_training_set_is_refused_rather_than_run_for_hours(monkeypatch):
-    import nesgan.nearsearch as ns
+    import nesgan.tiles.search as ns
 
     monkeypatch.setattr(ns, "BRUTE_PAIRS", 1000)
     train = np.stack([_tile(s) for s in range(300)])

@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
 
-from nesgan.errors import NesganError
-from nesgan.palette import (
+from nesgan.colour.palette import (
     BLACK,
     CANONICAL,
     EMITTABLE,
@@ -12,6 +11,7 @@ from nesgan.palette import (
     load_palette,
     srgb_to_oklab,
 )
+from nesgan.errors import NesganError
 
 
 @pytest.fixture(params=["2c02", "fceux"])

@@ -12,15 +12,15 @@ from click.testing import CliRunner
 from PIL import Image
 
 from nesgan.cli import cli
-from nesgan.demo.run import DemoConfig, run_demo
+from nesgan.colour.palette import EMITTABLE, Palette
+from nesgan.demo import DemoConfig, run_demo
 from nesgan.files import read_jsonl
-from nesgan.palette import EMITTABLE, Palette
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     work = tmp_path_factory.mktemp("demo")
-    run_demo(DemoConfig(workdir=work, games=3, screens_per_game=6, steps=3, generate=3, quiet=True))
+    run_demo(DemoConfig(workdir=work, games=3, screens_per_game=6, steps=3, generate=3, quiet=True), cli)
     return work
 
 
@@ -70,7 +70,7 @@ def test_tiled_renders_the_demo_map_exactly_as_the_preview(demo, tmp_path):
 
 def test_demo_rerun_resumes_instead_of_starting_over(demo):
     before = json.loads((demo / "runs" / "demo" / "config.json").read_text())
-    run_demo(DemoConfig(workdir=demo, games=3, screens_per_game=6, steps=3, generate=3, quiet=True))
+    run_demo(DemoConfig(workdir=demo, games=3, screens_per_game=6, steps=3, generate=3, quiet=True), cli)
     after = json.loads((demo / "runs" / "demo" / "config.json").read_text())
     assert before == after
     assert len(read_jsonl(demo / "data" / "raw" / "manifest.jsonl")) == len(

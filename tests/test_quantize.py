@@ -1,4 +1,4 @@
-"""nesgan.quantize (LUT quantization, `nesgan quantize`) and nesgan.attributes (NES rules)."""
+"""nesgan.colour.quantize (LUT quantization, `nesgan quantize`) and nesgan.colour.attributes (NES rules)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from nesgan import quantize as q
-from nesgan.attributes import solve_attributes
+from nesgan import images
 from nesgan.cli import cli
-from nesgan.palette import BLACK, EMITTABLE, FORBIDDEN, WHITE, Palette
+from nesgan.colour import lut as q_lut
+from nesgan.colour import quantize as q
+from nesgan.colour.attributes import solve_attributes
+from nesgan.colour.palette import BLACK, EMITTABLE, FORBIDDEN, WHITE, Palette, srgb_to_oklab
 
 
 @pytest.fixture(scope="module")
@@ -21,10 +23,10 @@ def cache(tmp_path_factory):
     root = tmp_path_factory.mktemp("xdg")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("XDG_CACHE_HOME", str(root))
-        q._LUTS.clear()
-        q.load_lut(Palette.builtin(), verbose=False)
+        q_lut._LUTS.clear()
+        q_lut.load_lut(Palette.builtin(), verbose=False)
         yield root
-    q._LUTS.clear()
+    q_lut._LUTS.clear()
 
 
 def _rgb(idx: np.ndarray, palette: Palette | None = None) -> np.ndarray:
@@ -33,14 +35,22 @@ def _rgb(idx: np.ndarray, palette: Palette | None = None) -> np.ndarray:
 
 def test_lut_agrees_with_palette_nearest_on_random_colours(cache):
     pal = Palette.builtin()
-    lut = q.load_lut(pal)
+    lut = q_lut.load_lut(pal)
     rgb = np.random.default_rng(0).integers(0, 256, (30000, 3), dtype=np.uint8)
     packed = (rgb[:, 0].astype(np.int64) << 16) | (rgb[:, 1].astype(np.int64) << 8) | rgb[:, 2]
-    assert np.array_equal(lut[packed], pal.nearest_unique(rgb))
+    ours, exact = lut[packed], pal.nearest_unique(rgb)
+    differ = np.nonzero(ours != exact)[0]
+    # The table is built in float32, the reference in float64: a colour that sits on a tie between
+    # two palette entries may go either way (a few per million, CPU-dependent). Anything else is a bug.
+    assert len(differ) <= 3
+    lab = srgb_to_oklab(rgb[differ])
+    d_ours = ((lab - srgb_to_oklab(pal.rgb[ours[differ]])) ** 2).sum(-1)
+    d_exact = ((lab - srgb_to_oklab(pal.rgb[exact[differ]])) ** 2).sum(-1)
+    np.testing.assert_allclose(d_ours, d_exact, rtol=1e-4, atol=1e-7)
 
 
 def test_lut_is_cached_under_xdg_cache_home_by_palette_fingerprint(cache):
-    path = q.lut_path(Palette.builtin())
+    path = q_lut.lut_path(Palette.builtin())
     assert path.parent == cache / "nesgan"
     assert path.name == f"lut-{Palette.builtin().fingerprint}.npy"
     assert path.stat().st_size > 1 << 24
@@ -48,11 +58,11 @@ def test_lut_is_cached_under_xdg_cache_home_by_palette_fingerprint(cache):
 
 def test_damaged_lut_file_is_rebuilt(cache, capsys):
     pal = Palette.builtin()
-    path = q.lut_path(pal)
+    path = q_lut.lut_path(pal)
     good = path.read_bytes()
     path.write_bytes(good[:1000])  # torn file
-    q._LUTS.clear()
-    lut = q.load_lut(pal)
+    q_lut._LUTS.clear()
+    lut = q_lut.load_lut(pal)
     assert "damaged" in capsys.readouterr().err
     assert lut.shape == (1 << 24,) and path.read_bytes() == good
 
@@ -60,7 +70,7 @@ def test_damaged_lut_file_is_rebuilt(cache, capsys):
 def test_quantize_never_writes_forbidden_black_or_alias_indices(cache):
     pal = Palette.builtin()
     every = np.arange(64, dtype=np.uint8).reshape(8, 8)
-    out = q.quantize_rgb(_rgb(every), pal)
+    out = q_lut.quantize_rgb(_rgb(every), pal)
     assert FORBIDDEN not in out
     assert set(np.unique(out)) <= set(EMITTABLE.tolist())
     assert out[0x0D // 8, 0x0D % 8] == BLACK and out[0x1F // 8, 0x1F % 8] == BLACK
@@ -69,7 +79,7 @@ def test_quantize_never_writes_forbidden_black_or_alias_indices(cache):
 
 def test_quantize_maps_each_emittable_colour_to_itself(cache):
     pal = Palette.builtin()
-    out = q.quantize_rgb(_rgb(EMITTABLE.reshape(6, 9)), pal)
+    out = q_lut.quantize_rgb(_rgb(EMITTABLE.reshape(6, 9)), pal)
     assert np.array_equal(out, EMITTABLE.reshape(6, 9))
 
 
@@ -96,11 +106,11 @@ def test_quantize_refuses_decompression_bombs_before_decoding(cache, tmp_path):
     path = tmp_path / "huge.png"
     Image.new("RGB", (300, 300)).save(path)
     with pytest.raises(q.NesganError, match="pixel limit"):
-        q.open_rgb(path, max_pixels=300 * 299)
+        images.open_rgb(path, max_pixels=300 * 299)
 
 
 def test_attribute_solver_reproduces_a_screen_that_already_obeys_the_rules(cache):
-    from nesgan.demo.synth import make_game, render_frame
+    from nesgan.museum.synth import make_game, render_frame
 
     frame = render_frame(make_game(0, 2), 1, sprites=False)
     sol = solve_attributes(_rgb(frame.indices), Palette.builtin())
@@ -121,7 +131,7 @@ def test_attribute_solver_output_could_be_shown_by_a_real_nes(cache):
             cell = set(np.unique(idx[cy : cy + 16, cx : cx + 16]).tolist())
             allowed = {sol.backdrop, *sol.subpalettes[sol.cell_palette[cy // 16, cx // 16]]}
             assert cell <= allowed and len(allowed) <= 4
-    free = q.quantize_rgb(rgb, Palette.builtin())
+    free = q_lut.quantize_rgb(rgb, Palette.builtin())
     assert len(np.unique(free)) > 13  # the test image needed the rules to be enforced
 
 
@@ -158,7 +168,7 @@ def test_a_users_pal_file_gets_its_own_table(cache, tmp_path):
     report = q.quantize_path(q.QuantizeConfig(src=img, out=tmp_path / "o", palette_file=path))
     with Image.open(report.out / "x.png") as im:
         assert np.asarray(im)[0, 0] == 0x3D
-    assert q.lut_path(pal).exists()
+    assert q_lut.lut_path(pal).exists()
 
 
 def test_a_single_file_goes_to_a_folder_named_after_it_beside_it(cache, tmp_path):

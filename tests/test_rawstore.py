@@ -4,7 +4,8 @@ import pytest
 
 from nesgan.errors import NesganError
 from nesgan.files import read_jsonl
-from nesgan.rawstore import (
+from nesgan.scrape.crawl import MANIFEST, ScrapeConfig, scrape
+from nesgan.scrape.rawstore import (
     Lock,
     SyncedAppender,
     Writer,
@@ -14,7 +15,6 @@ from nesgan.rawstore import (
     sniff_image,
     store,
 )
-from nesgan.scrape import MANIFEST, ScrapeConfig, scrape
 from scrape_sites import Site, museum_routes, png_bomb, screenshot
 
 

@@ -1,4 +1,4 @@
-from nesgan.robots import Robots, normalize_path, product_token
+from nesgan.scrape.robots import Robots, normalize_path, product_token
 
 UA = "nesgan/0.1.0 (+https://github.com/nesgan/nesgan)"
 

@@ -12,10 +12,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 from nesgan.cli import cli
-from nesgan.errors import NesganError
-from nesgan.files import read_jsonl
-from nesgan.palette import EMITTABLE, Palette
-from nesgan.screens import (
+from nesgan.colour.palette import EMITTABLE, Palette
+from nesgan.crop.grid import REPEAT_WEIGHT, phase_scores
+from nesgan.crop.screens import (
     MANIFEST,
     CropConfig,
     choose_offset,
@@ -25,7 +24,8 @@ from nesgan.screens import (
     detect_grid_phase,
     load_screens,
 )
-from nesgan.screens_grid import REPEAT_WEIGHT, phase_scores
+from nesgan.errors import NesganError
+from nesgan.files import read_jsonl
 
 NES_RGB = Palette.builtin().rgb[EMITTABLE]  # (54, 3) distinct NES colours
 
@@ -447,7 +447,7 @@ def test_cli_crop_exit_codes_for_missing_empty_and_useless_folders(tmp_path):
 
 
 def test_the_embedded_museums_screenshots_crop_and_scrolled_shots_keep_their_grid(tmp_path):
-    site = pytest.importorskip("nesgan.demo.site")
+    site = pytest.importorskip("nesgan.museum.site")
     museum = site.Museum(games=3, screens_per_game=8, seed=1, scroll_rate=0.5)
     src = tmp_path / "raw"
     for path in museum.image_urls():

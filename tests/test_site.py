@@ -17,8 +17,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from nesgan.cli import cli
-from nesgan.demo.site import DISALLOWED, Museum, serve
-from nesgan.palette import Palette
+from nesgan.colour.palette import Palette
+from nesgan.museum.site import DISALLOWED, Museum, serve
 
 
 @pytest.fixture(scope="module")

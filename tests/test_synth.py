@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from nesgan.demo.synth import (
+from nesgan.colour.palette import EMITTABLE, Palette
+from nesgan.museum.synth import (
     THEMES,
     Frame,
     frame_rgb,
@@ -12,7 +13,6 @@ from nesgan.demo.synth import (
     render_frame,
     render_scrolled,
 )
-from nesgan.palette import EMITTABLE, Palette
 
 SEEDS_GAMES = [(seed, number) for seed in (0, 1, 7) for number in range(10)]  # 30 games
 SHOTS = (0, 5, 11)

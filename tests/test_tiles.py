@@ -1,4 +1,4 @@
-"""nesgan.tiles: slicing, shape keys, dedupe and the tile stage `build_tiles`."""
+"""nesgan.tiles.tile: slicing, shape keys, dedupe and the tile stage `build_tiles`."""
 
 from __future__ import annotations
 
@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from nesgan.colour.palette import EMITTABLE, Palette
 from nesgan.errors import NesganError
-from nesgan.palette import EMITTABLE, Palette
-from nesgan.tiles import (
-    TileConfig,
-    build_tiles,
+from nesgan.tiles.build import TileConfig, build_tiles
+from nesgan.tiles.tile import (
     dedupe,
     flips,
     shape_keys,
@@ -29,7 +28,7 @@ def cache(isolated_lut_cache):
 
 
 def _frame(game: int, shot: int) -> np.ndarray:
-    from nesgan.demo.synth import make_game, render_frame
+    from nesgan.museum.synth import make_game, render_frame
 
     return render_frame(make_game(0, game), shot).indices  # (240, 256)
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from nesgan.errors import NesganError
-from nesgan.tmx import (
+from nesgan.tiled.merge import OwnTileset, update_map
+from nesgan.tiled.tmx import (
     PAD_RGB,
     DataFormat,
     decode_data,
@@ -17,7 +18,6 @@ from nesgan.tmx import (
     read_atlas,
     write_atlas,
 )
-from nesgan.tmx_merge import OwnTileset, update_map
 
 FORMATS = [DataFormat("csv", None), DataFormat("base64", None), DataFormat("base64", "zlib"),
            DataFormat("base64", "gzip"), DataFormat(None, None)]

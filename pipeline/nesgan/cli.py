@@ -89,7 +89,7 @@ def demo_site_cmd(host: str, port: int, games: int, screens_per_game: int, seed:
     import signal
     import threading
 
-    from nesgan.demo.site import Museum, serve
+    from nesgan.museum.site import Museum, serve
 
     stop = threading.Event()  # set by SIGINT/SIGTERM, even one that lands while we start
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -127,7 +127,7 @@ def scrape_cmd(url, out, delay, max_images, max_pages, timeout, retries, user_ag
     URL defaults to The Video Game Museum's NES index. Honours robots.txt, resumes by default,
     and writes one manifest row per image URL saying what became of it.
     """
-    from nesgan.scrape import ScrapeConfig, scrape
+    from nesgan.scrape.crawl import ScrapeConfig, scrape
 
     config = ScrapeConfig(url=url, out=out, delay=delay, max_images=max_images, max_pages=max_pages,
                           timeout=timeout, retries=retries, user_agent=user_agent,
@@ -151,7 +151,7 @@ def crop_cmd(src: Path, out: Path, overwrite: bool) -> None:
     if not src.is_dir():
         raise NesganError(f"SRC must be a folder of screenshots, and {src} is a file; put it in a "
                           "folder and pass that")
-    from nesgan.screens import MANIFEST, CropConfig, crop_folder
+    from nesgan.crop.screens import MANIFEST, CropConfig, crop_folder
 
     summary = crop_folder(CropConfig(src=src, out=out, overwrite=overwrite))
     if summary.total == 0:
@@ -276,7 +276,7 @@ def quantize_cmd(src: Path, out: Path | None, nes_attributes: bool, palette_file
     Writes one palette-mode PNG per image (palette index == NES colour index) plus
     manifest.jsonl. No dithering; $0D is never written.
     """
-    from nesgan.quantize import QuantizeConfig, quantize_path
+    from nesgan.colour.quantize import QuantizeConfig, quantize_path
 
     config = QuantizeConfig(src=src, out=out, nes_attributes=nes_attributes, palette_file=palette_file)
     report = quantize_path(config)
@@ -306,7 +306,7 @@ def export_tiles_cmd(generated, train_dir, tmx, tilesets, tiles_dir, name, near_
     objects; nesgan adds or refreshes its tilesets and its layer NAME (14 tile columns per
     generated screen, 14 rows), growing the map right and down when it is smaller.
     """
-    from nesgan.export import ExportConfig, export_tiles
+    from nesgan.tiled.export import ExportConfig, export_tiles
 
     config = ExportConfig(generated=generated, train=train_dir, tilesets_dir=tilesets,
                           tiles_dir=tiles_dir, name=name, tmx=tmx,
@@ -346,9 +346,9 @@ def demo_cmd(workdir: Path, steps: int | None, games: int, seed: int) -> None:
     Serves the museum on 127.0.0.1, then runs scrape, train (tiny preset), generate and
     export-tiles --tmx, printing each command so you can repeat it on your own data.
     """
-    from nesgan.demo.run import DemoConfig, run_demo
+    from nesgan.demo import DemoConfig, run_demo
 
-    run_demo(DemoConfig(workdir=workdir, steps=steps, games=games, seed=seed))
+    run_demo(DemoConfig(workdir=workdir, steps=steps, games=games, seed=seed), cli)
 
 
 def main() -> None:

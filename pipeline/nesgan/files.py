@@ -18,6 +18,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+MANIFEST = "manifest.jsonl"  # every stage's per-item rows, written last
+
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, durable: bool = True) -> None:
     """Write `data` to `path` so readers see the old file or the whole new one, never a part.

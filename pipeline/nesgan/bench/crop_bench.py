@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nesgan.screens_grid import CELL, REPEAT_WEIGHT, detect_grid_phase, expected_phase
+from nesgan.crop.grid import CELL, REPEAT_WEIGHT, detect_grid_phase, expected_phase
 
 
 def _reference_scores(rgb: np.ndarray) -> np.ndarray:
@@ -45,7 +45,7 @@ def _reference_phase(rgb: np.ndarray) -> tuple[int, int]:
 
 def _shots(count: int) -> list[tuple[np.ndarray, tuple[int, int]]]:
     """Mid-scroll museum shots as (224×224 RGB crop of the frame, true phase)."""
-    from nesgan.demo.synth import make_games, render_scrolled
+    from nesgan.museum.synth import make_games, render_scrolled
 
     rng = np.random.default_rng(0)
     games = make_games(0, 8)

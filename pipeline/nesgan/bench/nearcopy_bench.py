@@ -1,6 +1,6 @@
 """Near-copy benchmark: flag quality on planted copies, and search speed at scale.
 
-Data (all from the embedded museum, `nesgan.demo.synth`):
+Data (all from the embedded museum, `nesgan.museum.synth`):
 
 * **training tiles**: every tile of a few rendered screens of the training games (HUD text and
   sprites included), then grown to the requested size by recombining them (one quadrant from
@@ -26,16 +26,16 @@ from pathlib import Path
 
 import numpy as np
 
-from nesgan.nearcopy import trivial_mask
-from nesgan.nearsearch import PIXELS, TileSearch, brute_nearest, exact_distances
-from nesgan.palette import EMITTABLE
-from nesgan.tiles import DEFAULT_NEAR_COPY_PIXELS, flips, slice_tiles
+from nesgan.colour.palette import EMITTABLE
+from nesgan.tiles.nearcopy import trivial_mask
+from nesgan.tiles.search import PIXELS, TileSearch, brute_nearest, exact_distances
+from nesgan.tiles.tile import DEFAULT_NEAR_COPY_PIXELS, flips, slice_tiles
 
 
 def museum_tiles(games: range, shots: int = 3, seed: int = 0) -> np.ndarray:
     """(N, 16, 16) NES-index tiles of rendered screens of the given games, exact-deduplicated."""
-    from nesgan.demo.synth import make_game, render_frame
-    from nesgan.tiles import dedupe
+    from nesgan.museum.synth import make_game, render_frame
+    from nesgan.tiles.tile import dedupe
 
     out = []
     for g in games:

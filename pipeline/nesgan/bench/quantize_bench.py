@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
-from nesgan.palette import EMITTABLE, Palette
-from nesgan.quantize import build_lut, load_lut, quantize_rgb
+from nesgan.colour.lut import build_lut, load_lut, quantize_rgb
+from nesgan.colour.palette import EMITTABLE, Palette
 
 
 def generator_like_screens(n: int, seed: int = 0) -> list[np.ndarray]:
     """(224, 224, 3) uint8 screens: museum frames, blurred a little, with Gaussian noise (σ = 10)."""
-    from nesgan.demo.synth import make_game, render_frame
+    from nesgan.museum.synth import make_game, render_frame
 
     rng = np.random.default_rng(seed)
     out = []
@@ -69,7 +69,7 @@ def run(out: Path, quick: bool) -> dict:
     direct = [palette.nearest(im) for im in images]
     direct_s = time.perf_counter() - t0
 
-    from nesgan.attributes import solve_attributes
+    from nesgan.colour.attributes import solve_attributes
 
     n_attr = min(len(images), 4 if quick else 16)
     t0 = time.perf_counter()

@@ -21,11 +21,11 @@ from pathlib import Path
 import requests
 
 from nesgan.files import read_jsonl
-from nesgan.scrape import MANIFEST, PAGES, ScrapeConfig, scrape
+from nesgan.scrape.crawl import MANIFEST, PAGES, ScrapeConfig, scrape
 
 _SERVER = """
 import sys
-from nesgan.demo.site import Museum, serve
+from nesgan.museum.site import Museum, serve
 museum = Museum(games=int(sys.argv[1]), screens_per_game=int(sys.argv[2]), seed=0, crawl_delay=0)
 with serve(museum) as server:
     print(server.url, flush=True)

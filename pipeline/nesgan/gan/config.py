@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from nesgan.errors import NesganError
+from nesgan.images import SCREEN
 
-SIZE = 224  # 7·2⁵: five stride-2 blocks from a 7×7 seed; 14×14 NES cells of 16 px
+SIZE = SCREEN  # 7·2⁵: five stride-2 blocks from a 7×7 seed; 14×14 NES cells of 16 px
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from nesgan.gan.config import SIZE
 def load_screens(folder: str | Path) -> tuple[np.ndarray, list[str]]:
     """uint8 (N, 224, 224, 3) screens and their names: the `ok` crops of the folder's manifest
     (every *.png without one), loaded by the crop stage's own reader, never resampled."""
-    from nesgan.screens import load_screens as load_crops
+    from nesgan.crop.screens import load_screens as load_crops
 
     return load_crops(Path(folder))
 
@@ -77,7 +77,7 @@ def fake_screens(n: int, seed: int = 0) -> np.ndarray:
     Each screen draws 4 colours from the NES palette and tiles its 14×14 grid of 16×16 cells
     from a vocabulary of 6 random 2-bit metatiles, the way the PPU builds a background.
     """
-    from nesgan.palette import EMITTABLE, Palette
+    from nesgan.colour.palette import EMITTABLE, Palette
 
     rng = np.random.default_rng(seed)
     rgb = np.asarray(Palette.builtin().to_rgb(np.asarray(sorted(EMITTABLE))), dtype=np.uint8)

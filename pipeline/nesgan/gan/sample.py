@@ -10,12 +10,12 @@ import torch
 from tqdm import tqdm
 
 from nesgan.errors import NesganError
-from nesgan.files import atomic_write_bytes, write_jsonl
+from nesgan.files import MANIFEST, atomic_write_bytes, write_jsonl
 from nesgan.gan.checkpoint import load_checkpoint, load_weights
 from nesgan.gan.config import GenerateConfig, TrainConfig
 from nesgan.gan.data import to_uint8
 from nesgan.gan.model import Generator
-from nesgan.screens import MANIFEST, encode_png
+from nesgan.images import encode_png
 
 
 def grid_image(screens: np.ndarray, cols: int) -> np.ndarray:

@@ -25,7 +25,7 @@ from nesgan.gan.data import EpochSampler, load_screens, to_float, to_uint8
 from nesgan.gan.model import build_models
 from nesgan.gan.sample import grid_image, render, resolve_device
 from nesgan.gan.step import Nets, adam, train_step
-from nesgan.screens import encode_png
+from nesgan.images import encode_png
 
 RUN_ARTIFACTS = ("config.json", "checkpoints", "samples", "metrics.jsonl")
 

@@ -1,23 +1,23 @@
 """`nesgan scrape`: a polite, resumable crawl of a screenshot museum into OUT/raw, then crops.
 
-1. robots.txt (RFC 9309, `nesgan.robots`), fetched with the crawler's own client: 4xx means
+1. robots.txt (RFC 9309, `nesgan.scrape.robots`), fetched with the crawler's own client: 4xx means
    everything is allowed, 5xx or unreachable means nothing is (the crawl stops, saying so).
-2. Breadth-first over HTML pages on the start URL's origin (`nesgan.discover`): the start page's
+2. Breadth-first over HTML pages on the start URL's origin (`nesgan.scrape.discover`): the start page's
    frames cost no depth (deeper framesets are other sections' entry pages: a hop), a page's links
    are followed while depth < `max_depth` unless the page is a game page (it shows at least as
    many screenshots as it links to pages).
 3. Each screenshot is fetched right after its page, checked (content type, magic bytes, header
-   dimensions before any decoding, then the whole file: `nesgan.rawstore.check_image`), stored
+   dimensions before any decoding, then the whole file: `nesgan.scrape.rawstore.check_image`), stored
    once per content as `raw/<sha256[:2]>/<sha256>.<ext>` and recorded in `raw/manifest.jsonl`
    (one row per image URL, appended once the file is in place).
-4. `nesgan.screens.crop_folder` crops what landed into OUT/screens.
+4. `nesgan.crop.screens.crop_folder` crops what landed into OUT/screens.
 
 The crawl stops (NesganError, exit 1, manifest intact) on a block page ("Please visit …") and on
 a 429 that outlasts the retries: the site is asking us to go away, so we do, and say so.
 
 Resume: image URLs already in the manifest are never fetched again; pages are cached as their
 parsed outcome in `raw/.scrape/pages.jsonl` (a page that parsed is not fetched again; one that
-failed is). Originals whose file did not survive (see `nesgan.rawstore`) are fetched again.
+failed is). Originals whose file did not survive (see `nesgan.scrape.rawstore`) are fetched again.
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ from hashlib import sha256
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nesgan.discover import Page, decode_html, looks_like_html, parse_page
 from nesgan.errors import NesganError
-from nesgan.fetch import DEFAULT_USER_AGENT, ClientConfig, FetchError, PoliteClient, origin
-from nesgan.files import iter_jsonl, write_json
-from nesgan.rawstore import (
+from nesgan.files import MANIFEST, iter_jsonl, write_json
+from nesgan.scrape.discover import Page, decode_html, looks_like_html, parse_page
+from nesgan.scrape.fetch import DEFAULT_USER_AGENT, ClientConfig, FetchError, PoliteClient, origin
+from nesgan.scrape.rawstore import (
     Lock,
     SyncedAppender,
     Writer,
@@ -44,13 +44,12 @@ from nesgan.rawstore import (
     remove_temp_files,
     sniff_image,
 )
-from nesgan.robots import MAX_ROBOTS_BYTES, AgentRules, Robots
+from nesgan.scrape.robots import MAX_ROBOTS_BYTES, AgentRules, Robots
 
 if TYPE_CHECKING:
-    from nesgan.screens import CropSummary
+    from nesgan.crop.screens import CropSummary
 
 VGMUSEUM_NES = "https://www.vgmuseum.com/nes.htm"
-MANIFEST = "manifest.jsonl"
 STATE = ".scrape"  # hidden, so the crop stage (which crops every other file under raw/) skips it
 PAGES = f"{STATE}/pages.jsonl"
 CONFIG = f"{STATE}/config.json"
@@ -153,7 +152,7 @@ def scrape(config: ScrapeConfig) -> ScrapeResult:
 
 
 def _crop(raw: Path, screens: Path, *, overwrite: bool) -> CropSummary:
-    from nesgan.screens import CropConfig, crop_folder
+    from nesgan.crop.screens import CropConfig, crop_folder
 
     sources = {row["path"]: row["url"] for row in iter_jsonl(raw / MANIFEST)
                if row.get("status") == "ok"}

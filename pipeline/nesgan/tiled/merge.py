@@ -28,7 +28,7 @@ import numpy as np
 
 from nesgan.errors import NesganError
 from nesgan.files import atomic_write_text
-from nesgan.tmx import (
+from nesgan.tiled.tmx import (
     FLIP_FLAGS,
     GID_MASK,
     MAX_CELLS,

@@ -21,9 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nesgan.palette import BLACK, EMITTABLE, Palette, srgb_to_oklab
+from nesgan.colour.palette import BLACK, EMITTABLE, Palette, srgb_to_oklab
+from nesgan.images import TILE
 
-CELL = 16  # the NES attribute granularity: one sub-palette per 16×16 pixels
+CELL = TILE  # the NES attribute granularity: one sub-palette per 16×16 pixels
 MAX_SUBPALETTES = 4  # $3F01–$3F0F: four background sub-palettes
 COLOURS_PER_SUB = 3  # each adds 3 colours to the shared backdrop
 MAX_UNIQUE_COLOURS = 1 << 18  # above this, costs come from each pixel's nearest NES colour
@@ -52,7 +53,7 @@ def _pixel_costs(rgb: np.ndarray, palette: Palette, lut: np.ndarray | None) -> n
     uniq, inverse = np.unique(packed, return_inverse=True)
     pal_lab = palette._lab  # (54, 3)
     if len(uniq) > MAX_UNIQUE_COLOURS:  # a huge photo: approximate by the nearest NES colour
-        from nesgan.quantize import quantize_rgb
+        from nesgan.colour.lut import quantize_rgb
 
         nearest = quantize_rgb(rgb, palette, lut).reshape(-1)
         d = ((pal_lab[:, None, :] - pal_lab[None, :, :]) ** 2).sum(-1).astype(np.float64)  # (54, 54)

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from nesgan.colour.palette import Palette
 from nesgan.files import atomic_write_bytes
-from nesgan.palette import Palette
-from nesgan.tiles import FLIPS, TILE, flips
+from nesgan.tiles.tile import FLIPS, TILE, flips
 
 SCALE = 4  # 16 px tiles shown 64 px wide: pixels readable, 8 entries fit a 1200 px screen
 COLUMNS = 8  # entries per sheet row

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import click
 
+from nesgan.museum.site import Museum, serve
+
 
 @dataclass(frozen=True)
 class DemoConfig:
@@ -26,17 +28,16 @@ class DemoConfig:
     quiet: bool = False
 
 
-def _run(args: list[str], quiet: bool) -> None:
-    from nesgan.cli import cli
-
+def _run(cli: click.Group, args: list[str], quiet: bool) -> None:
     if not quiet:
         click.secho("\n$ nesgan " + shlex.join(args), bold=True)
     cli.main(args=args, prog_name="nesgan", standalone_mode=False)
 
 
-def run_demo(config: DemoConfig) -> None:
-    """Serve the museum, then scrape → train → generate → export-tiles into `config.workdir`."""
-    from nesgan.demo.site import Museum, serve
+def run_demo(config: DemoConfig, cli: click.Group) -> None:
+    """Serve the museum, then scrape → train → generate → export-tiles into `config.workdir`,
+    each step through `cli` (nesgan's own command group, passed in so this module needs no
+    import of the CLI)."""
 
     work = config.workdir
     data, run, generated = work / "data", work / "runs" / "demo", work / "data" / "generated"
@@ -45,17 +46,17 @@ def run_demo(config: DemoConfig) -> None:
     with serve(museum) as site:
         if not config.quiet:
             click.echo(f"Serving the embedded museum at {site.url}")
-        _run(["scrape", site.url, "--out", str(data), "--delay", "0"], config.quiet)
+        _run(cli, ["scrape", site.url, "--out", str(data), "--delay", "0"], config.quiet)
     train = ["train", "--data", str(data / "screens"), "--run", str(run), "--preset", "tiny",
              "--seed", str(config.seed)]
     if config.steps is not None:
         train += ["--steps", str(config.steps)]
     if (run / "checkpoints" / "last.pt").exists():
         train.append("--resume")  # a rerun continues (or finds the run finished) instead of refusing
-    _run(train, config.quiet)
-    _run(["generate", "--run", str(run), "-n", str(config.generate), "--out", str(generated),
+    _run(cli, train, config.quiet)
+    _run(cli, ["generate", "--run", str(run), "-n", str(config.generate), "--out", str(generated),
           "--seed", str(config.seed)], config.quiet)
-    _run(["export-tiles", "--generated", str(generated), "--train", str(data / "screens"),
+    _run(cli, ["export-tiles", "--generated", str(generated), "--train", str(data / "screens"),
           "--tmx", str(work / "level.tmx"), "--tilesets", str(work / "tilesets"),
           "--tiles", str(work / "tiles")], config.quiet)
     if not config.quiet:

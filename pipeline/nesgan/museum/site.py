@@ -32,10 +32,10 @@ from urllib.parse import unquote, urlsplit
 import numpy as np
 from PIL import Image
 
-from nesgan.demo import metatiles as mt
-from nesgan.demo.synth import Game, _entropy, make_games, render_frame, render_scrolled
+from nesgan.colour.palette import Palette
 from nesgan.errors import NesganError
-from nesgan.palette import Palette
+from nesgan.museum import metatiles as mt
+from nesgan.museum.synth import Game, _entropy, make_games, render_frame, render_scrolled
 
 INDEX_PATH = "/nes.htm"
 LIST_PATH = "/images/nes_b.html"

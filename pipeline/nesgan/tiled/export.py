@@ -1,4 +1,4 @@
-"""The export-tiles stage: tiles from `nesgan.tiles`, then Tiled tilesets and (optionally) a map.
+"""The export-tiles stage: tiles from `nesgan.tiles.tile`, then Tiled tilesets and (optionally) a map.
 
 Writes `TILESETS/NAME.tsx` + `NAME.png` (tiles judged original), `NAME-near-copies.tsx` + `.png`
 (tiles within K pixels of a training tile), `NAME.ids.jsonl` (a row per tile of tiles.jsonl: the
@@ -28,8 +28,9 @@ import numpy as np
 
 from nesgan.errors import NesganError
 from nesgan.files import atomic_write_bytes, atomic_write_text, write_jsonl
-from nesgan.tmx import TILE, Atlas, png_bytes, read_atlas, write_atlas
-from nesgan.tmx_merge import MapUpdate, OwnTileset, plan_map_update
+from nesgan.images import TILE, encode_png
+from nesgan.tiled.merge import MapUpdate, OwnTileset, plan_map_update
+from nesgan.tiled.tmx import Atlas, read_atlas, write_atlas
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
@@ -39,10 +40,10 @@ class ExportConfig:
     generated: Path = Path("data/generated")  # the generated 224×224 screens
     train: Path = Path("data/screens")  # training screens, for the near-copy check
     tilesets_dir: Path = Path("tilesets")  # DESIGN.md's default output folder for TSX + PNG
-    tiles_dir: Path = Path("tiles")  # tiles.jsonl and contact sheets (written by nesgan.tiles)
+    tiles_dir: Path = Path("tiles")  # tiles.jsonl and contact sheets (written by nesgan.tiles.tile)
     name: str = "nesgan"  # tileset name, file stem and the map layer's name
     tmx: Path | None = None  # also write or update this map
-    near_copy_pixels: int | None = None  # None: nesgan.tiles' own default
+    near_copy_pixels: int | None = None  # None: nesgan.tiles.tile' own default
     palette_file: Path | None = None  # a .pal file instead of the built-in NES palette
     columns: int = 16  # atlas width for a NEW tileset (256 px); an existing one keeps its own
 
@@ -77,8 +78,8 @@ class ExportReport:
 
 
 def export_tiles(config: ExportConfig) -> ExportReport:
-    """Run `nesgan.tiles.build_tiles` on the generated screens, then export its tiles."""
-    from nesgan.tiles import TileConfig, build_tiles
+    """Run `nesgan.tiles.build.build_tiles` on the generated screens, then export its tiles."""
+    from nesgan.tiles.build import TileConfig, build_tiles
 
     kwargs = {"generated": config.generated, "train": config.train,
               "tiles_dir": config.tiles_dir, "palette_file": config.palette_file}
@@ -99,7 +100,7 @@ def _properties(row: dict) -> dict[str, object]:
 
 
 def export_report(report, config: ExportConfig) -> ExportReport:
-    """Export a `nesgan.tiles.TileReport` (tiles, rows, screens, palette) as tilesets and map."""
+    """Export a `nesgan.tiles.build.TileReport` (tiles, rows, screens, palette) as tilesets and map."""
     tiles = np.asarray(report.tiles)
     if tiles.ndim != 3 or tiles.shape[1:] != (TILE, TILE) or len(tiles) == 0:
         raise NesganError(f"no tiles to export from {config.generated}: generate screens first "
@@ -178,4 +179,4 @@ def _preview_png(which: np.ndarray, local: np.ndarray, atlases: list[Atlas]) -> 
                      atlases[1].tiles[np.where(which == 1, local, 0)] if atlases[1].tilecount else 0)
     # (h, w, 16, 16, 3) -> (h, 16, w, 16, 3) -> (h·16, w·16, 3)
     img = cells.astype(np.uint8).swapaxes(1, 2).reshape(h * TILE, w * TILE, 3)
-    return png_bytes(img)
+    return encode_png(img, indexed=True)

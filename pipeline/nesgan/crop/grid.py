@@ -37,7 +37,9 @@ from __future__ import annotations
 
 import numpy as np
 
-CELL = 16  # NES attribute area: 2×2 tiles of 8×8 share one sub-palette
+from nesgan.images import TILE
+
+CELL = TILE  # NES attribute area: 2×2 tiles of 8×8 share one sub-palette
 REPEAT_WEIGHT = 2.0  # all-distinct cells cost as much as 2 extra colours a cell (best of 0.5–4
 # on synthetic NES screens: one-palette screens need ≥ 1, sprite-heavy sparse ones ≤ 2)
 TIE = 1e-6  # scores closer than this count as equal (they are means of small integers)

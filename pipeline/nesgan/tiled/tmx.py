@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import gzip
-import io
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,8 +29,8 @@ from PIL import Image
 
 from nesgan.errors import NesganError
 from nesgan.files import atomic_write_bytes, atomic_write_text
+from nesgan.images import TILE, encode_png
 
-TILE = 16  # NES attribute cell: one sub-palette per 16×16 area
 FLIP_FLAGS = 0xF0000000  # horizontal, vertical, diagonal flip and hexagonal 120° rotation
 GID_MASK = 0x0FFFFFFF
 PAD_RGB = (255, 0, 255)  # padding cells of the atlas; not an NES colour in any common table
@@ -319,23 +318,7 @@ def atlas_png_bytes(atlas: Atlas) -> bytes:
     grid[: atlas.tilecount] = atlas.tiles
     # (rows*cols, 16, 16, 3) -> (rows, 16, cols, 16, 3) -> (rows*16, cols*16, 3)
     img = grid.reshape(rows, cols, TILE, TILE, 3).swapaxes(1, 2).reshape(rows * TILE, cols * TILE, 3)
-    return png_bytes(img)
-
-
-def png_bytes(rgb: np.ndarray) -> bytes:
-    """(H, W, 3) uint8 as a PNG: indexed when it has at most 256 colours (an NES image has at
-    most 54 plus the padding colour: a third of the bytes to compress), else RGB."""
-    packed = (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
-    colours, inverse = np.unique(packed.reshape(-1), return_inverse=True)
-    buf = io.BytesIO()
-    if len(colours) <= 256:
-        img = Image.fromarray(inverse.reshape(rgb.shape[:2]).astype(np.uint8), "P")
-        table = np.stack([(colours >> 16) & 255, (colours >> 8) & 255, colours & 255], axis=1)
-        img.putpalette(table.astype(np.uint8).reshape(-1).tolist())
-        img.save(buf, "PNG")
-    else:
-        Image.fromarray(rgb, "RGB").save(buf, "PNG")
-    return buf.getvalue()
+    return encode_png(img, indexed=True)
 
 
 def _property_value(value: object) -> tuple[str | None, str]:

@@ -1,7 +1,7 @@
 """Near-copies of the training data: the training-tile index, its cache, and the verdicts.
 
 A generated tile is a **near-copy** when some training tile is the same drawing up to a palette
-swap, a horizontal/vertical flip, and at most K differing pixels (`nesgan.nearsearch` defines the
+swap, a horizontal/vertical flip, and at most K differing pixels (`nesgan.tiles.search` defines the
 distance and finds the nearest training tile with guaranteed recall within K).
 
 **Choosing K (default 4).** Measured on the embedded museum (`make bench`, nearcopy_bench,
@@ -47,15 +47,16 @@ from pathlib import Path
 
 import numpy as np
 
+from nesgan.colour.palette import Palette
+from nesgan.crop.grid import detect_grid_phase
 from nesgan.errors import NesganError
-from nesgan.files import atomic_write_bytes, iter_jsonl
-from nesgan.nearsearch import PIXELS, Found, TileSearch, majority_pixels
-from nesgan.palette import Palette
-from nesgan.tiles import FLIPS, TILE, dedupe, list_pngs, open_screen, slice_tiles
+from nesgan.files import MANIFEST, atomic_write_bytes, iter_jsonl
+from nesgan.images import image_files
+from nesgan.tiles.search import PIXELS, Found, TileSearch, majority_pixels
+from nesgan.tiles.tile import FLIPS, TILE, dedupe, open_screen, slice_tiles
 
 INDEX_DIR = ".nesgan-tile-index"
 INDEX_VERSION = 1  # bump when the index layout or the slicing changes
-MANIFEST = "manifest.jsonl"
 
 
 @dataclass
@@ -85,7 +86,7 @@ def _training_files(train: Path) -> list[Path]:
                           "`nesgan crop` first, or pass --train")
     if not train.is_dir():
         raise NesganError(f"--train {train} is a file; give the folder of training screens")
-    files = list_pngs(train)
+    files = image_files(train)
     if not files:
         raise NesganError(f"no training screens in {train}; run `nesgan scrape` or `nesgan crop` first")
     return files
@@ -120,8 +121,6 @@ def _manifest_phases(train: Path) -> dict[str, tuple[int, int]]:
 def build_index(train: Path, palette: Palette) -> TileIndex:
     """Quantize and slice every training screen on its grid phase; exact-dedupe the tiles."""
     from tqdm import tqdm
-
-    from nesgan.screens_grid import detect_grid_phase
 
     files = _training_files(train)
     fp = fingerprint(train, palette, files)

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nesgan.errors import NesganError
-from nesgan.tiles import TILE, flips, hash_rows
+from nesgan.tiles.tile import TILE, flips, hash_rows
 
 PIXELS = TILE * TILE
 EMBED_DIMS = 8  # PCA dimensions: enough to rank drawings, few enough for a fast kd-tree

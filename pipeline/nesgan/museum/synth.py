@@ -26,9 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nesgan.demo import metatiles as mt
+from nesgan.colour.palette import BLACK, CANONICAL, EMITTABLE, WHITE, Palette, srgb_to_oklab
 from nesgan.errors import NesganError
-from nesgan.palette import BLACK, CANONICAL, EMITTABLE, WHITE, Palette, srgb_to_oklab
+from nesgan.museum import metatiles as mt
 
 H_CELLS, W_CELLS = 15, 16  # 240×256 screen in 16×16 attribute cells
 SCREEN_H, SCREEN_W = 240, 256  # NES PPU output

@@ -43,14 +43,14 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
+from nesgan.crop.grid import CELL, detect_grid_phase
 from nesgan.errors import NesganError
-from nesgan.files import JsonlAppender, atomic_write_bytes, iter_jsonl, write_json
-from nesgan.screens_grid import CELL, detect_grid_phase
+from nesgan.files import MANIFEST, JsonlAppender, atomic_write_bytes, iter_jsonl, write_json
+from nesgan.images import SCREEN, encode_png
 
-SIZE = 224  # 14 cells of 16 px: the DCGAN's input, and the widest square every NES frame holds
+SIZE = SCREEN  # 14 cells of 16 px: the DCGAN's input, and the widest square every NES frame holds
 NATIVE_W = (SIZE, 256)  # PPU frames are 256 wide; overscan-trimmed captures down to 224
 NATIVE_H = (SIZE, 240)  # 240 lines drawn; NTSC-visible captures cut 8 top and bottom (224)
-MANIFEST = "manifest.jsonl"
 CONFIG_FILE = "crop_config.json"
 _OUTPUT_NAME_LEN = 16  # hex digits of the crop's SHA-256 in its file name: 2^64 names
 
@@ -323,12 +323,6 @@ def crop_bytes(data: bytes, max_pixels: int = CropConfig.max_pixels) -> CropResu
                 return crop_image(img, max_pixels)
             except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
                 return CropResult("too_large", f"decompression bomb: {e}")
-
-
-def encode_png(rgb: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(rgb, "RGB").save(buf, format="PNG", optimize=False)
-    return buf.getvalue()
 
 
 def crop_name(crop: np.ndarray) -> str:
