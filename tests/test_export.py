@@ -120,7 +120,10 @@ def test_tilesets_load_in_both_readers_with_the_tile_properties(tmp_path):
     assert props["near_copy"] is False and props["nearest_source"] == "train 1.png@16,32"
     assert props["distance"] == 1 and isinstance(props["count"], int)
     near = pytiled_parser.parse_tileset(tmp_path / "tilesets" / "nesgan-near-copies.tsx")
-    assert near.tile_count == 4 and near.tiles[1].properties["near_copy"] is True
+    # 4 near-copies in a 16-cell row: Tiled's count is the grid; the 12 padding cells have
+    # probability 0 and no properties
+    assert near.tile_count == 16 and near.tiles[1].properties["near_copy"] is True
+    assert near.tiles[4].class_ == "padding" and not near.tiles[4].properties
     # the near-copies atlas holds exactly the flagged tiles (ids 0, 5, 10, 15), in order
     pal = Palette.builtin()
     assert np.array_equal(atlas_tiles(tmp_path / "tilesets" / "nesgan-near-copies.png")[:4],
@@ -138,7 +141,11 @@ def test_reexport_keeps_existing_ids_and_only_appends_new_tiles(tmp_path):
     after = atlas_tiles(tmp_path / "tilesets" / "nesgan.png")
     assert np.array_equal(after[:20], before) and after.shape[0] == 48
     root = ET.parse(tmp_path / "tilesets" / "nesgan.tsx").getroot()
-    assert (root.get("columns"), root.get("tilecount")) == ("16", "40")
+    # tilecount is what Tiled computes from the 3-row atlas; the 8 padding cells stay out of use
+    assert (root.get("columns"), root.get("tilecount")) == ("16", "48")
+    typed = {int(e.get("id")): (e.get("type"), e.get("probability")) for e in root.findall("tile")}
+    assert all(typed[i] == ("padding", "0") for i in range(40, 48))
+    assert all(typed[i][0] is None for i in range(40))  # ids 20–31 were padding after export 1
     assert np.array_equal(rebuild_with_pytiled_parser(tmp_path / "level.tmx"), screens_rgb(second))
     # exporting the same report again changes nothing
     tsx_text = (tmp_path / "tilesets" / "nesgan.tsx").read_text()

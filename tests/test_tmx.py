@@ -121,12 +121,13 @@ def test_tsx_update_keeps_what_the_user_added_in_tiled(tmp_path):
     atlas.props = {0: {"count": 9, "near_copy": True}, 4: {"count": 1, "near_copy": False}}
     write_atlas(tsx, atlas, zero_probability={0})
     root = ET.parse(tsx).getroot()
-    assert root.get("tilecount") == "5" and root.find("wangsets/wangset").get("name") == "w"
+    assert root.get("tilecount") == "16" and root.find("wangsets/wangset").get("name") == "w"
     t0, t1, t4 = (root.find(f"tile[@id='{i}']") for i in (0, 1, 4))
     props0 = {p.get("name"): p.get("value") for p in t0.iter("property")}
     assert props0 == {"mine": "x", "count": "9", "near_copy": "true"}
     assert t0.get("probability") == "0" and t1.get("type") == "wall"
-    assert [int(t.get("id")) for t in root.findall("tile")] == [0, 1, 2, 3, 4]
+    assert [int(t.get("id")) for t in root.findall("tile")] == list(range(16))  # 11 padding cells
+    assert all(root.find(f"tile[@id='{i}']").get("type") == "padding" for i in range(5, 16))
 
 
 def test_new_map_places_nesgan_tilesets_at_gid_1_and_writes_a_csv_layer(tmp_path):

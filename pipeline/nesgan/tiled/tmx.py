@@ -8,9 +8,9 @@ gzip or zstd compressed), or deprecated `<tile gid>` children.
 Atlas layout (nesgan's own tilesets): `columns` fixed when the tileset is first written (16), tile
 id k at row k // columns, column k % columns, no margin or spacing. The last row is padded with
 magenta cells that the TSX declares transparent (`<image trans="ff00ff">`, a colour the NES
-palette never produces); `tilecount` is the number of real tiles. Tiled slices the whole image,
-so it shows the padding cells as extra (empty) tiles and reserves gids for them: nesgan's map
-updater therefore treats a tileset's gid range as the whole grid (`Atlas.extent`).
+palette never produces) and marks `<tile type="padding" probability="0">`. `tilecount` says what
+Tiled computes from the image, the whole grid (`Atlas.extent`), so Tiled and nesgan agree on the
+gid range; `read_atlas` trims the padding cells off the end again.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ FLIP_FLAGS = 0xF0000000  # horizontal, vertical, diagonal flip and hexagonal 120
 GID_MASK = 0x0FFFFFFF
 PAD_RGB = (255, 0, 255)  # padding cells of the atlas; not an NES colour in any common table
 PAD_HEX = "ff00ff"
+PAD_TYPE = "padding"  # the <tile type> of the atlas's padding cells (probability 0)
 MAX_XML_BYTES = 64 << 20  # a TMX/TSX larger than this is not a hand-made map; refuse
 MAX_CELLS = 1 << 24  # cells in one layer (a 4096×4096 map); bounds decompressed layer data
 MAX_ATLAS_PIXELS = 1 << 26  # 4096 × 16384 px: 262,144 tiles, far beyond a GAN's output
@@ -340,7 +341,9 @@ def tsx_root(atlas: Atlas, png_name: str, zero_probability: set[int]) -> ET.Elem
                                       "name": atlas.name})
     root.set("tilewidth", str(TILE))
     root.set("tileheight", str(TILE))
-    root.set("tilecount", str(atlas.tilecount))
+    # What Tiled computes from the image: the whole grid, padding cells included (they are marked
+    # below so nothing paints with them); `read_atlas` trims them off again.
+    root.set("tilecount", str(atlas.extent if atlas.tilecount else 0))
     root.set("columns", str(atlas.columns))
     image = root.find("image")
     if image is None:
@@ -356,6 +359,12 @@ def tsx_root(atlas: Atlas, png_name: str, zero_probability: set[int]) -> ET.Elem
     tiles = {int_attr(t, "id", "tileset"): t for t in old_tiles}
     for tid in atlas.props:
         tiles.setdefault(tid, ET.Element("tile", {"id": str(tid)}))
+    for tid, tile in tiles.items():  # a padding cell that has become a real tile
+        if tid < atlas.tilecount and tile.get("type") == PAD_TYPE:
+            del tile.attrib["type"]
+    if atlas.tilecount:
+        for tid in range(atlas.tilecount, atlas.extent):  # padding: typed, never painted at random
+            tiles[tid] = ET.Element("tile", {"id": str(tid), "type": PAD_TYPE, "probability": "0"})
     # <tile> elements in id order, where the first one was (or right after <image>)
     children = list(root)
     at = children.index(old_tiles[0]) if old_tiles else children.index(image) + 1
