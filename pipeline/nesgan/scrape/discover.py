@@ -1,4 +1,4 @@
-"""What a museum page links to: frames, other pages and screenshots (stdlib `html.parser`).
+"""What a museum page links to: frames, other pages and screenshots (Beautiful Soup).
 
 The Video Game Museum's shape (see DESIGN.md): a frameset entry page around a game list of
 `<li><a href="…/nes/01/<slug>.html">Title</a>`, letter-jump (`#A`) and `#top` links, game pages
@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
 from urllib.parse import urldefrag, urljoin, urlsplit
+
+from bs4 import BeautifulSoup, NavigableString, Tag
 
 IMAGE_SUFFIXES = (".png", ".gif", ".jpg", ".jpeg", ".bmp", ".webp")
 # Tags that end a link's text when the page forgot its `</a>` (the museum often does).
@@ -53,126 +54,91 @@ def is_bare_name(ref: str) -> bool:
     return "/" not in ref and "\\" not in ref
 
 
-class _Parser(HTMLParser):
-    def __init__(self, base: str):
-        super().__init__(convert_charrefs=True)
-        self.base = base
-        self.page = Page(url=urldefrag(base)[0])
-        self._seen_images: set[str] = set()
-        self._seen_links: set[str] = set()
-        self._title: list[str] | None = None
-        self._title_done = False
-        self._link: tuple[str, str] | None = None  # (absolute url, raw href) of the open <a>
-        self._link_text: list[str] = []
-        self._text: list[str] = []
-        self._text_len = 0
-        self._skip_text = 0  # inside <script>/<style>
-
-    # -- helpers ------------------------------------------------------------------------------
-
-    def _resolve(self, ref: str | None) -> str | None:
+def _resolver(base: str):
+    def resolve(ref: str | None) -> str | None:
         if ref is None:
             return None
         ref = ref.strip()
         if not ref or ref.lower().startswith(_SKIP_SCHEMES):
             return None
-        url, _fragment = urldefrag(urljoin(self.base, ref))
-        if urlsplit(url).scheme not in ("http", "https"):
-            return None
-        return url
+        url, _fragment = urldefrag(urljoin(base, ref))
+        return url if urlsplit(url).scheme in ("http", "https") else None
+    return resolve
 
-    def _add_image(self, ref: str, url: str) -> None:
-        if not is_bare_name(ref.strip()):
-            self.page.chrome += 1
-        elif url not in self._seen_images:
-            self._seen_images.add(url)
-            self.page.images.append(url)
 
-    def _close_link(self) -> None:
-        if self._link is None:
-            return
-        url, _ref = self._link
-        text = _WS.sub(" ", "".join(self._link_text)).strip()
-        self._link, self._link_text = None, []
-        if not text:
-            return  # empty-text links are navigation chrome
-        if url in self._seen_links:
-            return
-        self._seen_links.add(url)
-        self.page.links.append((url, text))
-
-    # -- HTMLParser callbacks -----------------------------------------------------------------
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = dict(attrs)
-        if tag in _TEXT_BREAKS:
-            self._close_link()
-        if tag == "base" and a.get("href"):
-            self.base = urljoin(self.base, a["href"].strip())
-        elif tag == "title" and not self._title_done:
-            self._title = []
-        elif tag in ("script", "style"):
-            self._skip_text += 1
-        elif tag in ("frame", "iframe"):
-            url = self._resolve(a.get("src"))
-            if url and url not in self.page.frames:
-                self.page.frames.append(url)
-        elif tag == "img":
-            url = self._resolve(a.get("src"))
-            if url:
-                self._add_image(a["src"], url)
-            if self._link is not None and a.get("alt"):
-                self._link_text.append(a["alt"])
-        elif tag == "a":
-            href = a.get("href")
-            url = self._resolve(href)
-            if url is None:
-                return
-            if href.strip().startswith("#") or url == self.page.url:
-                return  # letter jumps, #top: the same document
-            if is_image_url(url):
-                self._add_image(href, url)
-                return
-            self._link = (url, href)
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.handle_starttag(tag, attrs)
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "a" or tag in _TEXT_BREAKS:
-            self._close_link()
-        if tag == "title" and self._title is not None:
-            self.page.title = _WS.sub(" ", "".join(self._title)).strip()
-            self._title, self._title_done = None, True
-        elif tag in ("script", "style") and self._skip_text:
-            self._skip_text -= 1
-
-    def handle_data(self, data: str) -> None:
-        if self._skip_text:
-            return
-        if self._title is not None:
-            self._title.append(data)
-            return
-        if self._link is not None:
-            self._link_text.append(data)
-        if self._text_len < 4096:
-            self._text.append(data)
-            self._text_len += len(data)
-
-    def finish(self) -> Page:
-        self.close()
-        self._close_link()
-        if self._title is not None:  # <title> never closed
-            self.page.title = _WS.sub(" ", "".join(self._title)).strip()
-        self.page.text = _WS.sub(" ", " ".join(self._text)).strip()[:4096]
-        return self.page
+def _text(s: str) -> str:
+    return _WS.sub(" ", s).strip()
 
 
 def parse_page(html: str, url: str) -> Page:
-    """Frames, page links (with their text) and screenshots of one HTML page at `url`."""
-    parser = _Parser(url)
-    parser.feed(html)
-    return parser.finish()
+    """Frames, page links (with their text) and screenshots of one HTML page at `url`.
+
+    Beautiful Soup builds the tree (forgiving of the museum's unclosed tags); one walk over it in
+    document order collects images and links. A link's text is the text inside its `<a>` up to
+    the next `<a>` or block tag, so a list whose `</a>`s are missing still names each game."""
+    soup = BeautifulSoup(html, "html.parser")
+    base_tag = soup.find("base", href=True)
+    resolve = _resolver(urljoin(url, base_tag["href"].strip()) if base_tag else url)
+    page = Page(url=urldefrag(url)[0])
+    if soup.title is not None:
+        page.title = _text(soup.title.get_text())
+    seen_images: set[str] = set()
+    seen_links: set[str] = set()
+    link: tuple[str, Tag] | None = None  # the open <a>: (absolute url, its tag)
+    link_text: list[str] = []
+    text: list[str] = []
+    text_len = 0
+
+    def add_image(ref: str, url: str) -> None:
+        if not is_bare_name(ref.strip()):
+            page.chrome += 1
+        elif url not in seen_images:
+            seen_images.add(url)
+            page.images.append(url)
+
+    def close_link() -> None:
+        nonlocal link, link_text
+        if link is not None:
+            words = _text("".join(link_text))
+            if words and link[0] not in seen_links:  # empty-text links are navigation chrome
+                seen_links.add(link[0])
+                page.links.append((link[0], words))
+        link, link_text = None, []
+
+    for node in soup.descendants:
+        if isinstance(node, Tag):
+            if node.name in _TEXT_BREAKS:
+                close_link()
+            if node.name in ("frame", "iframe"):
+                src = resolve(node.get("src"))
+                if src and src not in page.frames:
+                    page.frames.append(src)
+            elif node.name == "img":
+                src = resolve(node.get("src"))
+                if src:
+                    add_image(node["src"], src)
+                if link is not None and node.get("alt"):
+                    link_text.append(node["alt"])
+            elif node.name == "a":
+                href = node.get("href")
+                target = resolve(href)
+                if target is None or href.strip().startswith("#") or target == page.url:
+                    continue  # letter jumps, #top: the same document
+                if is_image_url(target):
+                    add_image(href, target)
+                else:
+                    link = (target, node)
+        elif type(node) is NavigableString:  # not a comment, doctype or CDATA
+            if node.parent is not None and node.parent.name in ("script", "style", "title"):
+                continue
+            if link is not None and node.find_parent("a") is link[1]:
+                link_text.append(node)
+            if text_len < 4096:
+                text.append(node)
+                text_len += len(node)
+    close_link()
+    page.text = _text(" ".join(text))[:4096]
+    return page
 
 
 def decode_html(body: bytes, content_type_header: str = "") -> str:
