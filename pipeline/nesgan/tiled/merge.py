@@ -246,36 +246,12 @@ def update_map(path: Path, own: list[OwnTileset], layer_name: str,
     return update
 
 
-def plan_map_update(path: Path, own: list[OwnTileset], layer_name: str,
-                    which: np.ndarray, local: np.ndarray) -> tuple[MapUpdate, str]:
-    """`update_map` without the write: what it would do and the map's new text. Every refusal
-    happens here, so a caller can check the map before writing anything else."""
-    path = Path(path)
-    what = f"map {path}"
-    height, width = which.shape
-    created = not path.exists()
-    root = new_map_root(width, height) if created else parse_xml(path, "map")
-    mw, mh = _check_map(root, what)
-    map_dir = path.parent.resolve()
-    entries = _entries(root, map_dir, own, what)
-    ours = next((el for el in _tile_layers(root) if el.get("name") == layer_name), None)
-    layers = _Layers(root, ours, (mw, mh), what)
-    tile_objects = [o for group in _object_layers(root) for o in group.iter("object")
-                    if o.get("gid") is not None]
-    objects_max = max((int_attr(o, "gid", what) & GID_MASK for o in tile_objects), default=0)
-
-    # 1. firstgids: keep ours where they fit, move them after the highest used gid where not
-    new_firsts = _place(entries, own, layers, objects_max, what)
-    update = MapUpdate(path, created, new_firsts, (max(mw, width), max(mh, height)))
-    order = sorted(range(len(entries)), key=lambda i: entries[i].first)
-    old_firsts = np.array([entries[i].first for i in order], dtype=np.int64)
-    shift = np.array([new_firsts[entries[i].own] - entries[i].first
-                      if entries[i].own is not None else 0 for i in order], dtype=np.int64)
-    update.moved = [own[e.own].name for e in entries
-                    if e.own is not None and new_firsts[e.own] != e.first]
-
-    # 2. renumber the user's uses of moved tilesets and grow the other layers, in memory
-    nw, nh = update.size
+def _renumber_and_grow(root: ET.Element, layers: _Layers, tile_objects: list[ET.Element],
+                       old_firsts: np.ndarray, shift: np.ndarray, update: MapUpdate,
+                       old_size: tuple[int, int], what: str) -> None:
+    """Renumber the user's uses of moved tilesets (layers and tile objects) and grow the other
+    layers to the map's new size, in memory; records what it rewrote in `update`."""
+    (mw, mh), (nw, nh) = old_size, update.size
     grow = (nw, nh) != (mw, mh)
     if grow:
         update.grown_from = (mw, mh)
@@ -304,10 +280,10 @@ def plan_map_update(path: Path, own: list[OwnTileset], layer_name: str,
         root.set("width", str(nw))
         root.set("height", str(nh))
 
-    # 3. nesgan's layer, CSV, at the bottom of the layer stack
-    firsts = np.array(new_firsts, dtype=np.int64)
-    gids = np.zeros((nh, nw), np.uint32)
-    gids[:height, :width] = np.where(which >= 0, firsts[np.clip(which, 0, None)] + local, 0)
+
+def _write_our_layer(root: ET.Element, ours: ET.Element | None, layer_name: str, gids: np.ndarray,
+                     what: str) -> None:
+    """nesgan's layer as CSV, created at the bottom of the layer stack when the map has none."""
     if ours is None:
         ours = ET.Element("layer")
         if root.get("nextlayerid") is not None:
@@ -318,14 +294,17 @@ def plan_map_update(path: Path, own: list[OwnTileset], layer_name: str,
         children = list(root)
         first_layer = next((i for i, c in enumerate(children) if c.tag in LAYER_TAGS), len(children))
         root.insert(first_layer, ours)
-    ours.set("width", str(nw))
-    ours.set("height", str(nh))
+    ours.set("width", str(gids.shape[1]))
+    ours.set("height", str(gids.shape[0]))
     data = ours.find("data")
     if data is None:
         data = ET.SubElement(ours, "data")
     encode_data(data, gids, DataFormat("csv", None))
 
-    # 4. nesgan's tilesets, external, in firstgid order among the map's tilesets
+
+def _place_our_tilesets(root: ET.Element, entries: list, own: list[OwnTileset],
+                        new_firsts: list[int], map_dir: Path) -> None:
+    """nesgan's tilesets as external references, in firstgid order among the map's tilesets."""
     for e in entries:
         if e.own is not None:
             root.remove(e.elem)
@@ -346,5 +325,43 @@ def plan_map_update(path: Path, own: list[OwnTileset], layer_name: str,
                 i for i, c in enumerate(children) if c.tag in LAYER_TAGS)
         root.insert(index, elem)
 
+
+def plan_map_update(path: Path, own: list[OwnTileset], layer_name: str,
+                    which: np.ndarray, local: np.ndarray) -> tuple[MapUpdate, str]:
+    """`update_map` without the write: what it would do and the map's new text. Every refusal
+    happens here, so a caller can check the map before writing anything else."""
+    path = Path(path)
+    what = f"map {path}"
+    height, width = which.shape
+    created = not path.exists()
+    root = new_map_root(width, height) if created else parse_xml(path, "map")
+    mw, mh = _check_map(root, what)
+    map_dir = path.parent.resolve()
+    entries = _entries(root, map_dir, own, what)
+    ours = next((el for el in _tile_layers(root) if el.get("name") == layer_name), None)
+    layers = _Layers(root, ours, (mw, mh), what)
+    tile_objects = [o for group in _object_layers(root) for o in group.iter("object")
+                    if o.get("gid") is not None]
+    objects_max = max((int_attr(o, "gid", what) & GID_MASK for o in tile_objects), default=0)
+
+    # 1. firstgids: keep ours where they fit, move them after the highest used gid where not
+    new_firsts = _place(entries, own, layers, objects_max, what)
+    update = MapUpdate(path, created, new_firsts, (max(mw, width), max(mh, height)))
+    order = sorted(range(len(entries)), key=lambda i: entries[i].first)
+    old_firsts = np.array([entries[i].first for i in order], dtype=np.int64)
+    shift = np.array([new_firsts[entries[i].own] - entries[i].first
+                      if entries[i].own is not None else 0 for i in order], dtype=np.int64)
+    update.moved = [own[e.own].name for e in entries
+                    if e.own is not None and new_firsts[e.own] != e.first]
+    # 2. renumber the user's uses of moved tilesets and grow the other layers, in memory
+    _renumber_and_grow(root, layers, tile_objects, old_firsts, shift, update, (mw, mh), what)
+    # 3. nesgan's layer, CSV, at the bottom of the layer stack
+    nw, nh = update.size
+    firsts = np.array(new_firsts, dtype=np.int64)
+    gids = np.zeros((nh, nw), np.uint32)
+    gids[:height, :width] = np.where(which >= 0, firsts[np.clip(which, 0, None)] + local, 0)
+    _write_our_layer(root, ours, layer_name, gids, what)
+    # 4. nesgan's tilesets, external, in firstgid order among the map's tilesets
+    _place_our_tilesets(root, entries, own, new_firsts, map_dir)
     ET.indent(root, space=" ")  # only whitespace-only text is touched; layer data stays as is
     return update, xml_text(root)
