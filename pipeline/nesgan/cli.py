@@ -40,12 +40,6 @@ class _Group(click.Group):
             raise click.ClickException(f"{where}: {what}") from None
 
 
-def _pending(command: str, issue: int) -> None:
-    raise NesganError(
-        f"`nesgan {command}` is not built yet (issue #{issue}); nothing was written"
-    )
-
-
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="nesgan")
 def cli() -> None:
@@ -280,11 +274,8 @@ def quantize_cmd(src: Path, out: Path | None, nes_attributes: bool, palette_file
 
     config = QuantizeConfig(src=src, out=out, nes_attributes=nes_attributes, palette_file=palette_file)
     report = quantize_path(config)
-    failed = len(report.rows) - report.ok
-    click.echo(f"quantized {report.ok} image(s) into {report.out}" + (f"; {failed} failed (see manifest.jsonl)" if failed else ""))
-    if failed and not report.ok:
-        raise NesganError(f"none of the {failed} image(s) under {src} could be quantized; "
-                          f"{report.out / 'manifest.jsonl'} says why for each")
+    click.echo(report.summary())
+    report.raise_if_none_ok(src)
 
 
 @cli.command("export-tiles")

@@ -66,6 +66,17 @@ class QuantizeReport:
     def ok(self) -> int:
         return sum(r["status"] == "ok" for r in self.rows)
 
+    def summary(self) -> str:
+        failed = len(self.rows) - self.ok
+        return (f"quantized {self.ok} image(s) into {self.out}"
+                + (f"; {failed} failed (see {MANIFEST})" if failed else ""))
+
+    def raise_if_none_ok(self, src: Path) -> None:
+        """Nothing quantized at all is an error the user must see (exit 1), not a summary line."""
+        if self.rows and not self.ok:
+            raise NesganError(f"none of the {len(self.rows)} image(s) under {src} could be quantized; "
+                              f"{self.out / MANIFEST} says why for each")
+
 
 def list_images(src: Path) -> list[Path]:
     if src.is_file():
