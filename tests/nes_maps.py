@@ -45,3 +45,25 @@ def write_map(folder: Path, indices: np.ndarray, name: str = "nesgan",
     tmx = folder / "level.tmx"
     update_map(tmx, [OwnTileset(tsx, name, atlas.extent)], name, which, local)
     return tmx
+
+
+def spec_attribute(table: bytes, row: int, col: int) -> int:
+    """Sub-palette of 16×16 area (row, col) as the PPU reads it: byte 8·(row//2) + col//2 of the
+    64-byte attribute table; bits 1–0 top-left, 3–2 top-right, 5–4 bottom-left, 7–6 bottom-right."""
+    byte = table[8 * (row // 2) + col // 2]
+    return (byte >> (2 * (2 * (row % 2) + col % 2))) & 3
+
+
+def decode_nametable(nam: bytes, chr_data: bytes, pal: bytes) -> np.ndarray:
+    """(240, 256) NES indices a nametable shows, decoded from the file formats alone."""
+    assert len(nam) == 1024 and len(pal) == 16 and len(chr_data) % 16 == 0
+    out = np.zeros((240, 256), np.int16)
+    for ty in range(30):
+        for tx in range(32):
+            tile = chr_data[16 * nam[32 * ty + tx] : 16 * nam[32 * ty + tx] + 16]
+            sub = spec_attribute(nam[960:], ty // 2, tx // 2)
+            for y in range(8):
+                for x in range(8):
+                    v = (tile[y] >> (7 - x) & 1) | (tile[8 + y] >> (7 - x) & 1) << 1
+                    out[8 * ty + y, 8 * tx + x] = pal[0] if v == 0 else pal[4 * sub + v]
+    return out

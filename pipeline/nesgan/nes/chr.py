@@ -30,7 +30,7 @@ def decode_chr(data: bytes) -> np.ndarray:
     if len(data) % BYTES_PER_TILE:
         raise ValueError(f"CHR data is {len(data)} bytes, not a multiple of {BYTES_PER_TILE}")
     raw = np.frombuffer(data, dtype=np.uint8).reshape(-1, 2, TILE)  # (N, plane, row)
-    bits = np.unpackbits(raw, axis=2)  # (N, 2, 8, 8), MSB first = leftmost pixel
+    bits = np.unpackbits(raw[..., None], axis=3)  # (N, 2, 8, 8), MSB first = leftmost pixel
     return (bits[:, 0] | (bits[:, 1] << 1)).astype(np.uint8)
 
 

@@ -204,14 +204,3 @@ def nametable_bytes(tiles: np.ndarray, attrs: np.ndarray) -> bytes:
     if tiles.shape != (NT_ROWS, NT_COLS) or attrs.shape != (15, 16):
         raise ValueError(f"a nametable is 30×32 tiles and 15×16 areas, got {tiles.shape}, {attrs.shape}")
     return tiles.astype(np.uint8).tobytes() + pack_attributes(attrs)
-
-
-def render_nametable(data: bytes, patterns: np.ndarray, pal: bytes) -> np.ndarray:
-    """Decode 1024 nametable bytes as the PPU draws them -> (240, 256) NES indices, given the
-    (N, 8, 8) pattern table and the 16 palette bytes."""
-    tiles = np.frombuffer(data[:NT_BYTES], dtype=np.uint8).reshape(NT_ROWS, NT_COLS)
-    attrs = unpack_attributes(data[NT_BYTES:NAMETABLE_FILE_BYTES])
-    values = patterns[tiles].swapaxes(1, 2).reshape(SCREEN_H, SCREEN_W)  # (30,32,8,8) -> pixels
-    cell = np.repeat(np.repeat(attrs, AREA, axis=0), AREA, axis=1)
-    table = np.frombuffer(pal, dtype=np.uint8).reshape(SUBPALETTES, 4)
-    return np.where(values == 0, table[0, 0], table[cell, values]).astype(np.uint8)
