@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast bench lint docs pictures tiled clean
+.PHONY: help install demo test test-fast bench lint docs pictures tiled cc65 clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -29,10 +29,16 @@ tiled: ## install Tiled Map Editor (tmxrasterizer) when missing; tests use it as
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends tiled >/dev/null; \
 	  else echo "tiled is not installed and this is not root: run 'sudo apt-get install tiled' (its tests will be skipped)"; fi; }
 
+cc65: ## install cc65 (ca65, ld65) when missing; a test rebuilds the NES viewer from its 6502 source
+	@command -v ca65 >/dev/null && command -v ld65 >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends cc65 >/dev/null; \
+	  else echo "cc65 is not installed and this is not root: run 'sudo apt-get install cc65' (its test will be skipped)"; fi; }
+
 demo: install ## run every stage end to end on the embedded museum (writes ./demo)
 	$(BIN)/nesgan demo --workdir demo
 
-test: install tiled ## run the test suite (installs everything it needs first)
+test: install tiled cc65 ## run the test suite (installs everything it needs first)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -n 2 --dist loadfile -q
 
 test-fast: install ## run the tests not marked slow

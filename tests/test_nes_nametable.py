@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
-from nes_maps import spec_attribute
 
+from nes_maps import spec_attribute
+from nesgan.colour.palette import EMITTABLE, Palette
 from nesgan.errors import NesganError
 from nesgan.nes.nametable import (
     BackgroundPalette,
@@ -11,7 +12,6 @@ from nesgan.nes.nametable import (
     pack_attributes,
     pixel_values,
 )
-from nesgan.palette import EMITTABLE, Palette
 
 PAL = Palette.builtin()
 
@@ -60,7 +60,7 @@ def test_a_nametable_is_960_tile_bytes_row_by_row_then_64_attribute_bytes():
 
 def test_palettes_cover_four_random_subpalettes_whatever_the_order_of_areas():
     rng = np.random.default_rng(3)
-    for trial in range(30):
+    for _ in range(30):
         colours = [int(c) for c in rng.choice(EMITTABLE, 13, replace=False)]
         backdrop, subs = colours[0], [colours[1 + 3 * k : 4 + 3 * k] for k in range(4)]
         sets = []
@@ -69,13 +69,13 @@ def test_palettes_cover_four_random_subpalettes_whatever_the_order_of_areas():
             pick = list(rng.choice(sub, int(rng.integers(1, 4)), replace=False))
             sets.append([int(c) for c in pick] + [backdrop] * int(rng.integers(0, 3)))
         img = areas_image(sets, per_row=6)
-        bg = choose_palettes(img, PAL, where)
+        bg = choose_palettes(img, PAL, "test", where)
         assert_legal(img, bg)
 
 
 def test_the_commonest_colour_becomes_the_backdrop_and_subpalettes_run_dark_to_light():
     img = areas_image([[0x21, 0x30, 0x0F], [0x21, 0x1A], [0x21, 0x16, 0x27, 0x37]])
-    bg = choose_palettes(img, PAL, where)
+    bg = choose_palettes(img, PAL, "test", where)
     assert bg.backdrop == 0x21
     assert (0x16, 0x27, 0x37) in bg.subpalettes
     assert_legal(img, bg)
@@ -84,21 +84,21 @@ def test_the_commonest_colour_becomes_the_backdrop_and_subpalettes_run_dark_to_l
 
 def test_pixel_values_are_zero_for_the_backdrop_and_one_to_three_within_the_subpalette():
     img = areas_image([[0x21, 0x16, 0x27, 0x37], [0x21]])
-    bg = choose_palettes(img, PAL, where)
+    bg = choose_palettes(img, PAL, "test", where)
     values = pixel_values(img, bg, area_subpalettes(img, bg))
     assert values[0, :4].tolist() == [0, 1, 2, 3] and (values[:, 16:] == 0).all()
 
 
 def test_an_area_with_five_colours_is_refused_by_name():
     img = areas_image([[0x21, 0x30], [0x21, 0x16, 0x27, 0x37, 0x0F]])
-    with pytest.raises(NesganError, match=r"area \(1, 0\) shows 5 colours .*at most 4"):
-        choose_palettes(img, PAL, where)
+    with pytest.raises(NesganError, match=r"^test: area \(1, 0\) shows 5 colours .*at most 4"):
+        choose_palettes(img, PAL, "test", where)
 
 
 def test_four_colour_areas_without_a_common_colour_are_refused():
     img = areas_image([[0x21, 0x16, 0x27, 0x37], [0x0F, 0x1A, 0x2A, 0x3A]])
     with pytest.raises(NesganError, match="no colour is in every 4-colour area"):
-        choose_palettes(img, PAL, where)
+        choose_palettes(img, PAL, "test", where)
 
 
 def test_more_than_four_subpalettes_are_refused():
@@ -106,4 +106,4 @@ def test_more_than_four_subpalettes_are_refused():
             [0x07, 0x17, 0x27]]
     img = areas_image([[0x0F, *s] for s in subs])
     with pytest.raises(NesganError, match=r"more than 4 sub-palettes.*\$0F they use 15 other"):
-        choose_palettes(img, PAL, where)
+        choose_palettes(img, PAL, "test", where)

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from nes_maps import PALETTE, museum_indices, write_map
 from PIL import Image
 
+from nes_maps import PALETTE, museum_indices, write_map
+from nesgan.colour.palette import EMITTABLE
 from nesgan.nes import NesConfig, export_nes, rom
-from nesgan.palette import EMITTABLE
 
 ASM = Path(rom.__file__).parent / "asm"
 needs_cc65 = pytest.mark.skipif(not (shutil.which("ca65") and shutil.which("ld65")),

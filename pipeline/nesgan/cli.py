@@ -53,6 +53,7 @@ def cli() -> None:
       nesgan generate      new screens from a trained run -> data/generated
       nesgan quantize      any images onto the NES palette
       nesgan export-tiles  tiles, near-copy flags, Tiled tilesets and a map
+      nesgan export-nes    a map painted in Tiled -> NES pattern table, nametables and a ROM
     `nesgan demo` runs all of it on the embedded museum, offline.
     """
 
@@ -322,6 +323,40 @@ def export_tiles_cmd(generated, train_dir, tmx, tilesets, tiles_dir, name, near_
                        + ", ".join(m.rewritten_layers))
         elif m.rewritten_layers:
             click.echo("  renumbered nesgan tiles in layers: " + ", ".join(m.rewritten_layers))
+
+
+@cli.command("export-nes")
+@click.argument("tmx", metavar="MAP.tmx", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", default="nes", show_default=True, type=P,
+              help="Folder for tiles.chr, screen-NN.nam, palette.pal and level.nes.")
+@click.option("--layer", default=None,
+              help="The tile layer to export (default: the one painted with nesgan's tilesets).")
+@click.option("--palette", "palette_file", default=None,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The 192-byte .pal table the tilesets' colours come from (default: nesgan's "
+                   "built-in table, which its tilesets use).")
+def export_nes_cmd(tmx: Path, out: Path, layer: str | None, palette_file: Path | None) -> None:
+    """Turn a map painted with nesgan's tiles into NES data and a ROM that scrolls it.
+
+    \b
+    Writes into OUT:
+      tiles.chr      the pattern table: 16 bytes per 8×8 tile, at most 256
+      screen-NN.nam  a nametable per 256-px screen: 960 tile bytes + 64 attribute bytes
+      palette.pal    the 16 background palette bytes for $3F00 (backdrop + 4 × 3)
+      level.nes      an iNES NROM ROM: open it in any NES emulator (FCEUX, Mesen, Nestopia…)
+                     or a flash cartridge; hold Right/Left on the d-pad to scroll the map
+
+    The map must obey the NES background rules, or nothing is written: at most 15 tiles
+    (240 px) tall (a 14-tile map shows in the NTSC-visible rows 8–231), at most 4 colours in a
+    16×16 tile counting one backdrop shared by the whole map, at most 4 sub-palettes of 3
+    colours, at most 256 distinct 8×8 patterns (a 16×16 tile is four), and at most 494 tiles
+    wide (NROM's 32 KiB). Empty cells and transparent pixels show the backdrop; flipped tiles
+    become patterns of their own (the NES cannot flip background tiles).
+    """
+    from nesgan.nes import NesConfig, export_nes
+
+    report = export_nes(NesConfig(tmx=tmx, out=out, layer=layer, palette_file=palette_file))
+    click.echo(report.summary())
 
 
 @cli.command("demo")

@@ -24,13 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
+from nesgan.colour.palette import Palette, load_palette
 from nesgan.errors import NesganError
 from nesgan.files import atomic_write_bytes
 from nesgan.nes import chr as chrtab
 from nesgan.nes import nametable as nt
 from nesgan.nes import rom
 from nesgan.nes.level import TILE, read_level
-from nesgan.palette import Palette, load_palette
 
 SCREEN_ROWS = nt.SCREEN_H // TILE  # 15 map rows fill the 240-row picture
 MAX_MAP_COLUMNS = rom.MAX_COLUMNS * 8 // TILE  # 494 map columns fit NROM's PRG
@@ -69,6 +69,22 @@ class NesReport:
     @property
     def rom(self) -> Path:
         return self.out / "level.nes"
+
+    def summary(self) -> str:
+        subs = len(self.subpalettes)
+        lines = [
+            f"layer {self.layer!r}: {self.size[0]}×{self.size[1]} tiles, {self.tiles_used} "
+            f"distinct; {self.patterns} of 256 8×8 patterns, backdrop ${self.backdrop:02X} + "
+            f"{subs} sub-palette{'s' * (subs != 1)}, shown at rows {self.screen_top}–"
+            f"{self.screen_top + 16 * self.size[1] - 1}"
+            + (f", scrolls {self.max_x} px" if self.max_x else ", fits one screen"),
+            "wrote " + ", ".join(str(p) for p in self.files),
+        ]
+        if self.other_layers:
+            lines.append("not exported (the NES has one background layer): "
+                         + ", ".join(repr(n) for n in self.other_layers))
+        lines.append(f"play: open {self.rom} in any NES emulator; hold Right or Left to scroll")
+        return "\n".join(lines)
 
 
 @dataclass
@@ -116,9 +132,9 @@ def encode_level(indices: np.ndarray, palette: Palette, what: str) -> Encoded:
 
     def where(at: tuple[int, int]) -> str:
         c, r = at
-        return f"the tile at column {c}, row {r - nt_top // TILE} of {what}"
+        return f"the tile at column {c}, row {r - nt_top // TILE}"
 
-    bg = nt.choose_palettes(canvas, palette, where)
+    bg = nt.choose_palettes(canvas, palette, what, where)
     attrs = nt.area_subpalettes(canvas, bg)
     values = nt.pixel_values(canvas, bg, attrs)
     patterns, tiles = chrtab.dedupe_patterns(values)

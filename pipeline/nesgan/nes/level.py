@@ -21,9 +21,9 @@ from xml.etree import ElementTree as ET
 import numpy as np
 from PIL import Image
 
+from nesgan.colour.palette import EMITTABLE, Palette
 from nesgan.errors import NesganError
-from nesgan.palette import EMITTABLE, Palette
-from nesgan.tmx import GID_MASK, MAX_ATLAS_PIXELS, decode_data, int_attr, parse_xml
+from nesgan.tiled.tmx import GID_MASK, MAX_ATLAS_PIXELS, decode_data, int_attr, parse_xml
 
 TILE = 16
 FLIP_H, FLIP_V, FLIP_D, ROTATE_120 = 0x80000000, 0x40000000, 0x20000000, 0x10000000

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nesgan.colour.palette import BLACK, Palette, srgb_to_oklab
 from nesgan.errors import NesganError
-from nesgan.palette import BLACK, Palette, srgb_to_oklab
 
 AREA = 16  # one sub-palette per 16×16 pixels
 SUBPALETTES = 4
@@ -111,16 +111,16 @@ def area_colours(indices: np.ndarray) -> dict[frozenset[int], tuple[int, int]]:
     return found
 
 
-def choose_palettes(indices: np.ndarray, palette: Palette, where) -> BackgroundPalette:
-    """The background palette for (H, W) NES indices (-1 = backdrop). `where((col, row))` names
-    a 16×16 area in messages (e.g. a map tile)."""
+def choose_palettes(indices: np.ndarray, palette: Palette, what: str, where) -> BackgroundPalette:
+    """The background palette for (H, W) NES indices (-1 = backdrop) of `what` (a map layer);
+    `where((col, row))` names a 16×16 area in messages (e.g. "the tile at column 3, row 2")."""
     sets = area_colours(indices)
     for colours, at in sets.items():
         if len(colours) > SUB_COLOURS + 1:
             raise NesganError(
-                f"{where(at)} shows {len(colours)} colours ({hexes(colours)}); an NES background "
-                "shows at most 4 in each 16×16 area (the backdrop and one 3-colour sub-palette): "
-                "repaint it, or export tiles with --palettes 4")
+                f"{what}: {where(at)} shows {len(colours)} colours ({hexes(colours)}); an NES "
+                "background shows at most 4 in each 16×16 area (the backdrop and one 3-colour "
+                "sub-palette): repaint it, or export tiles with --palettes 4")
     values, counts = np.unique(indices[indices >= 0], return_counts=True)
     candidates = [int(v) for v, _ in sorted(zip(values, counts, strict=True),
                                             key=lambda vc: (-vc[1], vc[0]))] or [BLACK]
@@ -142,13 +142,13 @@ def choose_palettes(indices: np.ndarray, palette: Palette, where) -> BackgroundP
         a, at_a = four[0]
         b, at_b = min(four[1:], key=lambda x: len(x[0] & a))
         raise NesganError(
-            f"{where(at_a)} ({hexes(a)}) and {where(at_b)} ({hexes(b)}) show 4 colours each, and "
-            "no colour is in every 4-colour area of the layer; on the NES each of them must "
-            "include the one backdrop colour: repaint one, or export tiles with --palettes 4")
+            f"{what}: {where(at_a)} ({hexes(a)}) and {where(at_b)} ({hexes(b)}) show 4 colours "
+            "each, and no colour is in every 4-colour area; on the NES each of them must include "
+            "the one backdrop colour: repaint one, or export tiles with --palettes 4")
     need, backdrop = fewest
     raise NesganError(
-        f"the layer's 16×16 areas need more than {SUBPALETTES} sub-palettes of 3 colours: with the "
-        f"backdrop ${backdrop:02X} they use {need} other colours in combinations that no "
+        f"{what}: its 16×16 areas need more than {SUBPALETTES} sub-palettes of 3 colours: with "
+        f"the backdrop ${backdrop:02X} they use {need} other colours in combinations that no "
         f"{SUBPALETTES} sub-palettes cover; repaint with tiles that share colours, or export "
         "tiles with --palettes 4")
 
