@@ -234,3 +234,27 @@ def test_a_refused_export_leaves_an_earlier_export_as_it_was(tmp_path):
 def test_help_states_the_width_limit_the_code_enforces():
     res = CliRunner().invoke(cli, ["export-nes", "--help"])
     assert f"at most {MAX_MAP_COLUMNS} tiles" in " ".join(res.output.split())
+
+
+def test_a_map_written_by_export_tiles_exports_and_decodes_to_its_generated_screens(
+        tmp_path, monkeypatch, isolated_lut_cache):
+    from nesgan.museum import synth
+
+    monkeypatch.chdir(tmp_path)
+    screens = []
+    for folder, game in (("gen", 0), ("train", 5)):
+        Path(folder).mkdir()
+        g = synth.make_game(0, game)
+        for k in range(2):
+            shot = synth.render_frame(g, k, sprites=False).indices[16:, :224]  # on the 16-px grid
+            Image.fromarray(PALETTE.to_rgb(shot)).save(f"{folder}/s-{k}.png")
+            if folder == "gen":
+                screens.append(shot)
+    res = CliRunner().invoke(cli, ["export-tiles", "--generated", "gen", "--train", "train",
+                                   "--tmx", "level.tmx"])
+    assert res.exit_code == 0, res.output
+    res = run("level.tmx")
+    assert res.exit_code == 0, res.output
+    assert np.array_equal(decoded_map(Path("nes"), 224, 448), np.concatenate(screens, axis=1))
+    preview = np.asarray(Image.open("level.png").convert("RGB"))  # export-tiles' render of the map
+    assert np.array_equal(PALETTE.to_rgb(decoded_map(Path("nes"), 224, 448)), preview)
