@@ -258,3 +258,13 @@ def test_a_map_written_by_export_tiles_exports_and_decodes_to_its_generated_scre
     assert np.array_equal(decoded_map(Path("nes"), 224, 448), np.concatenate(screens, axis=1))
     preview = np.asarray(Image.open("level.png").convert("RGB"))  # export-tiles' render of the map
     assert np.array_equal(PALETTE.to_rgb(decoded_map(Path("nes"), 224, 448)), preview)
+
+
+def test_every_map_height_sits_centred_on_the_attribute_grid_and_scrolls_into_place():
+    for rows in range(1, 16):
+        h = 16 * rows
+        screen_top, nt_top, scroll_y = vertical_placement(h)
+        assert nt_top % 16 == 0 and nt_top + h <= 240  # whole attribute areas, inside a nametable
+        assert scroll_y in (0, 8) and screen_top == nt_top - scroll_y and screen_top % 8 == 0
+        assert abs((240 - h - screen_top) - screen_top) <= 8  # centred to the 8-px row
+    assert vertical_placement(224) == (8, 16, 8) and vertical_placement(240) == (0, 0, 0)

@@ -124,7 +124,8 @@ def test_after_boot_the_emulator_shows_the_maps_first_screen(wide):
     folder, indices, report = wide
     screen = Screen(report.rom, indices, report.screen_top)
     frame = screen.step(BOOT_FRAMES)
-    assert report.screen_top == 8 and report.scroll_y == 232  # 224 rows in the NTSC-visible 8…231
+    assert report.screen_top == 8 and report.scroll_y == 8  # 224 rows in the NTSC-visible 8…231
+    assert (frame[:8] == frame[0, 0]).all() and (frame[232:] == frame[0, 0]).all()  # backdrop
     screen.check(frame, 0, report.backdrop)
     # the mapping is cynes's rendering of the NES palette: each RGB is perceptually nearest
     # to its own index in nesgan's table

@@ -3,8 +3,9 @@
 1. Read the layer as NES colour indices (`level.read_level`); refuse a map taller than a screen
    or wider than NROM holds before reading a tile.
 2. Place it on the PPU's canvas: 240 rows; a shorter map is centred in whole 8-px rows, its
-   16×16 tiles kept on the attribute grid (nametable rows 16·k …), and the vertical scroll puts
-   it on screen — a 224-row map lands in the NTSC-visible rows 8…231 with scroll 232. Columns
+   16×16 tiles kept on the attribute grid (from nametable row 16·k), and the vertical scroll
+   (0 or 8) puts it on screen: a 224-row map fills nametable rows 16…239 and, scrolled by 8,
+   the NTSC-visible rows 8…231, while the 8 rows above and below show the backdrop. Columns
    are padded with the backdrop to whole 256-px screens (at least two: the scrolling ring).
 3. Choose the backdrop and ≤ 4 sub-palettes (`nametable.choose_palettes`), each 16×16 area's
    sub-palette, and every pixel's 2-bit value.
@@ -102,11 +103,12 @@ class Encoded:
 
 
 def vertical_placement(height_px: int) -> tuple[int, int, int]:
-    """(screen_top, nametable_top, scroll_y) for a map `height_px` tall: centred in 8-px rows,
-    its rows on the 16-px attribute grid of the nametable, scrolled into place."""
+    """(screen_top, nametable_top, scroll_y) for a map `height_px` tall (a multiple of 16, at
+    most 240): centred in 8-px rows, its rows on the 16-px attribute grid of the nametable (the
+    next one down), scrolled up into place. Rows 0–7 and past the map wrap to blank rows."""
     screen_top = (nt.SCREEN_H - height_px) // 2 // 8 * 8
-    nt_top = screen_top // 16 * 16
-    return screen_top, nt_top, (nt_top - screen_top) % nt.SCREEN_H
+    nt_top = -(-screen_top // 16) * 16
+    return screen_top, nt_top, nt_top - screen_top
 
 
 def _check_size(columns: int, rows: int, what: str) -> None:

@@ -10,7 +10,7 @@ $FC00–$FFFF; nesgan writes the level block into $8000–$FBFF at export time:
 
     $8000  16 bytes  background palette for $3F00
     $8010  word      the camera's last x: map width − 256 (0 for a map narrower than a screen)
-    $8012  byte      vertical scroll: 0, or 232 to show nametable row 0 at screen row 8
+    $8012  byte      vertical scroll: 0, or 8 to show nametable row 16 at screen row 8
     $8013  byte      the ring window's last left attribute column: columns / 4 − 16
     $8020  32 bytes per 8-px map column (at least 64 columns, a multiple of 4): its 30
            nametable bytes top to bottom, then the attribute bytes of rows 2k and 2k+1 of its
@@ -42,7 +42,6 @@ LEVEL_COLUMNS = 0x8020
 COLUMN_BYTES = 32  # 30 nametable bytes + 2 attribute bytes
 RING_COLUMNS = 64  # two nametables of 32 columns
 MAX_COLUMNS = (PROGRAM_START - LEVEL_COLUMNS) // COLUMN_BYTES // 4 * 4  # 988: 7904 px of map
-SCROLL_Y_ROW8 = 232  # coarse Y 29: screen row 8 shows nametable row 0
 SPEED = 2  # camera pixels per frame while Right or Left is held (viewer.s SPEED)
 
 

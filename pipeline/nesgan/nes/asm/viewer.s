@@ -35,7 +35,7 @@ MARGIN = 4                    ; attribute columns (32 px) the window's left edge
 ; The level block, written by nesgan (nesgan/nes/rom.py mirrors these addresses).
 LEVEL_PALETTE  = $8000        ; 16 bytes for $3F00: backdrop, then 4 sub-palettes of 3
 LEVEL_MAXX     = $8010        ; word: the camera's last x (map width - 256, or 0)
-LEVEL_SCROLLY  = $8012        ; byte: vertical scroll, 0 or 232 (nametable row 0 at screen row 8)
+LEVEL_SCROLLY  = $8012        ; byte: vertical scroll, 0 or 8 (nametable row 16 at screen row 8)
 LEVEL_MAXGROUP = $8013        ; byte: the window's last left attribute column (columns/4 - 16)
 LEVEL_COLUMNS  = $8020        ; 32 bytes per 8-px column: 30 nametable bytes, 2 attribute bytes
 
