@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import itertools
 import os
+import re
 
 import numpy as np
 import pytest
@@ -299,7 +300,7 @@ def shots(tmp_path):
     return src
 
 
-def test_crop_folder_writes_a_row_per_file_and_crops_named_by_content(shots, tmp_path):
+def test_crop_folder_writes_a_row_per_file_and_crops_named_by_stem_and_content(shots, tmp_path):
     out = tmp_path / "screens"
     summary = crop_folder(CropConfig(src=shots, out=out))
     rows = {r["file"]: r for r in read_jsonl(out / MANIFEST)}
@@ -310,7 +311,8 @@ def test_crop_folder_writes_a_row_per_file_and_crops_named_by_content(shots, tmp
     assert a["status"] == "ok" and a["error"] is None and a["source"] == "a.png"
     assert a["box"] == [16, 0, 240, 224] and a["scale"] == 1 and a["grid_phase"] == [0, 0]
     assert (a["width"], a["height"]) == (256, 240) and len(a["sha256"]) == 64
-    assert a["path"].endswith(".png") and len(a["path"]) == 20
+    assert re.fullmatch(r"a_[0-9a-f]{8}\.png", a["path"]) and a["crop_sha256"].startswith(a["path"][2:10])
+    assert rows["sub/b2x.png"]["path"].startswith("b2x_") and a["game"] == os.fspath(shots)
     b = rows["sub/b2x.png"]
     assert b["scale"] == 2 and b["grid_phase"] == [0, 8] and (b["width"], b["height"]) == (512, 448)
     dup = rows["sub/a-again.png"]
@@ -377,8 +379,10 @@ def test_too_big_and_unreadable_files_get_rows_without_being_decoded(tmp_path):
 
 
 def test_crop_folder_rejects_a_missing_src_and_out_equal_to_src(tmp_path):
-    with pytest.raises(NesganError, match="not a folder"):
+    with pytest.raises(NesganError, match="does not exist"):
         crop_folder(CropConfig(src=tmp_path / "nope", out=tmp_path / "o"))
+    with pytest.raises(NesganError, match="does not exist"):
+        crop_folder(CropConfig(src=(str(tmp_path), str(tmp_path / "nope")), out=tmp_path / "o"))
     with pytest.raises(NesganError, match="differ"):
         crop_folder(CropConfig(src=tmp_path, out=tmp_path))
 
@@ -433,16 +437,18 @@ def test_cli_crop_prints_the_summary_and_exits_0(shots, tmp_path):
 def test_cli_crop_exit_codes_for_missing_empty_and_useless_folders(tmp_path):
     runner = CliRunner()
     missing = runner.invoke(cli, ["crop", str(tmp_path / "nope")])
-    assert missing.exit_code == 2
+    assert missing.exit_code == 1 and "does not exist" in missing.output
     empty = tmp_path / "empty"
     empty.mkdir()
     r = runner.invoke(cli, ["crop", str(empty), "--out", str(tmp_path / "o")])
-    assert r.exit_code == 1 and "no files under" in r.output and "Traceback" not in r.output
+    assert r.exit_code == 1 and "no files in" in r.output and "Traceback" not in r.output
     (empty / "page.png").write_text("<html>Please visit</html>")
     r = runner.invoke(cli, ["crop", str(empty), "--out", str(tmp_path / "o")])
     assert r.exit_code == 1 and "none of the 1 files" in r.output
-    r = runner.invoke(cli, ["crop", str(empty / "page.png"), "--out", str(tmp_path / "o")])
-    assert r.exit_code == 1 and "SRC must be a folder" in r.output
+    r = runner.invoke(cli, ["crop", str(empty / "page.png"), "--out", str(tmp_path / "o2")])
+    assert r.exit_code == 1 and "none of the 1 files" in r.output
+    r = runner.invoke(cli, ["crop", str(empty / "*.gif"), "--out", str(tmp_path / "o3")])
+    assert r.exit_code == 1 and "no files match" in r.output
 
 
 

@@ -115,8 +115,12 @@ def demo_site_cmd(host: str, port: int, games: int, screens_per_game: int, seed:
 @click.option("--retries", default=4, show_default=True, type=click.IntRange(0, 20),
               help="Retries on 429/5xx/connection errors, with exponential backoff.")
 @click.option("--user-agent", default=None, help="User-Agent header (default names nesgan and its home page).")
+@click.option("--hud", default="auto", show_default=True, type=click.Choice(["auto", "keep"]),
+              help="Status bars when cropping: auto finds each game's and crops around it "
+                   "(see `nesgan crop --help`); keep keeps them.")
 @click.option("--overwrite", is_flag=True, help="Start over instead of resuming.")
-def scrape_cmd(url, out, delay, max_images, max_pages, timeout, retries, user_agent, overwrite) -> None:
+def scrape_cmd(url, out, delay, max_images, max_pages, timeout, retries, user_agent, hud,
+               overwrite) -> None:
     """Download NES screenshots from a museum site, politely, then crop them.
 
     URL defaults to The Video Game Museum's NES index. Honours robots.txt, resumes by default,
@@ -126,35 +130,44 @@ def scrape_cmd(url, out, delay, max_images, max_pages, timeout, retries, user_ag
 
     config = ScrapeConfig(url=url, out=out, delay=delay, max_images=max_images, max_pages=max_pages,
                           timeout=timeout, retries=retries, user_agent=user_agent,
-                          overwrite=overwrite)
+                          hud=hud, overwrite=overwrite)
     click.echo(scrape(config).summary())
 
 
 @cli.command("crop")
-@click.argument("src", type=click.Path(exists=True, path_type=Path))
+@click.argument("src", nargs=-1, required=True)
 @click.option("--out", default="data/screens", show_default=True, type=P,
               help="Folder for the 224×224 PNGs and manifest.jsonl.")
+@click.option("--hud", default="auto", show_default=True, type=click.Choice(["auto", "keep"]),
+              help="auto: find each game's status bar (score, time, lives: still across the "
+                   "game's shots, or text glyphs) and crop around it, wiping the bar rows a "
+                   "224-row window cannot avoid to the bar's paper colour; keep: crop as if "
+                   "there were none.")
 @click.option("--overwrite", is_flag=True,
               help="Start over (drop the manifest and earlier crops) instead of resuming.")
-def crop_cmd(src: Path, out: Path, overwrite: bool) -> None:
-    """Pixel-exact 224×224 crops of every image under SRC.
+def crop_cmd(src: tuple[str, ...], out: Path, hud: str, overwrite: bool) -> None:
+    """Pixel-exact 224×224 crops of screenshots: SRC is one or more folders, files or glob
+    patterns (quote a pattern to let nesgan expand it, e.g. 'shots/world1-*.png').
 
     Never resamples: integer-scaled captures are reduced only when exact, and each crop keeps
-    the NES 16×16 attribute grid. Files that cannot be cropped get a manifest row saying why.
+    the NES 16×16 attribute grid. The screenshots in one folder count as one game (they share a
+    status bar). A crop is named after its screenshot plus a short hash of its pixels
+    (world1-2_3fa9c2d1.png). Files that cannot be cropped get a manifest row saying why.
     Resumes by default: files already in OUT/manifest.jsonl are skipped.
     """
-    if not src.is_dir():
-        raise NesganError(f"SRC must be a folder of screenshots, and {src} is a file; put it in a "
-                          "folder and pass that")
     from nesgan.crop.screens import MANIFEST, CropConfig, crop_folder
 
-    summary = crop_folder(CropConfig(src=src, out=out, overwrite=overwrite))
+    srcs = tuple(src)
+    one = Path(srcs[0]) if len(srcs) == 1 and Path(srcs[0]).is_dir() else None
+    summary = crop_folder(CropConfig(src=one if one is not None else srcs, out=out, hud=hud,
+                                     overwrite=overwrite))
+    where = " ".join(srcs)
     if summary.total == 0:
-        raise NesganError(f"no files under {src}: put your PNG or GIF screenshots there")
+        raise NesganError(f"no files in {where}: put your PNG or GIF screenshots there")
     click.echo(summary.format())
     if not summary.counts.get("ok"):
         raise NesganError(
-            f"none of the {summary.total} files under {src} gave a 224×224 crop; "
+            f"none of the {summary.total} files in {where} gave a 224×224 crop; "
             f"{out / MANIFEST} says why for each"
         )
 

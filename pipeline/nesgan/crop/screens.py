@@ -20,30 +20,44 @@ crop in five steps, and every way it can fail is a manifest row with a `status` 
    k ≥ 2 is a scaled capture, reduced by taking one pixel per k×k block only when every block is
    one colour (else `not_exact_scale`: resized with a filter). Smaller is `too_small`; anything
    else (side-by-side composites, aspect-corrected or odd sizes) is `off_size`.
-4. Detect the grid phase on the frame (`screens_grid.detect_grid_phase`).
+4. Detect the grid phase on the frame (`grid.detect_grid_phase`) and, with `hud="auto"`, the
+   status bar (`hud.py`): from the screenshots of the same game (the scraper's `game`; for your
+   own files, the folder they are in) or, for a game with fewer than 3 shots, from the shot's
+   text glyphs alone.
 5. Choose the 224×224 window: among offsets that put a cell boundary on the window's edge,
-   the one nearest the centre (ties: the smaller offset); when no offset can (a 256×224 frame
-   whose grid sits at y = 8), the centred offset. The manifest records the output's phase.
+   the one with the fewest status-bar rows inside, then nearest the centre of the rows between
+   the bars (ties: the smaller offset); when no offset can (a 256×224 frame whose grid sits at
+   y = 8), the centred offset. A 32-px bar cannot leave a 224-row window of a 240-line frame:
+   the bar rows the window cannot avoid are wiped to the bar's own paper colour (the commonest
+   colour of those rows), so no text is learnt, no colour is new and the grid stays. The
+   manifest records the output's phase, the bar rows found (`hud_rows`: top, bottom of the
+   frame) and the rows wiped in the crop (`hud_wiped`: top, bottom).
 
-Crops are named by the SHA-256 of their pixels, so names are safe and identical crops dedupe.
+Crops are named `<source stem>_<8 hex digits of the SHA-256 of their pixels>.png` (the stem
+sanitised to letters, digits, `.`, `_` and `-`), so a name says which screenshot it came from,
+and identical crops dedupe by their pixels.
 """
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import io
 import os
+import re
 import warnings
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from nesgan.crop.grid import CELL, detect_grid_phase
+from nesgan.crop.hud import NO_HUD, SAMPLE, Hud, choose_window, detect_alone, hud_finder
 from nesgan.errors import NesganError
 from nesgan.files import MANIFEST, JsonlAppender, atomic_write_bytes, iter_jsonl, write_json
 from nesgan.images import SCREEN, encode_png
@@ -52,7 +66,10 @@ SIZE = SCREEN  # 14 cells of 16 px: the DCGAN's input, and the widest square eve
 NATIVE_W = (SIZE, 256)  # PPU frames are 256 wide; overscan-trimmed captures down to 224
 NATIVE_H = (SIZE, 240)  # 240 lines drawn; NTSC-visible captures cut 8 top and bottom (224)
 CONFIG_FILE = "crop_config.json"
-_OUTPUT_NAME_LEN = 16  # hex digits of the crop's SHA-256 in its file name: 2^64 names
+_OUTPUT_NAME_LEN = 16  # hex digits of the SHA-256 naming crops before they kept their stem
+_HASH_LEN = 8  # hex digits of the crop's SHA-256 after its stem: unique among a stem's crops
+_STEM_LEN = 40  # characters of the source's stem kept in a crop's name
+HUD_MODES = ("auto", "keep")
 
 # Statuses, in the order the summary lists them.
 STATUSES = (
@@ -63,13 +80,16 @@ STATUSES = (
 
 @dataclass(frozen=True)
 class CropConfig:
-    src: Path
+    src: Path | tuple[str, ...]  # a folder, or folders, files and glob patterns
     out: Path
     overwrite: bool = False  # False: resume, skipping files already in the manifest
     max_pixels: int = 4096 * 4096  # 16× a NES frame each way; more is a bomb, not a screenshot
     max_bytes: int = 64 << 20  # the largest honest screenshot PNG is a few MiB
+    hud: str = "auto"  # auto: find status bars and crop around them; keep: crop as if none
 
     def __post_init__(self) -> None:
+        if self.hud not in HUD_MODES:
+            raise NesganError(f"hud must be one of {', '.join(HUD_MODES)}, got {self.hud!r}")
         if self.max_pixels < SIZE * SIZE:
             raise NesganError(f"max_pixels must be at least {SIZE * SIZE}, got {self.max_pixels}")
         if self.max_bytes < 1:
@@ -91,6 +111,9 @@ class CropResult:
     height: int | None = None
     mode: str | None = None  # PIL mode of the source
     format: str | None = None  # PIL format name (PNG, GIF, …)
+    hud_rows: tuple[int, int] | None = None  # status-bar rows at the frame's top, bottom
+    hud_source: str | None = None  # how the bar was found: "shots", "glyphs" (None: no bar)
+    hud_wiped: tuple[int, int] | None = None  # bar rows wiped at the crop's top, bottom
 
     @property
     def ok(self) -> bool:
@@ -99,7 +122,7 @@ class CropResult:
     def row(self) -> dict:
         """The manifest fields of this result (tuples as lists, no pixels)."""
         d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "crop"}
-        for k in ("box", "grid_phase", "source_phase"):
+        for k in ("box", "grid_phase", "source_phase", "hud_rows", "hud_wiped"):
             if d[k] is not None:
                 d[k] = list(d[k])
         return d
@@ -112,6 +135,7 @@ class CropSummary:
     new: int = 0  # files processed by this run
     skipped: int = 0  # files already in the manifest (resume)
     lossy: int = 0  # `ok` crops whose source was a JPEG (this run + already done)
+    hud: int = 0  # `ok` crops cropped around a status bar (this run + already done)
 
     @property
     def total(self) -> int:
@@ -128,6 +152,9 @@ class CropSummary:
         text += f" ({parts})." if parts else "."
         if self.skipped:
             text += f" {self.skipped} files were already done (resumed; --overwrite starts over)."
+        if self.hud:
+            text += (f" {self.hud} of the crops had a status bar, cropped around it (the manifest's"
+                     " hud_rows and hud_wiped say where; --hud keep keeps it).")
         if self.lossy:
             text += (f" {self.lossy} of the crops came from JPEGs, whose compression adds colours"
                      " the NES never had (the manifest's format column marks them; PNG and GIF"
@@ -246,18 +273,46 @@ def choose_offset(length: int, phase: int, size: int = SIZE) -> int:
     return min(aligned, key=lambda s: (abs(s - centre), s))
 
 
-def crop_frame(frame: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int], tuple[int, int], tuple[int, int]]:
-    """A native (H, W, 3) frame -> (crop, box, output phase, source phase)."""
+FindHud = Callable[[np.ndarray, int], Hud]  # (native frame, its vertical grid phase) -> bar
+
+
+def _wipe(rows: np.ndarray) -> None:
+    """Paint (n, W, 3) rows in place with their commonest colour: a bar's paper, text gone."""
+    packed = _pack24(rows).ravel()
+    uniq, counts = np.unique(packed, return_counts=True)
+    c = int(uniq[np.argmax(counts)])
+    rows[...] = ((c >> 16) & 255, (c >> 8) & 255, c & 255)
+
+
+def _pack24(rgb: np.ndarray) -> np.ndarray:
+    a = rgb.astype(np.uint32)
+    return (a[..., 0] << 16) | (a[..., 1] << 8) | a[..., 2]
+
+
+def crop_frame(frame: np.ndarray, find_hud: FindHud | None = None) -> CropResult:
+    """A native (H, W, 3) frame -> an `ok` result with the crop, its box, the output and source
+    phases, and (with `find_hud`) the status bar found and the rows wiped."""
     h, w = frame.shape[:2]
     px, py = detect_grid_phase(frame)
-    left, top = choose_offset(w, px), choose_offset(h, py)
-    crop = np.ascontiguousarray(frame[top : top + SIZE, left : left + SIZE])
+    hud = find_hud(frame, py) if find_hud is not None else NO_HUD
+    left = choose_offset(w, px)
+    top, wipe_top, wipe_bottom = choose_window(h, py, hud, SIZE)
+    crop = np.array(frame[top : top + SIZE, left : left + SIZE])  # a copy: wiping stays local
+    if wipe_top:
+        _wipe(crop[:wipe_top])
+    if wipe_bottom:
+        _wipe(crop[SIZE - wipe_bottom :])
     out_phase = ((px - left) % CELL, (py - top) % CELL)
-    return crop, (left, top, left + SIZE, top + SIZE), out_phase, (px, py)
+    found = hud.found
+    return CropResult("ok", None, crop, (left, top, left + SIZE, top + SIZE), 1, out_phase, (px, py),
+                      hud_rows=hud.rows(h) if found else None,
+                      hud_source=hud.source if found else None,
+                      hud_wiped=(wipe_top, wipe_bottom) if found else None)
 
 
-def crop_image(img: Image.Image, max_pixels: int = CropConfig.max_pixels) -> CropResult:
-    """Pure: an opened (not necessarily decoded) image -> the crop or a status and reason."""
+def decode_frame(img: Image.Image, max_pixels: int = CropConfig.max_pixels) -> CropResult:
+    """An opened image -> its native frame (`crop` holds the whole frame, `scale` the factor
+    removed), or a status and reason: steps 1–3 of the module doc."""
     w, h = img.size
     base = dict(width=w, height=h, mode=img.mode, format=img.format)
     if w * h > max_pixels:
@@ -293,8 +348,22 @@ def crop_image(img: Image.Image, max_pixels: int = CropConfig.max_pixels) -> Cro
                 f"{w}×{h} looks like a {k}× capture of {w // k}×{h // k} but {frac:.1%} of its "
                 f"{k}×{k} blocks are not one colour (resized with a filter; "
                 "reducing it would invent colours)"), **base)
-    crop, box, phase, source_phase = crop_frame(rgb)
-    return CropResult("ok", None, crop, box, scale, phase, source_phase, **base)
+    return CropResult("ok", None, rgb, None, scale, **base)
+
+
+def crop_image(img: Image.Image, max_pixels: int = CropConfig.max_pixels,
+               find_hud: FindHud | None = detect_alone) -> CropResult:
+    """Pure: an opened (not necessarily decoded) image -> the crop or a status and reason.
+    `find_hud`: how to find a status bar (default: the frame's own glyphs; None: never)."""
+    decoded = decode_frame(img, max_pixels)
+    if not decoded.ok:
+        return decoded
+    assert decoded.crop is not None
+    result = crop_frame(decoded.crop, find_hud)
+    result.scale = decoded.scale
+    result.width, result.height, result.mode, result.format = (
+        decoded.width, decoded.height, decoded.mode, decoded.format)
+    return result
 
 
 def _quiet_but_bombs() -> None:
@@ -304,8 +373,10 @@ def _quiet_but_bombs() -> None:
     warnings.simplefilter("error", Image.DecompressionBombWarning)
 
 
-def crop_bytes(data: bytes, max_pixels: int = CropConfig.max_pixels) -> CropResult:
-    """Decode file bytes guardedly (header size checked before any pixel) and crop them."""
+def crop_bytes(data: bytes, max_pixels: int = CropConfig.max_pixels,
+               find_hud: FindHud | None = detect_alone, decode_only: bool = False) -> CropResult:
+    """Decode file bytes guardedly (header size checked before any pixel) and crop them (or,
+    with `decode_only`, return the native frame as `decode_frame` does)."""
     try:
         with warnings.catch_warnings():
             _quiet_but_bombs()
@@ -320,14 +391,35 @@ def crop_bytes(data: bytes, max_pixels: int = CropConfig.max_pixels) -> CropResu
         with warnings.catch_warnings():
             _quiet_but_bombs()
             try:
-                return crop_image(img, max_pixels)
+                if decode_only:
+                    return decode_frame(img, max_pixels)
+                return crop_image(img, max_pixels, find_hud)
             except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
                 return CropResult("too_large", f"decompression bomb: {e}")
 
 
-def crop_name(crop: np.ndarray) -> str:
-    """Output file name from the crop's pixels: safe, and equal crops get equal names."""
-    return hashlib.sha256(np.ascontiguousarray(crop).tobytes()).hexdigest()[:_OUTPUT_NAME_LEN] + ".png"
+def crop_digest(crop: np.ndarray) -> str:
+    """Hex SHA-256 (first 16 digits) of a crop's pixels: equal crops, equal digests."""
+    return hashlib.sha256(np.ascontiguousarray(crop).tobytes()).hexdigest()[:_OUTPUT_NAME_LEN]
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_OUR_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*_[0-9a-f]{8}([0-9a-f]{8})?\.png")
+
+
+def safe_stem(label: str) -> str:
+    """The stem of a file name or URL, made safe for a file name: letters, digits, `.`, `_`
+    and `-` only (anything else becomes `-`), never a path, at most 40 characters."""
+    text = unquote(urlsplit(label).path) if "://" in label else label
+    name = text.rsplit("/", 1)[-1]
+    stem = name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
+    stem = _UNSAFE.sub("-", stem).strip("-._")[:_STEM_LEN].strip("-._")
+    return stem or "screen"
+
+
+def crop_name(crop: np.ndarray, label: str = "screen") -> str:
+    """Output file name: the source's safe stem and 8 hex digits of the pixels' SHA-256."""
+    return f"{safe_stem(label)}_{crop_digest(crop)[:_HASH_LEN]}.png"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -336,7 +428,8 @@ def crop_name(crop: np.ndarray) -> str:
 
 def _is_our_output(name: str) -> bool:
     stem, ext = os.path.splitext(name)
-    return ext == ".png" and len(stem) == _OUTPUT_NAME_LEN and all(c in "0123456789abcdef" for c in stem)
+    legacy = len(stem) == _OUTPUT_NAME_LEN and all(c in "0123456789abcdef" for c in stem)
+    return ext == ".png" and (legacy or _OUR_NAME.fullmatch(name) is not None)
 
 
 def list_sources(src: Path, out: Path | None = None) -> Iterator[str]:
@@ -354,6 +447,59 @@ def list_sources(src: Path, out: Path | None = None) -> Iterator[str]:
             p = rootp / name
             if p.is_file() or p.is_symlink():  # broken links get an `unreadable` row
                 yield p.relative_to(src).as_posix()
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input file: where to read it, its manifest `file` key, and its game."""
+
+    path: Path
+    key: str  # relative to SRC when SRC is one folder, else the path as given
+    game: str  # the folder it is in: a game's screenshots share a status bar
+
+
+_GLOB = re.compile(r"[*?\[]")
+
+
+def collect_sources(srcs: Sequence[str | Path], out: Path | None = None) -> list[Source]:
+    """Every input file named by SRC arguments (folders, files, glob patterns), in order, each
+    once. Files in the output folder are never inputs. Raises `NesganError` for an argument that
+    names nothing."""
+    out_r = out.resolve() if out is not None else None
+    one_folder = len(srcs) == 1 and Path(srcs[0]).is_dir()
+    found: dict[str, Source] = {}
+
+    def add(path: Path, key: str) -> None:
+        key = _printable(key)
+        if key not in found:
+            found[key] = Source(path, key, _printable(path.parent.as_posix()))
+
+    def in_out(path: Path) -> bool:
+        return out_r is not None and (path.resolve().parent == out_r or out_r in path.resolve().parents)
+
+    for arg in srcs:
+        p = Path(arg)
+        if p.is_dir():
+            if out_r is not None and p.resolve() == out_r:
+                raise NesganError(f"--out must differ from SRC ({p}): crops would mix with the originals")
+            for rel in list_sources(p, out):
+                add(p / rel, rel if one_folder else (p / rel).as_posix())
+        elif p.is_file() or p.is_symlink():
+            if not in_out(p):
+                add(p, p.as_posix())
+        elif _GLOB.search(str(arg)):
+            matches = [Path(m) for m in sorted(glob.glob(str(arg), recursive=True))]
+            files = [m for m in matches if m.is_file() and not m.name.startswith(".")
+                     and m.name != MANIFEST and not in_out(m)]
+            if not files:
+                raise NesganError(f"no files match {arg}; check the pattern (quote it so that "
+                                  "nesgan, not the shell, expands it) or give the folder")
+            for m in files:
+                add(m, m.as_posix())
+        else:
+            raise NesganError(f"{arg} does not exist; give folders, files or glob patterns of "
+                              "your screenshots")
+    return list(found.values())
 
 
 def _printable(rel: str) -> str:
@@ -384,75 +530,145 @@ def _read_guarded(path: Path, max_bytes: int) -> tuple[bytes | None, CropResult 
 
 
 def _start_over(out: Path) -> None:
-    """--overwrite: remove the manifest, the config and the crops this stage named; nothing else."""
+    """--overwrite: remove the manifest, the config and the crops this stage named (those the
+    manifest lists, and names of our pattern); nothing else."""
     if not out.is_dir():
         return
+    listed = {str(r["path"]) for r in iter_jsonl(out / MANIFEST) if r.get("path")}
     for p in out.iterdir():
-        if p.is_file() and (p.name in (MANIFEST, CONFIG_FILE) or _is_our_output(p.name)):
+        if p.is_file() and (p.name in (MANIFEST, CONFIG_FILE) or p.name in listed
+                            or _is_our_output(p.name)):
             p.unlink()
 
 
-def crop_folder(config: CropConfig, sources: Mapping[str, str] | None = None) -> CropSummary:
-    """Crop every file under `config.src` into `config.out`, one manifest row per file.
+def _row_digest(row: dict) -> str | None:
+    """The pixel digest of an `ok` row: recorded, or (older manifests) its 16-hex file name."""
+    if row.get("crop_sha256"):
+        return str(row["crop_sha256"])
+    stem = os.path.splitext(str(row.get("path") or ""))[0]
+    return stem if len(stem) == _OUTPUT_NAME_LEN else None
 
-    `sources` maps a file's path relative to SRC to the label recorded as its `source` (the
-    scraper passes URLs); other files are labelled by their relative path. Files already in the
-    manifest are skipped unless `config.overwrite`. Returns the counts over the whole manifest.
+
+def _hud_finder(config: CropConfig, members: list[Source]) -> FindHud | None:
+    """How to find the status bar in this game's frames: from up to `SAMPLE` of its shots,
+    evenly spread (see hud.py), or each frame's glyphs alone when it has fewer than 3."""
+    if config.hud == "keep":
+        return None
+    step = max(1, len(members) // SAMPLE)
+    order = members[::step] + [m for i, m in enumerate(members) if i % step]
+    frames: list[np.ndarray] = []
+    for m in order:
+        data, _ = _read_guarded(m.path, config.max_bytes)
+        if data is not None:
+            r = crop_bytes(data, config.max_pixels, decode_only=True)
+            if r.ok and r.crop is not None:
+                frames.append(r.crop)
+        if len(frames) >= SAMPLE:
+            break
+    return hud_finder(frames, [detect_grid_phase(f)[1] for f in frames])
+
+
+def _config_json(config: CropConfig) -> dict:
+    def plain(v):
+        if isinstance(v, Path):
+            return str(v)
+        if isinstance(v, tuple):
+            return [str(x) for x in v]
+        return v
+    return {k: plain(v) for k, v in asdict(config).items()}
+
+
+def crop_folder(config: CropConfig, sources: Mapping[str, str] | None = None,
+                games: Mapping[str, str] | None = None) -> CropSummary:
+    """Crop every file `config.src` names (a folder, or a tuple of folders, files and glob
+    patterns) into `config.out`, one manifest row per file.
+
+    `sources` maps a file's key (its path relative to SRC for one folder) to the label recorded
+    as its `source` (the scraper passes URLs); other files are labelled by their key. `games`
+    maps a key to its game (the scraper's game titles); other files' game is their folder.
+    Files already in the manifest are skipped unless `config.overwrite`. Returns the counts over
+    the whole manifest.
     """
-    src, out = Path(config.src), Path(config.out)
-    if not src.is_dir():
-        raise NesganError(f"{src} is not a folder; give the folder that holds your screenshots")
-    if src.resolve() == out.resolve():
-        raise NesganError(f"--out must differ from SRC ({src}): crops would mix with the originals")
+    srcs = (config.src,) if isinstance(config.src, (str, Path)) else tuple(config.src)
+    out = Path(config.out)
     labels = {Path(k).as_posix(): v for k, v in (sources or {}).items()}
+    game_of = {Path(k).as_posix(): v for k, v in (games or {}).items()}
+    inputs = [Source(s.path, s.key, game_of.get(s.key, s.game))
+              for s in collect_sources(srcs, out)]
     if config.overwrite:
         _start_over(out)
     manifest = out / MANIFEST
     done_rows = list(iter_jsonl(manifest))
     done = {r.get("file", r.get("source")) for r in done_rows}
-    first_source = {
-        r["path"]: r.get("source") for r in done_rows if r.get("status") == "ok" and r.get("path")
-    }
+    first: dict[str, tuple[str, str | None]] = {}  # pixel digest -> (crop file, its source)
+    taken: dict[str, str | None] = {}  # crop file name -> pixel digest
+    for r in done_rows:
+        if r.get("status") == "ok" and r.get("path"):
+            d = _row_digest(r)
+            first.setdefault(d or str(r["path"]), (str(r["path"]), r.get("source")))
+            taken[str(r["path"])] = d
     counts: Counter[str] = Counter(str(r.get("status")) for r in done_rows)
-    files = list(list_sources(src, out))
-    todo = [f for f in files if _printable(f) not in done]
-    summary = CropSummary(counts=dict(counts), out=out, skipped=len(files) - len(todo),
-                          lossy=sum(_lossy(r) for r in done_rows))
+    todo = [s for s in inputs if s.key not in done]
+    summary = CropSummary(counts=dict(counts), out=out, skipped=len(inputs) - len(todo),
+                          lossy=sum(_lossy(r) for r in done_rows),
+                          hud=sum(bool(r.get("hud_rows")) for r in done_rows if r.get("status") == "ok"))
     if not todo:
         return summary
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / CONFIG_FILE, {k: str(v) if isinstance(v, Path) else v
-                                   for k, v in asdict(config).items()})
+    write_json(out / CONFIG_FILE, _config_json(config))
+    members: dict[str, list[Source]] = {}
+    for s in inputs:
+        members.setdefault(s.game, []).append(s)
+    by_game: dict[str, list[Source]] = {}
+    for s in todo:
+        by_game.setdefault(s.game, []).append(s)
     with JsonlAppender(manifest) as rows:
-        bar = tqdm(todo, desc="crop", unit="file", disable=True if len(todo) < 20 else None)
-        for rel in bar:
-            data, result = _read_guarded(src / rel, config.max_bytes)
-            digest = None
-            if data is not None:
-                digest = hashlib.sha256(data).hexdigest()
-                result = crop_bytes(data, config.max_pixels)
-            assert result is not None
-            row = result.row()
-            name = _printable(rel)
-            row.update(source=labels.get(rel, name), file=name, sha256=digest, path=None,
-                       duplicate_of=None)
-            if result.ok:
-                assert result.crop is not None
-                png = crop_name(result.crop)
-                row["path"] = png
-                if png in first_source:
-                    row["status"] = "duplicate"
-                    row["error"] = "same pixels as the crop of an earlier file"
-                    row["duplicate_of"] = first_source[png]
-                else:
-                    atomic_write_bytes(out / png, encode_png(result.crop), durable=False)
-                    first_source[png] = row["source"]
-            rows.append(row)
-            counts[row["status"]] += 1
-            summary.lossy += _lossy(row)
+        bar = tqdm(total=len(todo), desc="crop", unit="file", disable=True if len(todo) < 20 else None)
+        for game, group in by_game.items():
+            find_hud = _hud_finder(config, members[game])
+            for src in group:
+                row = _crop_one(src, labels.get(src.key, src.key), config, find_hud, first, taken, out)
+                row["game"] = game
+                rows.append(row)
+                counts[row["status"]] += 1
+                summary.lossy += _lossy(row)
+                summary.hud += bool(row["status"] == "ok" and row.get("hud_rows"))
+                bar.update(1)
+        bar.close()
     summary.counts = dict(counts)
     summary.new = len(todo)
     return summary
+
+
+def _crop_one(src: Source, label: str, config: CropConfig, find_hud: FindHud | None,
+              first: dict[str, tuple[str, str | None]], taken: dict[str, str | None],
+              out: Path) -> dict:
+    """Crop one file and write its PNG (unless its pixels were cropped before): its row."""
+    data, result = _read_guarded(src.path, config.max_bytes)
+    digest = None
+    if data is not None:
+        digest = hashlib.sha256(data).hexdigest()
+        result = crop_bytes(data, config.max_pixels, find_hud)
+    assert result is not None
+    row = result.row()
+    row.update(source=label, file=src.key, sha256=digest, path=None, duplicate_of=None)
+    if result.ok:
+        assert result.crop is not None
+        pixels = crop_digest(result.crop)
+        row["crop_sha256"] = pixels
+        if pixels in first:
+            row["status"] = "duplicate"
+            row["error"] = "same pixels as the crop of an earlier file"
+            row["path"], row["duplicate_of"] = first[pixels]
+        else:
+            name = crop_name(result.crop, label)
+            if taken.get(name, pixels) != pixels:  # 8 hex digits clash: use all 16
+                name = f"{safe_stem(label)}_{pixels}.png"
+            atomic_write_bytes(out / name, encode_png(result.crop), durable=False)
+            row["path"] = name
+            first[pixels] = (name, label)
+            taken[name] = pixels
+    return row
 
 
 # ---------------------------------------------------------------------------------------------

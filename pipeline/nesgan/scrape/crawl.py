@@ -76,6 +76,7 @@ class ScrapeConfig:
     backoff: float = 1.0  # first retry backoff in seconds (doubles, jittered)
     max_retry_after: float = 120.0  # cap on a server's Retry-After
     crop: bool = True  # crop into OUT/screens after the crawl
+    hud: str = "auto"  # status bars: auto finds each game's and crops around it; keep keeps them
     progress: bool = True  # tqdm bar on stderr
 
     def __post_init__(self) -> None:
@@ -147,16 +148,18 @@ def scrape(config: ScrapeConfig) -> ScrapeResult:
         finally:
             crawler.close()
     if config.crop:
-        result.crop = _crop(raw, screens, overwrite=config.overwrite)
+        result.crop = _crop(raw, screens, overwrite=config.overwrite, hud=config.hud)
     return result
 
 
-def _crop(raw: Path, screens: Path, *, overwrite: bool) -> CropSummary:
+def _crop(raw: Path, screens: Path, *, overwrite: bool, hud: str = "auto") -> CropSummary:
     from nesgan.crop.screens import CropConfig, crop_folder
 
-    sources = {row["path"]: row["url"] for row in iter_jsonl(raw / MANIFEST)
-               if row.get("status") == "ok"}
-    return crop_folder(CropConfig(src=raw, out=screens, overwrite=overwrite), sources=sources)
+    rows = [row for row in iter_jsonl(raw / MANIFEST) if row.get("status") == "ok"]
+    sources = {row["path"]: row["url"] for row in rows}
+    games = {row["path"]: str(row["game"]) for row in rows if row.get("game")}  # shared status bar
+    return crop_folder(CropConfig(src=raw, out=screens, overwrite=overwrite, hud=hud),
+                       sources=sources, games=games)
 
 
 class _Crawler:
