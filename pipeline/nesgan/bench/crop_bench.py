@@ -2,7 +2,9 @@
 
 Figures: the vectorised `detect_grid_phase` vs the same score computed cell by cell with Python
 sets (speedup, and whether the chosen phases agree), and how often it finds the phase of the
-embedded museum's mid-scroll shots (fixed status bar, level shifted by a random amount).
+embedded museum's mid-scroll shots (fixed status bar, level shifted by a random amount); and how
+often the status-bar detector (crop/hud.py) finds the museum's bars exactly, from a game's shots
+together and from each shot alone.
 """
 
 from __future__ import annotations
@@ -58,7 +60,37 @@ def _shots(count: int) -> list[tuple[np.ndarray, tuple[int, int]]]:
     return out
 
 
+def _hud_figures(games: int, per_game: int) -> dict:
+    """Share of museum shots (256×240 and 256×224, 40 % mid-scroll) whose bar rows are found
+    exactly: from all of a game's shots, and from each shot alone."""
+    from nesgan.crop.hud import detect_alone, detect_shots
+    from nesgan.museum.synth import make_games, render_scrolled
+
+    rng = np.random.default_rng(1)
+    right_shots = right_alone = total = 0
+    for game in make_games(3, games):
+        frames, truths = [], []
+        for shot in range(per_game):
+            scroll = int(rng.integers(1, 256)) if rng.random() < 0.4 else 0
+            full = game.palette().to_rgb(render_scrolled(game, shot, scroll))
+            ntsc = rng.random() < 0.65
+            frames.append(full[8:232] if ntsc else full)
+            cut = 8 if ntsc else 0
+            truths.append((32 - cut, 0) if game.hud_top else (0, 32 - cut))
+        found = detect_shots(frames, [8 if len(f) == 224 else 0 for f in frames])
+        for f, hud, want in zip(frames, found, truths, strict=True):
+            right_shots += hud.rows(len(f)) == want
+            right_alone += detect_alone(f, 8 if len(f) == 224 else 0).rows(len(f)) == want
+            total += 1
+    return {
+        "hud_museum_shots": total,
+        "hud_found_fraction_by_game": round(right_shots / total, 3),
+        "hud_found_fraction_one_shot_alone": round(right_alone / total, 3),
+    }
+
+
 def run(out: Path, quick: bool) -> dict:
+    hud = _hud_figures(6 if quick else 40, 8 if quick else 12)
     shots = _shots(24 if quick else 160)
     t0 = time.perf_counter()
     fast = [detect_grid_phase(rgb) for rgb, _ in shots]
@@ -74,4 +106,5 @@ def run(out: Path, quick: bool) -> dict:
         "scrolled_museum_shots": len(shots),
         "scrolled_phase_found_fraction": round(
             float(np.mean([f == truth for f, (_, truth) in zip(fast, shots, strict=True)])), 3),
+        **hud,
     }
