@@ -545,3 +545,54 @@ def test_crops_from_jpegs_are_kept_but_the_summary_warns_they_are_lossy(tmp_path
     assert "1 of the crops came from JPEGs" in summary.format()
     again = crop_folder(CropConfig(src=src, out=tmp_path / "screens"))  # resumed: still counted
     assert again.lossy == 1
+
+
+def test_crop_takes_files_and_glob_patterns_and_names_crops_after_their_source(tmp_path):
+    shots = tmp_path / "shots"
+    (shots / "world2").mkdir(parents=True)
+    for i, name in enumerate(("world1-1.png", "world1-2.png", "title.png", "world2/world2-1.png")):
+        Image.fromarray(nes_frame(40 + i)[0]).save(shots / name)
+    out = tmp_path / "screens"
+    runner = CliRunner()
+    r = runner.invoke(cli, ["crop", str(shots / "world1-*.png"), str(shots / "world2" / "world2-1.png"),
+                            "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    rows = read_jsonl(out / MANIFEST)
+    assert [r["file"] for r in rows] == [(shots / n).as_posix() for n in
+                                         ("world1-1.png", "world1-2.png", "world2/world2-1.png")]
+    names = sorted(p.name for p in out.glob("*.png"))
+    assert [re.sub(r"_[0-9a-f]{8}\.png$", "", n) for n in names] == ["world1-1", "world1-2", "world2-1"]
+    # a single file, and a rerun naming files already done: nothing is cropped twice
+    r = runner.invoke(cli, ["crop", str(shots / "title.png"), str(shots / "world1-1.png"), "--out", str(out)])
+    assert r.exit_code == 0 and "1 files were already done" in r.output
+    assert len(read_jsonl(out / MANIFEST)) == 4 and len(list(out.glob("*.png"))) == 4
+
+
+def test_crop_names_are_sanitised_and_never_paths(tmp_path):
+    from nesgan.crop.screens import crop_name, safe_stem
+
+    assert safe_stem("../../etc/passwd") == "passwd"
+    assert safe_stem("http://127.0.0.1/nes/01/World%201-2%20(USA).png?x=1") == "World-1-2-USA"
+    assert safe_stem("caf\\xe9.png") == "caf-xe9" and safe_stem("...") == "screen"
+    assert safe_stem("a" * 100 + ".gif") == "a" * 40 and safe_stem(".hidden.png") == "hidden"
+    name = crop_name(np.zeros((224, 224, 3), np.uint8), "http://h/x/../<script>.png")
+    assert re.fullmatch(r"script_[0-9a-f]{8}\.png", name)
+
+
+def test_scraped_crops_are_named_after_the_url_and_grouped_by_game(tmp_path):
+    src = tmp_path / "raw"
+    src.mkdir()
+    Image.fromarray(nes_frame(50)[0]).save(src / "ab12.png")
+    crop_folder(CropConfig(src=src, out=tmp_path / "o"), sources={"ab12.png": "http://h/nes/01/smb-03.png"},
+                games={"ab12.png": "Super Mario Bros."})
+    row = read_jsonl(tmp_path / "o" / MANIFEST)[0]
+    assert row["path"].startswith("smb-03_") and row["game"] == "Super Mario Bros."
+
+
+def test_overwrite_removes_crops_with_stem_names_and_legacy_hash_names(shots, tmp_path):
+    out = tmp_path / "screens"
+    crop_folder(CropConfig(src=shots, out=out))
+    Image.fromarray(np.zeros((224, 224, 3), np.uint8)).save(out / "0123456789abcdef.png")  # older nesgan
+    Image.fromarray(np.zeros((224, 224, 3), np.uint8)).save(out / "mine.png")  # the user's
+    crop_folder(CropConfig(src=shots, out=out, overwrite=True))
+    assert not (out / "0123456789abcdef.png").exists() and (out / "mine.png").exists()
