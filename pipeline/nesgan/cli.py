@@ -172,6 +172,23 @@ def crop_cmd(src: tuple[str, ...], out: Path, hud: str, overwrite: bool) -> None
         )
 
 
+THREADS_HELP = ("CPU threads for torch (default: the cores this process may use, less those other "
+                "processes keep busy; the choice is printed).")
+
+
+def _use_threads(requested: int | None, processes: int = 1) -> str:
+    """Set torch's thread count (gan/threads.py); returns the choice in words, also shown at
+    once on an interactive terminal (the command's last line repeats it, so an error stays
+    one line)."""
+    from nesgan.gan.threads import apply_threads, choose_threads
+
+    choice = choose_threads(requested, processes=processes)
+    apply_threads(choice)
+    if int(os.environ.get("RANK", "0")) == 0 and sys.stderr.isatty():
+        click.echo(choice.describe(), err=True)
+    return choice.describe()
+
+
 def _preset_help(what: str, keys: tuple[str, ...], **notes: str) -> str:
     """What each preset sets for `keys`, read from PRESETS so --help cannot drift from it."""
     parts = []
@@ -212,12 +229,17 @@ def _preset_help(what: str, keys: tuple[str, ...], **notes: str) -> str:
                    "AVX-512 BF16 CPUs), else fp32.")
 @click.option("--swd-images", default=None, type=click.IntRange(2),
               help="Real and generated screens in the fixed sets the SWD quality number compares (default 64).")
-def train_cmd(resume: bool, overwrite: bool, **options) -> None:
+@click.option("--threads", default=None, type=click.IntRange(1), help=THREADS_HELP)
+def train_cmd(resume: bool, overwrite: bool, threads: int | None, **options) -> None:
     """Train the DCGAN on 224×224 screens.
 
+    Ctrl-C (or SIGTERM) finishes the current step, saves a checkpoint and prints how to
+    continue with --resume (exit status 130; 143 for SIGTERM); a second Ctrl-C stops at once.
+    Keeps a checkpoint at every sample step too, for `nesgan generate --step N`.
     Also runs as `torchrun --nproc_per_node N -m nesgan train …` (use --run-dir there).
     """
     from nesgan.gan.config import config_for_resume, resolve_train_config
+    from nesgan.gan.interrupt import TrainingInterrupted
     from nesgan.gan.train import train
 
     ctx = click.get_current_context()
@@ -237,7 +259,16 @@ def train_cmd(resume: bool, overwrite: bool, **options) -> None:
         preset = options.pop("preset")
         config = resolve_train_config(preset, **{k: (str(v) if isinstance(v, Path) else v)
                                                  for k, v in options.items()})
-    result = train(config, resume=resume, overwrite=overwrite)
+    threads_used = _use_threads(threads, processes=int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    try:
+        result = train(config, resume=resume, overwrite=overwrite)
+    except TrainingInterrupted as e:
+        click.echo(e.advice(), err=True)
+        sys.exit(e.exit_status)
+    except KeyboardInterrupt:
+        click.echo(f"stopped at once; {run}/checkpoints/last.pt (if any) is the last complete "
+                   f"checkpoint: nesgan train --run {run} --resume", err=True)
+        sys.exit(130)
     if result.world_size > 1 and int(os.environ.get("RANK", "0")) != 0:
         return
     if result.steps_this_call == 0:
@@ -247,28 +278,57 @@ def train_cmd(resume: bool, overwrite: bool, **options) -> None:
     swd = "n/a" if result.swd is None else f"{result.swd:.2f}"
     click.echo(f"trained {result.steps_this_call} steps (now at {result.step}) in "
                f"{result.seconds:.0f} s, {result.precision}, {result.world_size} process(es); "
-               f"SWD {swd}; run in {result.run}")
+               f"SWD {swd}; run in {result.run}; {threads_used}")
 
 
-@cli.command("generate")
-@click.option("--run", "--run-dir", "run", default="runs/default", show_default=True, type=P, help="Trained run folder.")
+class _GenerateCommand(click.Command):
+    """`generate --run RUN --help` ends by listing the steps RUN has checkpoints for."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        run = ctx.params.get("run")
+        if run is None:
+            text = ("Put --run RUN before --help to list the steps RUN has checkpoints for "
+                    "(RUN/checkpoints/step-*.pt, one per sample step).")
+        else:
+            from nesgan.gan.snapshots import describe_steps, run_steps
+
+            text = f"Steps with a checkpoint in {run}: {describe_steps(run_steps(run))}."
+        with formatter.section("Steps"):
+            formatter.write_text(text)
+
+
+@cli.command("generate", cls=_GenerateCommand)
+@click.option("--run", "--run-dir", "run", default="runs/default", show_default=True, type=P,
+              is_eager=True, help="Trained run folder.")
 @click.option("-n", "count", default=16, show_default=True, type=click.IntRange(1), help="How many screens.")
 @click.option("--out", default="data/generated", show_default=True, type=P, help="Folder for the PNGs.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Same seed, same screens.")
+@click.option("--step", default=None, type=click.IntRange(1),
+              help="Use the checkpoint of this step (RUN/checkpoints/step-N.pt: one per sample "
+                   "step, so pick the step whose RUN/samples/step-N.png looked best); default: "
+                   "the last.")
+@click.option("--checkpoint", default=None, metavar="PATH",
+              help="Use this checkpoint file instead (a path, or a name under RUN/checkpoints).")
 @click.option("--overwrite", is_flag=True,
               help="Replace the screens an earlier generate left in --out (otherwise refused when "
                    "-n would not rewrite them all).")
-def generate_cmd(run: Path, count: int, out: Path, seed: int, overwrite: bool) -> None:
+@click.option("--threads", default=None, type=click.IntRange(1), help=THREADS_HELP)
+def generate_cmd(run: Path, count: int, out: Path, seed: int, step: int | None,
+                 checkpoint: str | None, overwrite: bool, threads: int | None) -> None:
     """Write new 224×224 screens from a trained run's EMA generator.
 
-    Files are gen-0000.png … plus manifest.jsonl (run, checkpoint step and seed of each).
+    Files are gen-0000.png … plus manifest.jsonl (run, checkpoint, step and seed of each).
     """
     from nesgan.gan.config import GenerateConfig
     from nesgan.gan.sample import generate
 
+    if step is not None and checkpoint is not None:
+        raise click.UsageError("--step and --checkpoint both pick a checkpoint; give one")
+    threads_used = _use_threads(threads)
     paths = generate(GenerateConfig(run=str(run), count=count, out=str(out), seed=seed,
-                                    overwrite=overwrite))
-    click.echo(f"wrote {len(paths)} screens to {out}")
+                                    overwrite=overwrite, step=step,
+                                    checkpoint=checkpoint or "last.pt"))
+    click.echo(f"wrote {len(paths)} screens to {out}; {threads_used}")
 
 
 @cli.command("quantize")

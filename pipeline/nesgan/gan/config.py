@@ -165,7 +165,8 @@ class GenerateConfig:
     seed: int = 0  # same seed, same screens
     device: str = "auto"  # auto picks CUDA when present
     batch_size: int = 16  # screens per forward pass: bounded memory for any -n
-    checkpoint: str = field(default="last.pt")  # file under RUN/checkpoints
+    checkpoint: str = field(default="last.pt")  # file under RUN/checkpoints, or a path
+    step: int | None = None  # use RUN/checkpoints/step-N.pt (a sample or checkpoint step)
     overwrite: bool = False  # replace screens of an earlier generate that -n would not rewrite
 
     def __post_init__(self) -> None:

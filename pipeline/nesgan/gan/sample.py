@@ -15,6 +15,7 @@ from nesgan.gan.checkpoint import load_checkpoint, load_weights
 from nesgan.gan.config import GenerateConfig, TrainConfig
 from nesgan.gan.data import to_uint8
 from nesgan.gan.model import Generator
+from nesgan.gan.snapshots import resolve_checkpoint
 from nesgan.images import encode_png
 
 
@@ -50,7 +51,7 @@ def resolve_device(requested: str) -> torch.device:
 def generate(config: GenerateConfig) -> list[Path]:
     """Write `config.count` 224×224 RGB PNGs (gen-0000.png …) from the run's EMA generator;
     the same seed gives the same screens."""
-    path = Path(config.run) / "checkpoints" / config.checkpoint
+    path = resolve_checkpoint(config.run, config.checkpoint, config.step)  # --step / --checkpoint
     state = load_checkpoint(path)
     try:
         train_cfg = TrainConfig.from_dict(state["config"])
@@ -78,7 +79,7 @@ def generate(config: GenerateConfig) -> list[Path]:
     step = state.get("step")
     write_jsonl(out / MANIFEST, [  # last: provenance of every screen
         {"file": p.name, "status": "ok", "index": i, "seed": config.seed, "run": str(config.run),
-         "checkpoint": config.checkpoint, "step": step} for i, p in enumerate(written)])
+         "checkpoint": str(path), "step": step} for i, p in enumerate(written)])
     return written
 
 

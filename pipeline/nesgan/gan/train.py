@@ -22,8 +22,10 @@ from nesgan.gan import swd
 from nesgan.gan.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from nesgan.gan.config import TrainConfig, check_resumable
 from nesgan.gan.data import EpochSampler, load_screens, to_float, to_uint8
+from nesgan.gan.interrupt import GracefulStop
 from nesgan.gan.model import build_models
 from nesgan.gan.sample import grid_image, render, resolve_device
+from nesgan.gan.snapshots import keep_sample_step
 from nesgan.gan.step import Nets, adam, train_step
 from nesgan.images import encode_png
 
@@ -264,6 +266,7 @@ def _train(cfg: TrainConfig, env: _Dist, resume: bool) -> TrainResult:
     bar = tqdm(total=cfg.steps, initial=start, desc="train", unit="step", disable=not env.main,
                dynamic_ncols=True)
     step = start
+    stop = GracefulStop(enabled=env.world == 1)  # Ctrl-C/SIGTERM: this step, a checkpoint, out
     try:
         while step < cfg.steps:
             t_step = time.perf_counter()
@@ -298,6 +301,8 @@ def _train(cfg: TrainConfig, env: _Dist, resume: bool) -> TrainResult:
                 fake_desc = swd.descriptors(render(ema, swd_noise.to(device)), seed=cfg.seed)
                 levels = swd.swd(real_desc, fake_desc, seed=cfg.seed)
                 row_swd = last_swd = sum(levels) / len(levels)
+                keep_sample_step(run, step, cfg.to_dict(), ema, step % cfg.checkpoint_every == 0
+                                 or step == cfg.steps or stop.requested is not None)
             if logged is not None:
                 metrics.append({
                     "step": step, "epoch": sampler.epoch,
@@ -311,7 +316,7 @@ def _train(cfg: TrainConfig, env: _Dist, resume: bool) -> TrainResult:
                     "precision": precision, "world_size": env.world,
                 })
                 step_seconds, imgs_since = 0.0, 0
-            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps or stop.requested is not None:
                 ckpt = run / "checkpoints"
                 save_checkpoint({
                     "step": step, "config": cfg.to_dict(),
@@ -323,7 +328,9 @@ def _train(cfg: TrainConfig, env: _Dist, resume: bool) -> TrainResult:
                     "fixed_noise": fixed_noise.cpu(), "swd_noise": swd_noise.cpu(),
                     "world_size": env.world,
                 }, ckpt / "last.pt", also=ckpt / f"step-{step:06d}.pt")
+            stop.check(run, step)
     finally:
+        stop.restore()
         bar.close()
         if metrics is not None:
             metrics.close()
