@@ -23,7 +23,7 @@ class DemoConfig:
     games: int = 12  # enough variety for the tiny GAN to learn several looks
     screens_per_game: int = 16  # 192 shots: seconds to crawl and crop
     seed: int = 0
-    steps: int | None = None  # None: the tiny preset's own step count (about three minutes)
+    steps: int | None = None  # None: the tiny preset's own step count (the demo: 3.1–5.4 minutes on 2 cores)
     generate: int = 8  # screens to generate: a 112×14-tile level
     quiet: bool = False
 
