@@ -116,3 +116,17 @@ def test_choose_window_moves_off_a_bar_on_the_grid_and_reports_the_rows_left():
     assert choose_window(240, 0, Hud(0, 208), 224) == (0, 0, 16)
     assert choose_window(224, 8, Hud(24), 224) == (0, 24, 0)  # 224 lines: no choice at all
     assert choose_window(240, 4, Hud(8), 224) == (4, 4, 0)  # grid first: 4 or 20 > 16 slack
+
+
+def test_a_folder_mixing_games_falls_back_to_each_shots_glyphs(museum_raw, tmp_path):
+    _museum, games, src = museum_raw
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for p in sorted(src.rglob("*.*")):
+        (mixed / p.name).write_bytes(p.read_bytes())
+    crop_folder(CropConfig(src=mixed, out=tmp_path / "screens"))
+    rows = [r for r in read_jsonl(tmp_path / "screens" / MANIFEST) if r["status"] in ("ok", "duplicate")]
+    right = sum(tuple(r["hud_rows"] or (0, 0)) == truth(games[r["file"].rsplit("-", 1)[0]],
+                                                          r["height"] // (r["scale"] or 1))
+                for r in rows)
+    assert right / len(rows) >= 0.95, f"{right} of {len(rows)}"

@@ -9,7 +9,8 @@ tiles across the screen. So a band near the top or bottom edge is a status bar w
 1. its pixels are stable across a game's screenshots (the same colour in ≥ `STABLE_SHARE` of the
    shots that cover the pixel), measured on a common 256×240 canvas (a 256×224 shot is the
    frame minus 8 lines top and bottom, so it sits 8 rows down), when a game has at least
-   `MIN_SHOTS` shots; a game with fewer is judged shot by shot on step 2 alone, more strictly;
+   `MIN_SHOTS` shots; a game with fewer, or whose shots share no bar (a folder that mixes
+   games), is judged shot by shot on step 2 alone, more strictly;
 2. one of its 8-row strips, within `EDGE_STRIPS` strips of the edge, holds at least
    `MIN_GLYPHS` distinct text-like 8×8 tiles: two or three colours (ink, maybe a drop shadow)
    on the strip's most common colour (the paper), with a paper row or column on one edge (the
@@ -72,11 +73,6 @@ def _packed(rgb: np.ndarray) -> np.ndarray:
     return (a[..., 0] << 16) | (a[..., 1] << 8) | a[..., 2]
 
 
-def _mode(values: np.ndarray) -> int:
-    uniq, counts = np.unique(values, return_counts=True)
-    return int(uniq[np.argmax(counts)])
-
-
 def glyph_counts(image: np.ndarray, still: np.ndarray | None = None) -> np.ndarray:
     """(H, W) packed colours -> (H // 8,) distinct text-like 8×8 tiles per 8-row strip (tiles on
     columns ≡ 0 mod 8). `still`, a (H, W) bool, restricts them to tiles that are all still."""
@@ -86,23 +82,35 @@ def glyph_counts(image: np.ndarray, still: np.ndarray | None = None) -> np.ndarr
     tiles = tiles.transpose(0, 2, 1, 3).reshape(ns, nt, STRIP * STRIP)  # (strips, tiles, 64)
     ordered = np.sort(tiles, axis=2)
     colours = 1 + (ordered[..., 1:] != ordered[..., :-1]).sum(axis=2)  # (strips, tiles)
-    paper = np.array([_mode(tiles[s]) for s in range(ns)], dtype=tiles.dtype)  # (strips,)
-    ink = (tiles != paper[:, None, None]).sum(axis=2)  # (strips, tiles)
-    paper_px = (tiles == paper[:, None, None]).reshape(ns, nt, STRIP, STRIP)
-    margin = (paper_px[:, :, 0].all(-1) | paper_px[:, :, -1].all(-1)
-              | paper_px[:, :, :, 0].all(-1) | paper_px[:, :, :, -1].all(-1))  # a gap beside it
+    flat = np.sort(tiles, axis=None)  # the paper: each strip's commonest colour
+    uniq = flat[np.r_[True, flat[1:] != flat[:-1]]]
+    inverse = np.searchsorted(uniq, tiles)  # np.unique(return_inverse=True) is ~10× slower
+    counts = np.bincount((np.arange(ns)[:, None] * len(uniq) + inverse.reshape(ns, -1)).ravel(),
+                         minlength=ns * len(uniq)).reshape(ns, len(uniq))
+    paper = uniq[counts.argmax(axis=1)]  # (strips,)
+    is_paper = tiles == paper[:, None, None]  # (strips, tiles, 64)
+    ink = STRIP * STRIP - is_paper.sum(axis=2)  # (strips, tiles)
+    grid = is_paper.reshape(ns, nt, STRIP, STRIP)
+    margin = (grid[:, :, 0].all(-1) | grid[:, :, -1].all(-1)
+              | grid[:, :, :, 0].all(-1) | grid[:, :, :, -1].all(-1))  # a gap beside the letter
     textlike = (colours >= 2) & (colours <= 3) & (ink >= MIN_INK) & (ink <= MAX_INK) & margin
     textlike &= ((ink == 0).sum(axis=1) >= nt // 4)[:, None]  # words have spaces between them
     if still is not None:
-        st = still[: ns * STRIP, : nt * STRIP].reshape(ns, STRIP, nt, STRIP).all(axis=(1, 3))
-        textlike &= st
+        textlike &= still[: ns * STRIP, : nt * STRIP].reshape(ns, STRIP, nt, STRIP).all(axis=(1, 3))
+    # one font: count distinct glyphs among the tiles drawn in the same colours (≤ 3: min,
+    # max and whatever else), distinct tiles by a polynomial hash of their 64 pixels
+    lo, hi = ordered[..., 0], ordered[..., -1]
+    mid = np.where((ordered != lo[..., None]) & (ordered != hi[..., None]), ordered, 0).max(axis=2)
+    weights = np.random.default_rng(0).integers(1, 2**62, STRIP * STRIP, dtype=np.uint64) | np.uint64(1)
+    with np.errstate(over="ignore"):
+        shape = (tiles.astype(np.uint64) * weights).sum(axis=2)  # (strips, tiles)
     out = np.zeros(ns, dtype=int)
-    for s in range(ns):
-        by_colours: dict[bytes, set[bytes]] = {}  # one font: every glyph has the same colours
+    for s in np.flatnonzero(textlike.any(axis=1)):
+        by_colours: dict[tuple[int, int, int], set[int]] = {}
         for t in np.flatnonzero(textlike[s]):
-            key = np.unique(ordered[s, t]).tobytes()
-            by_colours.setdefault(key, set()).add(tiles[s, t].tobytes())
-        out[s] = max((len(v) for v in by_colours.values()), default=0)
+            key = (int(lo[s, t]), int(mid[s, t]), int(hi[s, t]))
+            by_colours.setdefault(key, set()).add(int(shape[s, t]))
+        out[s] = max(len(v) for v in by_colours.values())
     return out
 
 
@@ -179,9 +187,12 @@ def game_hud(frames: list[np.ndarray], phases_y: list[int] | None = None) -> Gam
 
 def hud_finder(frames: list[np.ndarray], phases_y: list[int] | None = None) -> Callable[[np.ndarray, int], Hud]:
     """How to find the status bar in any frame of the game these shots come from: the bar
-    still across them, or with fewer than `MIN_SHOTS` shots, each frame's glyphs alone."""
+    still across them, or, with fewer than `MIN_SHOTS` shots or no bar still across them (a
+    game without one, or a folder mixing games), each frame's glyphs alone."""
     game = game_hud(frames, phases_y)
-    return detect_alone if game is None else game.for_frame
+    if game is None or (game.top == 0 and game.bottom is None):
+        return detect_alone  # few shots, or several games in one folder: each shot's glyphs
+    return game.for_frame
 
 
 def detect_shots(frames: list[np.ndarray], phases_y: list[int] | None = None) -> list[Hud]:
