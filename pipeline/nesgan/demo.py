@@ -25,6 +25,8 @@ class DemoConfig:
     seed: int = 0
     steps: int | None = None  # None: the tiny preset's own step count (about three minutes)
     generate: int = 8  # screens to generate: a 112×14-tile level
+    max_tiles: int = 64  # 64 16×16 tiles = at most 256 distinct 8×8 patterns: one NES pattern table
+    palettes: int = 4  # one backdrop + 4 sub-palettes: one NES palette set (export-nes needs it)
     quiet: bool = False
 
 
@@ -58,7 +60,8 @@ def run_demo(config: DemoConfig, cli: click.Group) -> None:
           "--seed", str(config.seed)], config.quiet)
     _run(cli, ["export-tiles", "--generated", str(generated), "--train", str(data / "screens"),
           "--tmx", str(work / "level.tmx"), "--tilesets", str(work / "tilesets"),
-          "--tiles", str(work / "tiles")], config.quiet)
+          "--tiles", str(work / "tiles"), "--max-tiles", str(config.max_tiles),
+          "--palettes", str(config.palettes)], config.quiet)
     if not config.quiet:
         minutes = (time.monotonic() - t0) / 60
         click.secho(f"\nDone in {minutes:.1f} min. Open {work / 'level.tmx'} in Tiled Map Editor;",

@@ -46,7 +46,12 @@ PCA_DIMS = 40  # components kept: ≥ 97 % of the variance of clean museum tiles
 FIT_SAMPLE = 20_000  # cells the projection and the k-means are fitted on (all cells are assigned)
 OVERCLUSTER = 3  # k-means centres per final tile, before Ward merging
 VOTE_CLIP = 0.35  # sRGB distance (0–1 scale) beyond which a member pixel is an outlier (speckle)
-SMOOTH = 0.12  # λ: OKLab distance a lone pixel's members must outvote per differing neighbour
+# λ per differing 4-neighbour = SMOOTH_ABS + SMOOTH_PER_USE · (the tile's use): the data term is a
+# sum over members, so the second part asks each member's pixel to be clearly unlike its
+# neighbours (a GAN's phase-locked checkerboard is a consensus of near colours, and goes), while
+# the first lets a rarely used tile lose speckle its one or two members share.
+SMOOTH_ABS = 0.02
+SMOOTH_PER_USE = 0.02
 ICM_SWEEPS = 4
 CHUNK = 16_384  # cells per chunk in the streaming steps (≈ 50 MB of float32 features)
 _POS = np.full(64, -1, dtype=np.intp)  # NES index -> column in EMITTABLE order
@@ -192,35 +197,34 @@ def _merge_by_vote(pc: np.ndarray, k: int) -> np.ndarray:
     tile, weighted by use). Two halves of one drawing vote the same tile and merge for free; a
     rare drawing merges only when its pixels are cheap to change. Returns (m,) group 0…k-1."""
     m = len(pc)
-    flat = pc.reshape(m, -1).astype(np.float32)  # (m, 256·54)
+    flat_t = np.ascontiguousarray(pc.reshape(m, -1).T, dtype=np.float32)  # (256·54, m): rows gather fast
     cols = np.arange(PIXELS) * pc.shape[2]
-
-    def drawn_with(tile: np.ndarray) -> np.ndarray:  # (m,) cost of every group with one tile
-        return flat[:, cols + tile].sum(1)
-
     tiles = pc.argmin(2)  # (m, 256) each group's free vote
-    cost = np.stack([drawn_with(t) for t in tiles], 1)  # (m, m): C[i, j]
+    cost = np.stack([flat_t[cols + t].sum(0) for t in tiles], 1)  # (m, m): C[i, j]
     extra = cost - np.diag(cost)[:, None]
     delta = np.minimum(extra, extra.T)
     np.fill_diagonal(delta, np.inf)
+    alive = np.ones(m, bool)
     group = np.arange(m)
     for _ in range(m - k):
         i, j = divmod(int(delta.argmin()), m)
-        flat[i] += flat[j]
-        tiles[i] = flat[i].reshape(PIXELS, -1).argmin(1)
+        flat_t[:, i] += flat_t[:, j]
+        flat_t[:, j] = 0
+        alive[j] = False
+        tiles[i] = flat_t[:, i].reshape(PIXELS, -1).argmin(1)
         group[group == j] = i
-        delta[j, :] = delta[:, j] = np.inf
-        flat[j] = 0
-        row = flat[i][cols[None, :] + tiles].sum(1)  # (m,) group i drawn with every tile
-        col = drawn_with(tiles[i])  # (m,) every group drawn with i's tile
-        ext_i, ext_o = row - row[i], col - np.diag(cost)  # extra cost for i, for the others
+        mine = flat_t[:, i].reshape(PIXELS, -1)
+        row = mine[np.arange(PIXELS), tiles].sum(1)  # (m,) group i drawn with every tile
+        col = flat_t[cols + tiles[i]].sum(0)  # (m,) every group drawn with i's tile
+        diag = np.diag(cost).copy()
+        diag[i] = row[i]
         cost[:, i] = col
         cost[i, :] = row
-        d = np.minimum(ext_i, ext_o)
-        alive = np.isfinite(delta).any(1)
+        d = np.minimum(row - row[i], col - diag)  # i drawn with another's tile, or another with i's
         d[~alive] = np.inf
         d[i] = np.inf
         delta[i, :] = delta[:, i] = d
+        delta[j, :] = delta[:, j] = np.inf
     _, dense = np.unique(group, return_inverse=True)
     return dense
 
@@ -250,22 +254,23 @@ def _group(cells: np.ndarray, feats: np.ndarray, weights: np.ndarray, k: int, di
 
 def _vote_costs(cells: np.ndarray, weights: np.ndarray, labels: np.ndarray, k: int,
                 dist: np.ndarray) -> np.ndarray:
-    """(k, 256, 54): Σ over a group's members of weight · OKLab distance(member pixel, colour)."""
-    hist = np.zeros(k * PIXELS * 64, np.float64)
+    """(k, 256, 54): Σ over a group's members of weight · distance(member pixel, colour)."""
+    hist = np.zeros((PIXELS, k * 64), np.float64)  # per pixel: (group, colour) counts
     flat = cells.reshape(len(cells), -1)
-    pix = np.arange(PIXELS, dtype=np.int64)
+    unit = bool(np.all(weights == 1))
     for s in range(0, len(cells), CHUNK):
-        idx = ((labels[s : s + CHUNK, None].astype(np.int64) * PIXELS + pix) * 64
-               + flat[s : s + CHUNK])  # (c, 256)
-        hist += np.bincount(idx.ravel(), weights=np.repeat(weights[s : s + CHUNK], PIXELS),
-                            minlength=len(hist))
-    return (hist.reshape(k * PIXELS, 64) @ dist).reshape(k, PIXELS, -1)
+        key = (labels[s : s + CHUNK, None].astype(np.int32) * 64 + flat[s : s + CHUNK]).T.copy()  # (256, c)
+        w = None if unit else weights[s : s + CHUNK]
+        for p in range(PIXELS):
+            hist[p] += np.bincount(key[p], weights=w, minlength=k * 64)
+    hist = hist.reshape(PIXELS, k, 64).transpose(1, 0, 2).reshape(k * PIXELS, 64)
+    return (hist @ dist).reshape(k, PIXELS, -1)
 
 
-def _smooth(pc: np.ndarray, allowed: np.ndarray, choice: np.ndarray, lam: float) -> np.ndarray:
+def _smooth(pc: np.ndarray, allowed: np.ndarray, choice: np.ndarray, lam: np.ndarray) -> np.ndarray:
     """Checkerboard ICM on E = Σ_p pc[p, a_p] + λ·#{4-neighbour pairs that differ}, per tile.
 
-    pc (k, 256, 54); allowed (k, 4) columns (-1 = none); choice (k, 256) option index 0–3.
+    pc (k, 256, 54); allowed (k, 4) columns (-1 = none); choice (k, 256) option index 0–3; lam (k,).
     Returns the improved (k, 256) option indices."""
     k = len(pc)
     opts = allowed.shape[1]
@@ -286,7 +291,7 @@ def _smooth(pc: np.ndarray, allowed: np.ndarray, choice: np.ndarray, lam: float)
                 else:
                     valid[:, 0 if step == 1 else -1] = False
                 diff += valid[None, :, :, None] & (nb[..., None] != np.arange(opts))
-            best = (data + lam * diff).argmin(-1)
+            best = (data + lam[:, None, None, None] * diff).argmin(-1)
             upd = (parity == par)[None] & (best != a)
             if upd.any():
                 a[upd] = best[upd]
@@ -296,7 +301,7 @@ def _smooth(pc: np.ndarray, allowed: np.ndarray, choice: np.ndarray, lam: float)
     return a.reshape(k, PIXELS)
 
 
-def _legal_tiles(pc: np.ndarray, backdrops: list[int], palettes: int | None
+def _legal_tiles(pc: np.ndarray, mass: np.ndarray, backdrops: list[int], palettes: int | None
                  ) -> tuple[np.ndarray, int | None, list[tuple[int, ...]], np.ndarray]:
     """Tiles (k, 16, 16) from vote costs, ≤ 4 colours each, lone pixels penalised.
 
@@ -317,7 +322,7 @@ def _legal_tiles(pc: np.ndarray, backdrops: list[int], palettes: int | None
         for t, s in enumerate(assign.tolist()):
             allowed[t, 1 : 1 + len(sets[s])] = sets[s]
     choice = (cols[:, :, None] == allowed[:, None, :]).argmax(-1)  # (k, 256) option index
-    choice = _smooth(pc, allowed, choice, SMOOTH)
+    choice = _smooth(pc, allowed, choice, SMOOTH_ABS + SMOOTH_PER_USE * mass)
     tiles = EMITTABLE[np.take_along_axis(allowed, choice, axis=1)].reshape(-1, TILE, TILE)
     return tiles.astype(np.uint8), bg, list(sets), np.asarray(assign, np.intp)
 
@@ -359,7 +364,8 @@ def build_sheet(cells: np.ndarray, weights: np.ndarray | None, palette: Palette,
 
     # 3–4. vote, legal colours
     pc = _vote_costs(cells, w, labels, k, dist)
-    tiles, bg, subs, assign = _legal_tiles(pc, backdrops, config.palettes)
+    tiles, bg, subs, assign = _legal_tiles(pc, np.bincount(labels, weights=w, minlength=k), backdrops,
+                                           config.palettes)
     # groups that voted the same tile become one
     tiles, same, _ = dedupe(tiles)
     first = np.zeros(len(tiles), np.intp)
