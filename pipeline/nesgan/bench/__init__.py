@@ -4,4 +4,4 @@ Each benchmark is a module here with `run(out: Path, quick: bool) -> dict` retur
 `python -m nesgan.bench` runs them all and writes bench-out/results.json plus a readable table.
 """
 
-BENCHMARKS = ["scrape_bench", "crop_bench", "train_bench", "quantize_bench", "nearcopy_bench"]
+BENCHMARKS = ["scrape_bench", "crop_bench", "train_bench", "quantize_bench", "nearcopy_bench", "sheet_bench"]

@@ -100,19 +100,22 @@ def recovery(games: int = 6, shots: int = 8, seed: int = 0, palettes: int | None
     }
 
 
+POOL_SCREENS = 300  # spoiled screens the scale cells are drawn from (58,800 cells, ×4 with mirrors)
+
+
 def scale_cells(n_screens: int, rng: np.random.Generator, vocab: np.ndarray, palette: Palette) -> np.ndarray:
-    """n_screens·196 spoiled cells recombined from a vocabulary of clean tiles."""
-    n = n_screens * GRID * GRID
-    pick = vocab[rng.integers(0, len(vocab), n)]
-    # spoil in blocks of 196 cells (one 224×224 screen each), re-using the screen spoiler
-    out = np.empty_like(pick)
+    """n_screens·196 spoiled cells: drawn from POOL_SCREENS spoiled screens of random vocabulary
+    tiles, each cell mirrored at random (spoiling 10,000 screens one by one would take longer
+    than the sheet itself)."""
     block = GRID * GRID
-    base = rebuild(pick[:block], np.arange(block), 1)[0]
-    for s in range(0, n, block):
-        screen = rebuild(pick[s : s + block], np.arange(block), 1)
-        out[s : s + block] = cells_of(spoil(screen, palette, rng))
-    del base
-    return out
+    screens = np.stack([rebuild(vocab[rng.integers(0, len(vocab), block)], np.arange(block), 1)[0]
+                        for _ in range(POOL_SCREENS)])
+    pool = cells_of(spoil(screens, palette, rng))  # (POOL·196, 16, 16)
+    pick = pool[rng.integers(0, len(pool), n_screens * block)]
+    flip = rng.integers(0, 4, len(pick))
+    pick[flip & 1 == 1] = pick[flip & 1 == 1][:, :, ::-1]
+    pick[flip & 2 == 2] = pick[flip & 2 == 2][:, ::-1, :]
+    return pick
 
 
 def scale(sizes: tuple[int, ...], max_tiles: int = 256) -> dict:

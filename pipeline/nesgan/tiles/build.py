@@ -20,7 +20,14 @@ from nesgan.files import atomic_write_bytes, write_jsonl
 from nesgan.images import GRID, SCREEN, TILE, encode_png, image_files
 from nesgan.tiles.contact import write_contact_sheets, write_member_sheets
 from nesgan.tiles.nearcopy import load_or_build_index, verdicts
-from nesgan.tiles.sheet import DEFAULT_MAX_TILES, Sheet, SheetConfig, build_sheet, check_budget, orphan_rate
+from nesgan.tiles.sheet import (
+    DEFAULT_MAX_TILES,
+    Sheet,
+    SheetConfig,
+    build_sheet,
+    check_budget,
+    orphan_rate,
+)
 from nesgan.tiles.tile import (
     DEFAULT_NEAR_COPY_PIXELS,
     dedupe,

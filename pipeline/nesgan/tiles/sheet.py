@@ -35,23 +35,28 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from nesgan.colour.attributes import COLOURS_PER_SUB, MAX_SUBPALETTES, best_colour_sets, solve_cell_costs
+from nesgan.colour.attributes import (
+    COLOURS_PER_SUB,
+    MAX_SUBPALETTES,
+    best_colour_sets,
+    solve_cell_costs,
+)
 from nesgan.colour.palette import BLACK, EMITTABLE, Palette, srgb_to_oklab
 from nesgan.errors import NesganError
 from nesgan.tiles.tile import TILE, dedupe
 
 DEFAULT_MAX_TILES = 256  # a pattern table's worth; NES levels use a few dozen to a few hundred metatiles
 PIXELS = TILE * TILE
-PCA_DIMS = 40  # components kept: ≥ 97 % of the variance of clean museum tiles, little of the speckle
+PCA_DIMS = 32  # components kept: the drawing lives in the first few, the speckle spreads over all 768
 FIT_SAMPLE = 20_000  # cells the projection and the k-means are fitted on (all cells are assigned)
-OVERCLUSTER = 3  # k-means centres per final tile, before Ward merging
+OVERCLUSTER = 2  # k-means centres per final tile, before merging by vote cost
 VOTE_CLIP = 0.35  # sRGB distance (0–1 scale) beyond which a member pixel is an outlier (speckle)
 # λ per differing 4-neighbour = SMOOTH_ABS + SMOOTH_PER_USE · (the tile's use): the data term is a
 # sum over members, so the second part asks each member's pixel to be clearly unlike its
 # neighbours (a GAN's phase-locked checkerboard is a consensus of near colours, and goes), while
 # the first lets a rarely used tile lose speckle its one or two members share.
 SMOOTH_ABS = 0.02
-SMOOTH_PER_USE = 0.02
+SMOOTH_PER_USE = 0.025
 ICM_SWEEPS = 4
 CHUNK = 16_384  # cells per chunk in the streaming steps (≈ 50 MB of float32 features)
 _POS = np.full(64, -1, dtype=np.intp)  # NES index -> column in EMITTABLE order
@@ -258,9 +263,10 @@ def _vote_costs(cells: np.ndarray, weights: np.ndarray, labels: np.ndarray, k: i
     hist = np.zeros((PIXELS, k * 64), np.float64)  # per pixel: (group, colour) counts
     flat = cells.reshape(len(cells), -1)
     unit = bool(np.all(weights == 1))
-    for s in range(0, len(cells), CHUNK):
-        key = (labels[s : s + CHUNK, None].astype(np.int32) * 64 + flat[s : s + CHUNK]).T.copy()  # (256, c)
-        w = None if unit else weights[s : s + CHUNK]
+    step = 8 * CHUNK  # bincount's output is re-zeroed per call: fewer, longer calls
+    for s in range(0, len(cells), step):
+        key = (labels[s : s + step, None].astype(np.int32) * 64 + flat[s : s + step]).T.copy()  # (256, c)
+        w = None if unit else weights[s : s + step]
         for p in range(PIXELS):
             hist[p] += np.bincount(key[p], weights=w, minlength=k * 64)
     hist = hist.reshape(PIXELS, k, 64).transpose(1, 0, 2).reshape(k * PIXELS, 64)
