@@ -6,24 +6,29 @@ colours (the shared backdrop plus a 3-colour sub-palette, as the NES draws a 16�
 module makes that sheet, in the spirit of lossy tile reducers (swpxlt `img2sms -maxtiles`
 merges the closest pair; RgbQuant-SMS runs k-means to `maxTiles`), in five steps:
 
-1. **Features.** Each cell's 256 pixels in OKLab (768 numbers), projected on the top principal
-   components of a sample of cells: noise spreads over many components, the drawing lives in
-   the first few.
-2. **Grouping.** Mini-batch k-means over-clusters the cells (3·N centres, fitted on a sample),
-   every cell takes its nearest centre, then the centres are merged pairwise by Ward's criterion
-   (the merge that adds the least squared error, weighted by use) down to N. Over-clustering
-   first keeps rare but distinct drawings apart: plain k-means at N spends its centres on
-   splitting the sky, which covers half of every screen.
+1. **Features.** Each cell's pixels in OKLab (every 2nd pixel each way: 64 pixels, 192 numbers),
+   projected on the top principal components of a sample of cells: noise spreads over many
+   components, the drawing lives in the first few.
+2. **Grouping.** k-means (greedy k-means++ seeding, fitted on a sample) over-clusters the cells
+   into 2·N groups; every cell takes its nearest centre. Then groups are merged pairwise,
+   cheapest first, down to N, where the cost of a merge is what drawing both groups with one
+   voted tile adds to their vote costs (step 3), weighted by use. Two halves of one drawing vote
+   the same tile and merge for free; a rare but distinct drawing stays apart unless its pixels
+   are cheap to change (swpxlt's `img2sms -maxtiles` merges the closest pair the same way; plain
+   k-means at N, as RgbQuant-SMS does, spends its centres splitting the sky, which covers half
+   of every screen).
 3. **Vote.** A group's tile is voted pixel by pixel in palette space: the cost of showing pixel
-   p as colour a is Σ over members of the OKLab distance from the member's colour to a
-   (a per-pixel medoid; a tile used 200 times weighs 200 times more than one used once).
-4. **NES colours.** The attribute solver (`nesgan.colour.attributes.solve_cell_costs`) picks one
-   backdrop and, per tile, 3 colours that minimise those costs; with `palettes=K` every tile
-   takes one of K shared sub-palettes (K = 4: one NES palette set). Then isolated pixels are
-   penalised (a Potts term, λ per differing 4-neighbour, solved by checkerboard ICM): a lone
-   pixel survives only when its members agree on it, so speckle goes and real dithering stays.
-5. **Reassign.** Every cell takes the nearest finished tile, and steps 3–5 run once more with
-   those members; the last assignment is the map. Tiles nobody uses are dropped.
+   p as colour a is Σ over members of the squared sRGB distance from the member's colour to a,
+   truncated so that speckle costs every candidate alike (the colour nearest the members' mean:
+   generator noise is zero-mean in RGB; a tile used 200 times weighs 200 times more).
+4. **NES colours.** The attribute solver (`nesgan.colour.attributes`) picks, from those costs,
+   each tile's ≤ 4 colours; with `palettes=K` one backdrop and K shared 3-colour sub-palettes
+   (K = 4: one NES palette set) and each tile the best of them. Then lone pixels are penalised
+   (a Potts term per differing 4-neighbour, solved by checkerboard ICM) with a weight that grows
+   with the tile's use, so a lone pixel survives only where its members clearly agree on an
+   unlike colour: speckle and a GAN's phase-locked checkerboard go, real dots stay.
+5. **Map.** Each cell is drawn with its group's tile; groups that voted the same tile become one.
+   The sheet is ordered by sub-palette (most used first), then by use.
 
 Everything is numpy/scipy/scikit-learn on the CPU; 10,000 screens (1.96 M cells) take well under
 a minute on 2 cores (`make bench`, sheet_bench).
@@ -48,7 +53,9 @@ from nesgan.tiles.tile import TILE, dedupe
 DEFAULT_MAX_TILES = 256  # a pattern table's worth; NES levels use a few dozen to a few hundred metatiles
 PIXELS = TILE * TILE
 PCA_DIMS = 32  # components kept: the drawing lives in the first few, the speckle spreads over all 768
+FEATURE_STRIDE = 2  # features from every 2nd pixel each way (64 of 256): 4× less gathering, same groups
 FIT_SAMPLE = 20_000  # cells the projection and the k-means are fitted on (all cells are assigned)
+KMEANS_STEPS = 10  # Lloyd steps after seeding; the merge by vote cost does the fine work
 OVERCLUSTER = 2  # k-means centres per final tile, before merging by vote cost
 VOTE_CLIP = 0.35  # sRGB distance (0–1 scale) beyond which a member pixel is an outlier (speckle)
 # λ per differing 4-neighbour = SMOOTH_ABS + SMOOTH_PER_USE · (the tile's use): the data term is a
@@ -155,18 +162,23 @@ class _Projection:
         """(n, 16, 16) NES indices -> (n, d) float32 features, in chunks."""
         n = len(cells)
         out = np.empty((n, self.basis.shape[1]), np.float32)
-        flat = cells.reshape(n, -1)
+        shift = self.mean @ self.basis  # (d,)
         for s in range(0, n, CHUNK):
-            x = self.lab[flat[s : s + CHUNK]].reshape(-1, 3 * PIXELS)  # (c, 768)
-            out[s : s + CHUNK] = (x - self.mean) @ self.basis
+            x = self.lab[_sample(cells[s : s + CHUNK])]  # (c, P', 3)
+            out[s : s + CHUNK] = x.reshape(len(x), -1) @ self.basis - shift
         return out
+
+
+def _sample(cells: np.ndarray) -> np.ndarray:
+    """(n, 16, 16) -> (n, P') the pixels features are computed from (FEATURE_STRIDE apart)."""
+    return cells[:, ::FEATURE_STRIDE, ::FEATURE_STRIDE].reshape(len(cells), -1)
 
 
 def _projection(cells: np.ndarray, lab: np.ndarray, rng: np.random.Generator) -> _Projection:
     pick = rng.choice(len(cells), size=min(len(cells), FIT_SAMPLE), replace=False)
     from scipy.linalg import eigh
 
-    x = lab[cells[np.sort(pick)].reshape(len(pick), -1)].reshape(len(pick), -1)  # (s, 768) float32
+    x = lab[_sample(cells[np.sort(pick)])].reshape(len(pick), -1)  # (s, 3·P') float32
     mean = x.mean(0)
     x -= mean
     gram = (x.T @ x).astype(np.float64)  # (768, 768)
@@ -234,16 +246,39 @@ def _merge_by_vote(pc: np.ndarray, k: int) -> np.ndarray:
     return dense
 
 
-def _group(cells: np.ndarray, feats: np.ndarray, weights: np.ndarray, k: int, dist: np.ndarray,
-           rng: np.random.Generator, seed: int) -> np.ndarray:
-    from sklearn.cluster import MiniBatchKMeans
+def _kmeans(x: np.ndarray, w: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """(k, d) centres: greedy k-means++ seeding (each new centre the best of a few drawn in
+    proportion to the weighted squared distance from the chosen ones, so rare drawings get
+    centres), then Lloyd steps."""
+    x64 = x.astype(np.float64)
+    centres = np.empty((k, x.shape[1]))
+    centres[0] = x64[rng.choice(len(x), p=w / w.sum())]
+    d2 = ((x64 - centres[0]) ** 2).sum(1)
+    trials = 2 + int(np.log(k))  # greedy k-means++: the best of a few draws each time
+    for j in range(1, k):
+        p = w * d2
+        if p.sum() <= 0:
+            centres[j:] = x64[rng.integers(len(x), size=k - j)]
+            break
+        cand = rng.choice(len(x), size=trials, p=p / p.sum())
+        nd2 = np.minimum(d2[None, :], ((x64[None, :, :] - x64[cand][:, None, :]) ** 2).sum(-1))  # (t, n)
+        best = int((nd2 * w).sum(1).argmin())
+        centres[j] = x64[cand[best]]
+        d2 = nd2[best]
+    for _ in range(KMEANS_STEPS):
+        lab, _ = _nearest(x, centres)
+        mass = np.bincount(lab, weights=w, minlength=k)
+        sums = np.stack([np.bincount(lab, weights=w * x64[:, d], minlength=k) for d in range(x.shape[1])], 1)
+        live = mass > 0
+        centres[live] = sums[live] / mass[live, None]
+    return centres.astype(np.float32)
 
+
+def _group(cells: np.ndarray, feats: np.ndarray, weights: np.ndarray, k: int, dist: np.ndarray,
+           rng: np.random.Generator) -> np.ndarray:
     pick = np.sort(rng.choice(len(feats), size=min(len(feats), FIT_SAMPLE), replace=False))
     k0 = min(len(pick), OVERCLUSTER * k)
-    km = MiniBatchKMeans(n_clusters=k0, random_state=seed, n_init=1, batch_size=4096,
-                         max_no_improvement=20, reassignment_ratio=0.0)
-    km.fit(feats[pick], sample_weight=weights[pick])
-    lab, _ = _nearest(feats, km.cluster_centers_)
+    lab, _ = _nearest(feats, _kmeans(feats[pick], weights[pick], k0, rng))
     mass = np.bincount(lab, weights=weights, minlength=k0)
     used = np.flatnonzero(mass > 0)
     lab = np.searchsorted(used, lab)
@@ -362,10 +397,13 @@ def build_sheet(cells: np.ndarray, weights: np.ndarray | None, palette: Palette,
     # 1. features; 2. groups
     proj = _projection(cells, lab, rng)
     feats = proj(cells)
-    labels = np.arange(len(cells)) if len(cells) <= k else _group(cells, feats, w, k, dist, rng, config.seed)
+    labels = np.arange(len(cells)) if len(cells) <= k else _group(cells, feats, w, k, dist, rng)
     k = int(labels.max()) + 1
     # backdrop candidates: the most used colours, and black
-    use = np.bincount(cells.reshape(-1), weights=np.repeat(w, PIXELS), minlength=64)
+    use = np.zeros(64)
+    for s in range(0, len(cells), CHUNK):  # colour use, weighted by cell use (in chunks: no 256× copy of w)
+        use += np.bincount(cells[s : s + CHUNK].reshape(-1), minlength=64,
+                           weights=np.repeat(w[s : s + CHUNK], PIXELS))
     backdrops = [int(_POS[c]) for c in np.argsort(-use, kind="stable")[:4] if use[c] > 0] + [int(_POS[BLACK])]
 
     # 3–4. vote, legal colours
