@@ -156,3 +156,27 @@ def test_reexport_keeps_every_tile_id_and_pixels_and_prints_the_sheet_numbers(tm
     assert np.array_equal(second[:count], first[:count])  # old ids keep their pixels
     assert _tilecount("tilesets/nesgan.tsx") >= count
     assert report.sheet["subpalettes"] <= 4 and report.tiles <= 20
+
+
+def test_a_sheet_with_palettes_4_and_64_tiles_exports_to_the_nes_as_export_tiles_drew_it(tmp_path, spoiled_case,
+                                                                                          monkeypatch):
+    from nes_maps import decode_nametable
+
+    from nesgan.nes.export import vertical_placement
+
+    clean, spoiled = spoiled_case
+    _save_screens(tmp_path / "gen", spoiled[:2])
+    _save_screens(tmp_path / "train", clean_screens(2, 1, seed=9))
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(cli, ["export-tiles", "--generated", "gen", "--train", "train", "--tmx", "level.tmx",
+                                   "--max-tiles", "64", "--palettes", "4"])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(cli, ["export-nes", "level.tmx", "--out", "nes"])
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "nes"
+    chr_data, pal = (out / "tiles.chr").read_bytes(), (out / "palette.pal").read_bytes()
+    wide = np.concatenate([decode_nametable(p.read_bytes(), chr_data, pal)
+                           for p in sorted(out.glob("screen-*.nam"))], axis=1)
+    top = vertical_placement(224)[1]
+    preview = np.asarray(Image.open("level.png").convert("RGB"))
+    assert np.array_equal(PAL.to_rgb(wide[top : top + 224, :448]), preview)

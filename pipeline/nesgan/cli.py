@@ -52,7 +52,7 @@ def cli() -> None:
       nesgan train         a DCGAN on data/screens -> runs/default
       nesgan generate      new screens from a trained run -> data/generated
       nesgan quantize      any images onto the NES palette
-      nesgan export-tiles  tiles, near-copy flags, Tiled tilesets and a map
+      nesgan export-tiles  a tile sheet, near-copy flags, Tiled tilesets and a map
       nesgan export-nes    a map painted in Tiled -> NES pattern table, nametables and a ROM
     `nesgan demo` runs all of it on the embedded museum, offline.
     """
@@ -299,8 +299,7 @@ def quantize_cmd(src: Path, out: Path | None, nes_attributes: bool, palette_file
                    "palette set, what an NES export needs). Without it each tile still shows ≤ 4 colours.")
 def export_tiles_cmd(generated, train_dir, tmx, tilesets, tiles_dir, name, near_copy_pixels, max_tiles,
                      palettes) -> None:
-    """Cut generated screens into 16×16 tiles, reduce them to a compact sheet, and export Tiled
-    tilesets (and a map).
+    """Make a compact 16×16 tile sheet from generated screens; export it for Tiled.
 
     The sheet has at most --max-tiles tiles of at most 4 colours each (a backdrop plus a 3-colour
     sub-palette), ordered by sub-palette and use; every generated cell is drawn with one of them,
