@@ -161,7 +161,6 @@ def test_reexport_keeps_every_tile_id_and_pixels_and_prints_the_sheet_numbers(tm
 def test_a_sheet_with_palettes_4_and_64_tiles_exports_to_the_nes_as_export_tiles_drew_it(tmp_path, spoiled_case,
                                                                                           monkeypatch):
     from nes_maps import decode_nametable
-
     from nesgan.nes.export import vertical_placement
 
     clean, spoiled = spoiled_case
