@@ -54,7 +54,7 @@ DEFAULT_MAX_TILES = 256  # a pattern table's worth; NES levels use a few dozen t
 PIXELS = TILE * TILE
 PCA_DIMS = 32  # components kept: the drawing lives in the first few, the speckle spreads over all 768
 FEATURE_STRIDE = 2  # features from every 2nd pixel each way (64 of 256): 4× less gathering, same groups
-FIT_SAMPLE = 20_000  # cells the projection and the k-means are fitted on (all cells are assigned)
+FIT_SAMPLE = 12_000  # cells the projection and the k-means are fitted on (all cells are assigned)
 KMEANS_STEPS = 10  # Lloyd steps after seeding; the merge by vote cost does the fine work
 OVERCLUSTER = 2  # k-means centres per final tile, before merging by vote cost
 VOTE_CLIP = 0.35  # sRGB distance (0–1 scale) beyond which a member pixel is an outlier (speckle)
@@ -251,9 +251,10 @@ def _kmeans(x: np.ndarray, w: np.ndarray, k: int, rng: np.random.Generator) -> n
     proportion to the weighted squared distance from the chosen ones, so rare drawings get
     centres), then Lloyd steps."""
     x64 = x.astype(np.float64)
+    xx = (x64**2).sum(1)  # ‖x‖²: distances as ‖x‖² − 2x·c + ‖c‖², one matrix product per step
     centres = np.empty((k, x.shape[1]))
     centres[0] = x64[rng.choice(len(x), p=w / w.sum())]
-    d2 = ((x64 - centres[0]) ** 2).sum(1)
+    d2 = np.maximum(xx - 2 * x64 @ centres[0] + (centres[0] ** 2).sum(), 0)
     trials = 2 + int(np.log(k))  # greedy k-means++: the best of a few draws each time
     for j in range(1, k):
         p = w * d2
@@ -261,7 +262,8 @@ def _kmeans(x: np.ndarray, w: np.ndarray, k: int, rng: np.random.Generator) -> n
             centres[j:] = x64[rng.integers(len(x), size=k - j)]
             break
         cand = rng.choice(len(x), size=trials, p=p / p.sum())
-        nd2 = np.minimum(d2[None, :], ((x64[None, :, :] - x64[cand][:, None, :]) ** 2).sum(-1))  # (t, n)
+        cd = np.maximum(xx[None, :] - 2 * x64[cand] @ x64.T + xx[cand][:, None], 0)  # (t, n)
+        nd2 = np.minimum(d2[None, :], cd)
         best = int((nd2 * w).sum(1).argmin())
         centres[j] = x64[cand[best]]
         d2 = nd2[best]
@@ -275,7 +277,7 @@ def _kmeans(x: np.ndarray, w: np.ndarray, k: int, rng: np.random.Generator) -> n
 
 
 def _group(cells: np.ndarray, feats: np.ndarray, weights: np.ndarray, k: int, dist: np.ndarray,
-           rng: np.random.Generator) -> np.ndarray:
+           rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     pick = np.sort(rng.choice(len(feats), size=min(len(feats), FIT_SAMPLE), replace=False))
     k0 = min(len(pick), OVERCLUSTER * k)
     lab, _ = _nearest(feats, _kmeans(feats[pick], weights[pick], k0, rng))
@@ -283,9 +285,12 @@ def _group(cells: np.ndarray, feats: np.ndarray, weights: np.ndarray, k: int, di
     used = np.flatnonzero(mass > 0)
     lab = np.searchsorted(used, lab)
     if len(used) <= k:
-        return lab
-    merged = _merge_by_vote(_vote_costs(cells, weights, lab, len(used), dist), k)
-    return merged[lab]
+        return lab, _vote_costs(cells, weights, lab, len(used), dist)
+    pc = _vote_costs(cells, weights, lab, len(used), dist)
+    merged = _merge_by_vote(pc, k)
+    total = np.zeros((k, *pc.shape[1:]))
+    np.add.at(total, merged, pc)  # vote costs add up: the merged groups' costs without another pass
+    return merged[lab], total
 
 
 # ---------------------------------------------------------------------------------------------
@@ -397,7 +402,11 @@ def build_sheet(cells: np.ndarray, weights: np.ndarray | None, palette: Palette,
     # 1. features; 2. groups
     proj = _projection(cells, lab, rng)
     feats = proj(cells)
-    labels = np.arange(len(cells)) if len(cells) <= k else _group(cells, feats, w, k, dist, rng)
+    if len(cells) <= k:
+        labels = np.arange(len(cells))
+        pc = _vote_costs(cells, w, labels, len(cells), dist)
+    else:
+        labels, pc = _group(cells, feats, w, k, dist, rng)
     k = int(labels.max()) + 1
     # backdrop candidates: the most used colours, and black
     use = np.zeros(64)
@@ -407,7 +416,6 @@ def build_sheet(cells: np.ndarray, weights: np.ndarray | None, palette: Palette,
     backdrops = [int(_POS[c]) for c in np.argsort(-use, kind="stable")[:4] if use[c] > 0] + [int(_POS[BLACK])]
 
     # 3–4. vote, legal colours
-    pc = _vote_costs(cells, w, labels, k, dist)
     tiles, bg, subs, assign = _legal_tiles(pc, np.bincount(labels, weights=w, minlength=k), backdrops,
                                            config.palettes)
     # groups that voted the same tile become one
