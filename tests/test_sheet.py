@@ -45,10 +45,10 @@ def _atlas(png) -> np.ndarray:
     return img.reshape(h, 16, w, 16, 3).swapaxes(1, 2).reshape(-1, 16, 16, 3)
 
 
-def _tilecount(tsx) -> int:
-    from xml.etree import ElementTree as ET
-
-    return int(ET.parse(tsx).getroot().get("tilecount"))
+def _tilecount(ids_jsonl) -> int:
+    """Tiles in the main tileset, from the export's ids manifest (the atlas pads its last row)."""
+    rows = [json.loads(x) for x in open(ids_jsonl).read().splitlines()]
+    return 1 + max(r["tile"] for r in rows if r["tileset"] == "nesgan")
 
 
 def test_a_spoiled_case_with_a_known_answer_is_recovered(spoiled_case):
@@ -147,14 +147,17 @@ def test_reexport_keeps_every_tile_id_and_pixels_and_prints_the_sheet_numbers(tm
     res = CliRunner().invoke(cli, args)
     assert res.exit_code == 0, res.output
     assert "sub-palette(s)" in res.output and "% of pixels differ" in res.output
-    first, count = _atlas("tilesets/nesgan.png"), _tilecount("tilesets/nesgan.tsx")
+    first, count = _atlas("tilesets/nesgan.png"), _tilecount("tilesets/nesgan.ids.jsonl")
+    again = CliRunner().invoke(cli, args)  # the same screens: the same sheet, nothing new
+    assert again.exit_code == 0 and "(nesgan +0, nesgan-near-copies +0 new)" in again.output, again.output
     _save_screens(tmp_path / "gen", spoiled)  # more screens: a new vote, new tiles appended
     report = export_tiles(ExportConfig(generated=tmp_path / "gen", train=tmp_path / "train",
                                        tilesets_dir=tmp_path / "tilesets", tiles_dir=tmp_path / "tiles",
                                        tmx=tmp_path / "level.tmx", max_tiles=20, palettes=4))
     second = _atlas("tilesets/nesgan.png")
-    assert np.array_equal(second[:count], first[:count])  # old ids keep their pixels
-    assert _tilecount("tilesets/nesgan.tsx") >= count
+    differ = [i for i in range(count) if not np.array_equal(second[i], first[i])]
+    assert differ == [], (count, differ, len(first), len(second))  # old ids keep their pixels
+    assert report.new_tiles["nesgan"] >= 1  # the new vote drew some tiles differently: appended
     assert report.sheet["subpalettes"] <= 4 and report.tiles <= 20
 
 

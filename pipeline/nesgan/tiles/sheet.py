@@ -188,18 +188,26 @@ def _projection(cells: np.ndarray, lab: np.ndarray, rng: np.random.Generator) ->
     return _Projection(lab, mean.astype(np.float32), np.ascontiguousarray(basis, dtype=np.float32))
 
 
-def _nearest(feats: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest centre per row (squared Euclidean) and that squared distance, in chunks."""
-    cn = (centres.astype(np.float32) ** 2).sum(1)
+def _nearest(feats: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Nearest centre per row (squared Euclidean), in chunks."""
     ct = centres.astype(np.float32).T
+    cn = (ct**2).sum(0) / 2  # argmin ‖f − c‖² = argmin (‖c‖²/2 − f·c)
     lab = np.empty(len(feats), np.intp)
-    dist = np.empty(len(feats), np.float32)
     for s in range(0, len(feats), CHUNK):
-        f = feats[s : s + CHUNK]
-        d = cn[None, :] - 2 * (f @ ct)  # (c, k): ‖f‖² is the same for every centre
+        d = feats[s : s + CHUNK] @ ct  # (c, k)
+        np.subtract(cn, d, out=d)
         lab[s : s + CHUNK] = d.argmin(1)
-        dist[s : s + CHUNK] = np.maximum(d[np.arange(len(f)), lab[s : s + CHUNK]] + (f**2).sum(1), 0)
-    return lab, dist
+    return lab
+
+
+def _group_means(labels: np.ndarray, w: np.ndarray, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted mean of x's rows per label (one sparse product, one pass) and each label's weight."""
+    from scipy.sparse import csr_matrix
+
+    member = csr_matrix((w, (labels, np.arange(len(labels)))), shape=(k, len(labels)))
+    mass = np.asarray(member.sum(1)).ravel()
+    sums = np.asarray(member @ x, dtype=np.float64)
+    return sums / np.maximum(mass, 1e-12)[:, None], mass
 
 
 # ---------------------------------------------------------------------------------------------
@@ -268,11 +276,9 @@ def _kmeans(x: np.ndarray, w: np.ndarray, k: int, rng: np.random.Generator) -> n
         centres[j] = x64[cand[best]]
         d2 = nd2[best]
     for _ in range(KMEANS_STEPS):
-        lab, _ = _nearest(x, centres)
-        mass = np.bincount(lab, weights=w, minlength=k)
-        sums = np.stack([np.bincount(lab, weights=w * x64[:, d], minlength=k) for d in range(x.shape[1])], 1)
+        means, mass = _group_means(_nearest(x, centres), w, x64, k)
         live = mass > 0
-        centres[live] = sums[live] / mass[live, None]
+        centres[live] = means[live]
     return centres.astype(np.float32)
 
 
@@ -280,7 +286,7 @@ def _group(cells: np.ndarray, feats: np.ndarray, weights: np.ndarray, k: int, di
            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     pick = np.sort(rng.choice(len(feats), size=min(len(feats), FIT_SAMPLE), replace=False))
     k0 = min(len(pick), OVERCLUSTER * k)
-    lab, _ = _nearest(feats, _kmeans(feats[pick], weights[pick], k0, rng))
+    lab = _nearest(feats, _kmeans(feats[pick], weights[pick], k0, rng))
     mass = np.bincount(lab, weights=weights, minlength=k0)
     used = np.flatnonzero(mass > 0)
     lab = np.searchsorted(used, lab)
@@ -303,12 +309,12 @@ def _vote_costs(cells: np.ndarray, weights: np.ndarray, labels: np.ndarray, k: i
     hist = np.zeros((PIXELS, k * 64), np.float64)  # per pixel: (group, colour) counts
     flat = cells.reshape(len(cells), -1)
     unit = bool(np.all(weights == 1))
-    step = 8 * CHUNK  # bincount's output is re-zeroed per call: fewer, longer calls
-    for s in range(0, len(cells), step):
-        key = (labels[s : s + step, None].astype(np.int32) * 64 + flat[s : s + step]).T.copy()  # (256, c)
-        w = None if unit else weights[s : s + step]
+    for s in range(0, len(cells), CHUNK):
+        colours = flat[s : s + CHUNK].T.copy()  # (256, c) uint8: small enough to transpose in cache
+        base = labels[s : s + CHUNK].astype(np.int32) * 64
+        w = None if unit else weights[s : s + CHUNK]
         for p in range(PIXELS):
-            hist[p] += np.bincount(key[p], weights=w, minlength=k * 64)
+            hist[p] += np.bincount(base + colours[p], weights=w, minlength=k * 64)
     hist = hist.reshape(PIXELS, k, 64).transpose(1, 0, 2).reshape(k * PIXELS, 64)
     return (hist @ dist).reshape(k, PIXELS, -1)
 
@@ -410,9 +416,11 @@ def build_sheet(cells: np.ndarray, weights: np.ndarray | None, palette: Palette,
     k = int(labels.max()) + 1
     # backdrop candidates: the most used colours, and black
     use = np.zeros(64)
+    unit = bool(np.all(w == 1))
     for s in range(0, len(cells), CHUNK):  # colour use, weighted by cell use (in chunks: no 256× copy of w)
-        use += np.bincount(cells[s : s + CHUNK].reshape(-1), minlength=64,
-                           weights=np.repeat(w[s : s + CHUNK], PIXELS))
+        chunk = cells[s : s + CHUNK].reshape(-1)
+        use += (np.bincount(chunk, minlength=64) if unit else
+                np.bincount(chunk, minlength=64, weights=np.repeat(w[s : s + CHUNK], PIXELS)))
     backdrops = [int(_POS[c]) for c in np.argsort(-use, kind="stable")[:4] if use[c] > 0] + [int(_POS[BLACK])]
 
     # 3–4. vote, legal colours
@@ -425,10 +433,8 @@ def build_sheet(cells: np.ndarray, weights: np.ndarray | None, palette: Palette,
     assign = assign[first]
     labels = same[labels]
     k = len(tiles)
-    counts = np.bincount(labels, weights=w, minlength=k)
-    centre = np.stack([np.bincount(labels, weights=w * feats[:, d], minlength=k)
-                       for d in range(feats.shape[1])], 1) / np.maximum(counts, 1e-12)[:, None]
-    d2 = ((feats - centre[labels]) ** 2).sum(1)  # each cell's distance from its tile's members' mean
+    centre, counts = _group_means(labels, w, feats, k)
+    d2 = ((feats - centre.astype(np.float32)[labels]) ** 2).sum(1)  # each cell's distance from its members' mean
 
     # order by sub-palette (most used first), then by use
     used = np.arange(k)
