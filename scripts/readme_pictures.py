@@ -54,14 +54,28 @@ def main(work: Path, out: Path) -> None:
     _row([Image.open(work / "data" / "screens" / r["path"]) for r in screens[:3]]).save(out / "screens.png")
     # 3. training samples (EMA generator, fixed noise)
     shutil.copyfile(work / "runs" / "demo" / "samples" / "latest.png", out / "samples.png")
-    # 4. the level as Tiled renders it
+    # 4. the level as Tiled renders it (the first 8 screens)
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
     subprocess.run(["tmxrasterizer", "--no-smoothing", "--scale", "1", str(work / "level.tmx"),
                     str(out / "level-tiled.png")], check=True, env=env, capture_output=True)
-    # 5. the tileset atlas, 2× so single pixels are visible
+    level = Image.open(out / "level-tiled.png")
+    level.crop((0, 0, min(level.width, 8 * 224), level.height)).save(out / "level-tiled.png")
+    # 5. the tileset atlas after the sheet, 2× so single pixels are visible; and before it: the
+    # same screens exported with --max-tiles 0 (every distinct quantized cell), its first 128 tiles
     atlas = Image.open(work / "tilesets" / "nesgan.png").convert("RGB")
-    atlas.resize((atlas.width * 2, atlas.height * 2), Image.NEAREST).save(out / "tileset.png")
-    # 6. the top of the first contact sheet (flagged near-copies come first)
+    atlas.resize((atlas.width * 2, atlas.height * 2), Image.NEAREST).save(out / "tileset-after.png")
+    from nesgan.tiled.export import ExportConfig, export_tiles
+
+    before = work / "before-sheet"
+    export_tiles(ExportConfig(generated=work / "data" / "generated", train=work / "data" / "screens",
+                              tilesets_dir=before / "tilesets", tiles_dir=before / "tiles", max_tiles=0))
+    raw_atlas = Image.open(before / "tilesets" / "nesgan.png").convert("RGB").crop((0, 0, 256, 128))
+    raw_atlas.resize((512, 256), Image.NEAREST).save(out / "tileset-before.png")
+    # 6. the top of the first sheet page, of the rebuild picture and of the first contact sheet
+    page = Image.open(work / "tiles" / "sheet-000.png")
+    page.crop((0, 0, page.width, min(page.height, 372))).save(out / "sheet.png")
+    diff = Image.open(work / "tiles" / "rebuild-diff.png")
+    diff.crop((0, 0, diff.width, min(diff.height, 224))).save(out / "rebuild-diff.png")
     sheet = Image.open(work / "tiles" / "contact-000.png")
     sheet.crop((0, 0, sheet.width, min(sheet.height, 420))).save(out / "contact.png")
     sizes = {p.name: Image.open(p).size for p in sorted(out.glob("*.png"))}

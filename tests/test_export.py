@@ -203,6 +203,8 @@ def _fake_tiles_module(report):
         tiles_dir: Path
         near_copy_pixels: int = 8
         palette_file: Path | None = None
+        max_tiles: int = 256
+        palettes: int | None = None
 
     mod.TileConfig = TileConfig
     mod.calls = []
@@ -215,10 +217,12 @@ def test_cli_export_tiles_passes_its_options_and_summarises(tmp_path, monkeypatc
     monkeypatch.setitem(sys.modules, "nesgan.tiles.build", fake)
     monkeypatch.chdir(tmp_path)
     res = CliRunner().invoke(cli, ["export-tiles", "--generated", "g", "--tmx", "maps/level.tmx",
-                                   "--name", "dungeon", "--near-copy-pixels", "3"])
+                                   "--name", "dungeon", "--near-copy-pixels", "3", "--max-tiles", "64",
+                                   "--palettes", "4"])
     assert res.exit_code == 0, res.output
     assert "20 unique tiles, 4 near-copies" in res.output
     assert fake.calls[0].near_copy_pixels == 3 and fake.calls[0].generated == Path("g")
+    assert fake.calls[0].max_tiles == 64 and fake.calls[0].palettes == 4
     assert (tmp_path / "tilesets" / "dungeon.tsx").exists() and (tmp_path / "maps" / "level.png").exists()
     root = ET.parse(tmp_path / "maps" / "level.tmx").getroot()
     assert root.find("tileset").get("source") == "../tilesets/dungeon.tsx"
@@ -337,7 +341,7 @@ def test_cli_exports_real_tiles_from_generated_and_training_screens(tmp_path, mo
             Image.fromarray(pal.to_rgb(screen)).save(tmp_path / folder / f"s{s}.png")
     monkeypatch.chdir(tmp_path)
     res = CliRunner().invoke(cli, ["export-tiles", "--generated", "generated", "--train", "screens",
-                                   "--tmx", "level.tmx", "--near-copy-pixels", "0"])
+                                   "--tmx", "level.tmx", "--near-copy-pixels", "0", "--max-tiles", "0"])
     assert res.exit_code == 0, res.output
     rows = [json.loads(line) for line in Path("tiles/tiles.jsonl").read_text().splitlines()]
     near = sum(r["near_copy"] for r in rows)

@@ -54,6 +54,39 @@ def test_demo_map_rebuilds_every_generated_screen_on_the_nes_palette(demo):
     rows = read_jsonl(demo / "tiles" / "tiles.jsonl")
     assert rows and all("near_copy" in r and "nearest" in r for r in rows)
     assert (demo / "tilesets" / "nesgan.tsx").exists()
+    # the demo's sheet is NES-exportable: ≤ 64 tiles of ≤ 4 colours, one backdrop + ≤ 4 sub-palettes
+    assert len(rows) <= 64 and all(len(r["colours"]) <= 4 for r in rows)
+    assert len({r["palette"][0] for r in rows}) == 1 and len({r["subpalette"] for r in rows}) <= 4
+
+
+def test_demo_writes_an_nes_rom_whose_pattern_table_and_nametables_rebuild_the_map(demo):
+    from nesgan.nes.export import vertical_placement
+
+    rom = (demo / "level.nes").read_bytes()
+    assert rom[:4] == b"NES\x1a" and rom[4] == 2 and rom[5] == 1  # 32 KiB PRG, 8 KiB CHR, NROM
+    chr_bytes = (demo / "tiles.chr").read_bytes()
+    assert rom[16 + 2 * 16384:] == chr_bytes.ljust(8192, b"\0")
+    pal = (demo / "palette.pal").read_bytes()
+    assert len(pal) == 16 and set(pal) <= set(EMITTABLE.tolist())
+    # decode the first screen's nametable + attributes with the NES rules and compare to the map
+    nam = (demo / "screen-00.nam").read_bytes()
+    assert len(nam) == 1024
+    planes = np.frombuffer(chr_bytes, np.uint8).reshape(-1, 2, 8)
+    bits = np.unpackbits(planes, axis=2)  # (tiles, plane, 64): MSB first = leftmost pixel
+    pattern = (bits[:, 0] | (bits[:, 1] << 1)).reshape(-1, 8, 8)
+    names = np.frombuffer(nam[:960], np.uint8).reshape(30, 32)
+    attrs = np.frombuffer(nam[960:], np.uint8).reshape(8, 8)
+    screen = np.zeros((240, 256), np.uint8)
+    for ty in range(30):
+        for tx in range(32):
+            quad = ((ty % 4) // 2) * 2 + (tx % 4) // 2
+            sub = (attrs[ty // 4, tx // 4] >> (2 * quad)) & 3
+            px = pattern[names[ty, tx]]
+            screen[ty * 8:(ty + 1) * 8, tx * 8:(tx + 1) * 8] = np.where(px == 0, pal[0], np.array(list(pal))[4 * sub + px])
+    rgb = Palette.builtin().rgb[screen]
+    preview = np.asarray(Image.open(demo / "level.png").convert("RGB"))
+    _, top, _ = vertical_placement(224)  # the nametable rows the 224-row map occupies
+    assert np.array_equal(rgb[top:top + 224], preview[:, :256])
 
 
 @pytest.mark.tiled

@@ -89,9 +89,9 @@ def test_dedupe_keeps_first_appearance_order_counts_and_inverse():
     assert inverse.tolist() == [0, 1, 0, 0, 1] and counts.tolist() == [3, 2]
 
 
-def test_build_tiles_rebuilds_every_screen_exactly_from_its_tiles(dirs):
+def test_max_tiles_0_keeps_every_distinct_quantized_cell_and_rebuilds_every_screen_exactly(dirs):
     train, gen, out = dirs
-    report = build_tiles(TileConfig(generated=gen, train=train, tiles_dir=out))
+    report = build_tiles(TileConfig(generated=gen, train=train, tiles_dir=out, max_tiles=0))
     assert [n for n, _ in report.screens] == ["a_new.png", "b_swapped_copy.png"]
     for (_, ids), quantized in zip(report.screens, report.quantized, strict=True):
         assert ids.shape == (14, 14)
@@ -99,6 +99,10 @@ def test_build_tiles_rebuilds_every_screen_exactly_from_its_tiles(dirs):
         assert np.array_equal(rebuilt, quantized)
     assert sum(r["count"] for r in report.rows) == 2 * 196
     assert all(r["id"] == i and len(r["occurrences"]) == r["count"] for i, r in enumerate(report.rows))
+    assert report.sheet is None and report.differing == [0, 0]
+    # today's tiles: exactly the distinct cells, in order of first appearance
+    cells = np.concatenate([slice_tiles(q)[0] for q in report.quantized])
+    assert np.array_equal(report.tiles, dedupe(cells)[0])
 
 
 def test_tiles_jsonl_has_sorted_keys_and_the_nearest_training_tile_for_every_tile(dirs):
@@ -116,7 +120,7 @@ def test_tiles_jsonl_has_sorted_keys_and_the_nearest_training_tile_for_every_til
 
 def test_build_tiles_flags_a_palette_swapped_copy_of_a_training_screen(dirs):
     train, gen, out = dirs
-    report = build_tiles(TileConfig(generated=gen, train=train, tiles_dir=out))
+    report = build_tiles(TileConfig(generated=gen, train=train, tiles_dir=out, max_tiles=0))
     copy_ids = set(report.screens[1][1].ravel().tolist())
     verdicts = {report.rows[i]["verdict"] for i in copy_ids}
     assert verdicts <= {"near_copy", "trivial"}
@@ -137,7 +141,7 @@ def test_palette_swaps_and_mirrors_share_a_shape_group(tmp_path):
     screen[:16, 16:32] = lut[tile][:, ::-1]
     _save(tmp_path / "gen" / "s.png", screen)
     _save(tmp_path / "train" / "t.png", np.full((224, 224), 0x0F, np.uint8))
-    report = build_tiles(TileConfig(tmp_path / "gen", tmp_path / "train", tmp_path / "tiles"))
+    report = build_tiles(TileConfig(tmp_path / "gen", tmp_path / "train", tmp_path / "tiles", max_tiles=0))
     a, b = report.rows[report.screens[0][1][0, 0]], report.rows[report.screens[0][1][0, 1]]
     assert a["id"] != b["id"] and a["key"] == b["key"] and a["shape_group"] == b["shape_group"]
 

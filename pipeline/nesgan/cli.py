@@ -52,7 +52,7 @@ def cli() -> None:
       nesgan train         a DCGAN on data/screens -> runs/default
       nesgan generate      new screens from a trained run -> data/generated
       nesgan quantize      any images onto the NES palette
-      nesgan export-tiles  tiles, near-copy flags, Tiled tilesets and a map
+      nesgan export-tiles  a tile sheet, near-copy flags, Tiled tilesets and a map
       nesgan export-nes    a map painted in Tiled -> NES pattern table, nametables and a ROM
     `nesgan demo` runs all of it on the embedded museum, offline.
     """
@@ -363,39 +363,36 @@ def quantize_cmd(src: Path, out: Path | None, nes_attributes: bool, palette_file
 @click.option("--name", default="nesgan", show_default=True, help="Tileset name.")
 @click.option("--near-copy-pixels", default=None, type=click.IntRange(0, 256),
               help="Flag tiles within K differing pixels of a training tile (default 4).")
-def export_tiles_cmd(generated, train_dir, tmx, tilesets, tiles_dir, name, near_copy_pixels) -> None:
-    """Cut generated screens into 16×16 tiles and export Tiled tilesets (and a map).
+@click.option("--max-tiles", default=256, show_default=True, type=int,
+              help="Tile budget: group the cells of all generated screens into at most N clean tiles, "
+                   "each voted pixel by pixel from the cells it stands for. 0 keeps every distinct "
+                   "quantized cell as it is.")
+@click.option("--palettes", default=None, type=int,
+              help="Cap the whole sheet at one backdrop and K 3-colour sub-palettes (1–4; 4 = one NES "
+                   "palette set, what an NES export needs). Without it each tile still shows ≤ 4 colours.")
+def export_tiles_cmd(generated, train_dir, tmx, tilesets, tiles_dir, name, near_copy_pixels, max_tiles,
+                     palettes) -> None:
+    """Make a compact 16×16 tile sheet from generated screens; export it for Tiled.
+
+    The sheet has at most --max-tiles tiles of at most 4 colours each (a backdrop plus a 3-colour
+    sub-palette), ordered by sub-palette and use; every generated cell is drawn with one of them,
+    so the map rebuilds every screen from the sheet (how far from the quantized screens is printed
+    and drawn in TILES/rebuild-diff.png; TILES/sheet-*.png shows each tile with the cells it stands
+    for). Near-copy verdicts are given on the sheet's tiles.
 
     Tile ids are stable: re-exporting into the same tilesets keeps every existing tile's id
-    and only appends new ones. An existing --tmx map keeps its own tilesets, layers and
-    objects; nesgan adds or refreshes its tilesets and its layer NAME (14 tile columns per
-    generated screen, 14 rows), growing the map right and down when it is smaller.
+    and pixels and only appends new ones (so a tileset can outgrow one export's budget). An
+    existing --tmx map keeps its own tilesets, layers and objects; nesgan adds or refreshes its
+    tilesets and its layer NAME (14 tile columns per generated screen, 14 rows), growing the map
+    right and down when it is smaller.
     """
     from nesgan.tiled.export import ExportConfig, export_tiles
 
     config = ExportConfig(generated=generated, train=train_dir, tilesets_dir=tilesets,
                           tiles_dir=tiles_dir, name=name, tmx=tmx,
-                          near_copy_pixels=near_copy_pixels)
-    r = export_tiles(config)
-    new = ", ".join(f"{n} +{k}" for n, k in r.new_tiles.items())
-    click.echo(f"{r.tiles} unique tiles, {r.near_copies} near-copies ({new} new)")
-    if r.changed_verdict:
-        click.echo(f"{r.changed_verdict} tile(s) changed verdict since an earlier export: each keeps "
-                   "its id where it was (its near_copy property shows the new verdict) and is also "
-                   "in the other tileset")
-    if r.flagged_in_main:
-        click.echo(f"note: {r.flagged_in_main} tile(s) of {name}.tsx are now near-copies; they stay "
-                   "(maps that use them keep working), marked near_copy=true with probability 0")
-    click.echo("tilesets: " + ", ".join(str(p) for p in r.tilesets) + f" (ids: {r.manifest})")
-    if r.map is not None:
-        m = r.map
-        click.echo(f"map: {m.path} ({'new' if m.created else 'updated'}, {m.size[0]}×{m.size[1]} "
-                   f"tiles), preview {r.preview}")
-        if m.grown_from:
-            click.echo(f"  grew from {m.grown_from[0]}×{m.grown_from[1]}; re-encoded layers: "
-                       + ", ".join(m.rewritten_layers))
-        elif m.rewritten_layers:
-            click.echo("  renumbered nesgan tiles in layers: " + ", ".join(m.rewritten_layers))
+                          near_copy_pixels=near_copy_pixels, max_tiles=max_tiles, palettes=palettes)
+    for line in export_tiles(config).summary_lines():
+        click.echo(line)
 
 
 @cli.command("export-nes")
@@ -443,8 +440,9 @@ def export_nes_cmd(tmx: Path, out: Path, layer: str | None, palette_file: Path |
 def demo_cmd(workdir: Path, steps: int | None, games: int, seed: int) -> None:
     """Run every stage end to end on the embedded museum, offline.
 
-    Serves the museum on 127.0.0.1, then runs scrape, train (tiny preset), generate and
-    export-tiles --tmx, printing each command so you can repeat it on your own data.
+    Serves the museum on 127.0.0.1, then runs scrape, train (tiny preset), generate,
+    export-tiles --tmx (a 64-tile NES-legal sheet) and export-nes (WORKDIR/level.nes), printing
+    each command so you can repeat it on your own data.
     """
     from nesgan.demo import DemoConfig, run_demo
 

@@ -123,15 +123,18 @@ def _choose(cand_cost: np.ndarray, k: int) -> list[int]:
     return chosen
 
 
-def _solve_for_backdrop(pc: np.ndarray, bg: int) -> tuple[float, list[tuple[int, ...]], np.ndarray]:
+def _solve_for_backdrop(pc: np.ndarray, bg: int, k: int | None = MAX_SUBPALETTES,
+                        ) -> tuple[float, list[tuple[int, ...]], np.ndarray]:
     n_cells = len(pc)
     base = pc[:, :, bg]  # (n_cells, 256)
     # a. each cell's ideal ≤3 colours on top of the backdrop
-    ideal, _ = _grow(base, pc, COLOURS_PER_SUB)
+    ideal, ideal_cost = _grow(base, pc, COLOURS_PER_SUB)
     cands = sorted(set(ideal))
+    if k is None:  # no cap on sub-palettes: every cell keeps its ideal set
+        return float(ideal_cost.sum()), cands, np.array([cands.index(s) for s in ideal], dtype=np.intp)
     # b. k-medoids over the candidate sets
     cand_cost = np.stack([_set_cost(pc, bg, c) for c in cands], 1)  # (n_cells, n_cand)
-    subs = [cands[j] for j in _choose(cand_cost, MAX_SUBPALETTES)]
+    subs = [cands[j] for j in _choose(cand_cost, k)]
     # c. Lloyd: re-grow each sub-palette on the pixels of the cells that chose it
     for _ in range(_LLOYD_ROUNDS):
         costs = np.stack([_set_cost(pc, bg, s) for s in subs], 1)  # (n_cells, n_subs)
@@ -154,6 +157,42 @@ def _solve_for_backdrop(pc: np.ndarray, bg: int) -> tuple[float, list[tuple[int,
     costs = np.stack([_set_cost(pc, bg, s) for s in subs], 1)
     assign = costs.argmin(1) if subs else np.zeros(n_cells, dtype=np.intp)
     return float(costs.min(1).sum()), subs, assign
+
+
+def solve_cell_costs(pc: np.ndarray, backdrops: list[int], k: int | None = MAX_SUBPALETTES,
+                     ) -> tuple[int, list[tuple[int, ...]], np.ndarray, np.ndarray]:
+    """Attribute rules on precomputed costs: pc (n_cells, P, 54) is the cost of showing each of a
+    cell's P pixels as each emittable colour (columns in EMITTABLE order).
+
+    Tries each backdrop column in `backdrops`; with k, at most k sub-palettes are shared by all
+    cells (k = 4: one NES palette set), with k=None every cell keeps its own best 3 colours.
+    Returns (backdrop column, sub-palettes as tuples of columns, (n_cells,) sub-palette of each
+    cell, (n_cells, P) chosen column of each pixel).
+    """
+    best = None
+    for bg in dict.fromkeys(int(b) for b in backdrops):
+        err, subs, assign = _solve_for_backdrop(pc, bg, k)
+        if best is None or err < best[0] - 1e-9:
+            best = (err, bg, subs, assign)
+    _, bg, subs, assign = best
+    out = np.empty(pc.shape[:2], dtype=np.intp)
+    for j, s in enumerate(subs):
+        members = np.flatnonzero(assign == j)
+        allowed = np.array([bg, *s], dtype=np.intp)
+        out[members] = allowed[pc[members][:, :, allowed].argmin(-1)]
+    return bg, subs, assign, out
+
+
+def best_colour_sets(pc: np.ndarray, n: int) -> tuple[list[tuple[int, ...]], np.ndarray]:
+    """Per cell, the ≤n colour columns that best show it (greedy, no shared backdrop), and each
+    pixel's chosen column: pc (n_cells, P, 54) -> (sets, (n_cells, P) columns)."""
+    big = np.full(pc.shape[:2], float(pc.max()) * 4 + 1.0)  # worse than any colour: the first pick always gains
+    sets, _ = _grow(big, pc, n)
+    out = np.empty(pc.shape[:2], dtype=np.intp)
+    for i, s in enumerate(sets):
+        allowed = np.array(s, dtype=np.intp)
+        out[i] = allowed[pc[i][:, allowed].argmin(-1)]
+    return sets, out
 
 
 def solve_attributes(rgb: np.ndarray, palette: Palette, lut: np.ndarray | None = None) -> AttributeSolution:

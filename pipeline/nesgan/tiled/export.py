@@ -46,6 +46,8 @@ class ExportConfig:
     near_copy_pixels: int | None = None  # None: nesgan.tiles.tile' own default
     palette_file: Path | None = None  # a .pal file instead of the built-in NES palette
     columns: int = 16  # atlas width for a NEW tileset (256 px); an existing one keeps its own
+    max_tiles: int = 256  # the sheet's budget (nesgan.tiles.sheet); 0 = every distinct tile as quantized
+    palettes: int | None = None  # cap on shared sub-palettes (4 = one NES palette set)
 
     def __post_init__(self) -> None:
         if not _NAME.fullmatch(self.name):
@@ -58,6 +60,9 @@ class ExportConfig:
             raise NesganError(
                 f"--tmx {self.tmx} is a JSON map; nesgan reads and writes Tiled's XML format: in "
                 "Tiled, File → Save As… a .tmx and pass that")
+        from nesgan.tiles.sheet import check_budget
+
+        check_budget(self.max_tiles, self.palettes)
 
     @property
     def near_name(self) -> str:
@@ -75,6 +80,51 @@ class ExportReport:
     map: MapUpdate | None = None
     preview: Path | None = None
     manifest: Path | None = None  # NAME.ids.jsonl: tiles.jsonl id -> tileset and tile id
+    name: str = "nesgan"
+    sheet: dict | None = None  # the tile sheet's numbers (None with --max-tiles 0)
+    differing_share: float = 0.0  # pixels the rebuilt map shows differently from the quantized screens
+    worst_screen: tuple[str, float] | None = None  # the screen with the largest such share
+    orphan_quantized: float = 0.0  # lone-pixel rate of the quantized screens
+    orphan_rebuilt: float = 0.0  # … of the map rebuilt from the tiles
+    rebuild_picture: Path | None = None
+
+    def summary_lines(self) -> list[str]:
+        """What export-tiles prints: tiles, palettes, how faithful the map is, where things went."""
+        new = ", ".join(f"{n} +{k}" for n, k in self.new_tiles.items())
+        if self.sheet is None:
+            lines = [f"{self.tiles} unique tiles, {self.near_copies} near-copies ({new} new)"]
+        else:
+            s = self.sheet
+            pals = (f"one backdrop ${s['backdrop']:02X} + {s['subpalettes']} sub-palette(s)"
+                    if s["backdrop"] is not None else f"{s['subpalettes']} colour sets")
+            lines = [f"{self.tiles} tiles (budget {s['max_tiles']}, from {s['cells']} cells), "
+                     f"{self.near_copies} near-copies ({new} new)",
+                     f"colours: ≤ {s['max_colours']} per tile, {pals}"
+                     + (f"; {s['patterns_8x8']} distinct 8×8 patterns (an NES pattern table holds 256)"
+                        if s["backdrop"] is not None else "")]
+        lines.append(f"rebuilt map vs quantized screens: {100 * self.differing_share:.1f} % of pixels differ"
+                     + (f" (most: {self.worst_screen[0]}, {100 * self.worst_screen[1]:.1f} %)"
+                        if self.worst_screen and self.sheet is not None else "")
+                     + f"; lone pixels {100 * self.orphan_rebuilt:.2f} % (quantized {100 * self.orphan_quantized:.1f} %)"
+                     + (f"; see {self.rebuild_picture}" if self.rebuild_picture else ""))
+        if self.changed_verdict:
+            lines.append(f"{self.changed_verdict} tile(s) changed verdict since an earlier export: each keeps "
+                         "its id where it was (its near_copy property shows the new verdict) and is also "
+                         "in the other tileset")
+        if self.flagged_in_main:
+            lines.append(f"note: {self.flagged_in_main} tile(s) of {self.name}.tsx are now near-copies; they "
+                         "stay (maps that use them keep working), marked near_copy=true with probability 0")
+        lines.append("tilesets: " + ", ".join(str(p) for p in self.tilesets) + f" (ids: {self.manifest})")
+        if self.map is not None:
+            m = self.map
+            lines.append(f"map: {m.path} ({'new' if m.created else 'updated'}, {m.size[0]}×{m.size[1]} "
+                         f"tiles), preview {self.preview}")
+            if m.grown_from:
+                lines.append(f"  grew from {m.grown_from[0]}×{m.grown_from[1]}; re-encoded layers: "
+                             + ", ".join(m.rewritten_layers))
+            elif m.rewritten_layers:
+                lines.append("  renumbered nesgan tiles in layers: " + ", ".join(m.rewritten_layers))
+        return lines
 
 
 def export_tiles(config: ExportConfig) -> ExportReport:
@@ -82,7 +132,8 @@ def export_tiles(config: ExportConfig) -> ExportReport:
     from nesgan.tiles.build import TileConfig, build_tiles
 
     kwargs = {"generated": config.generated, "train": config.train,
-              "tiles_dir": config.tiles_dir, "palette_file": config.palette_file}
+              "tiles_dir": config.tiles_dir, "palette_file": config.palette_file,
+              "max_tiles": config.max_tiles, "palettes": config.palettes}
     if config.near_copy_pixels is not None:
         kwargs["near_copy_pixels"] = config.near_copy_pixels
     return export_report(build_tiles(TileConfig(**kwargs)), config)
@@ -141,6 +192,7 @@ def export_report(report, config: ExportConfig) -> ExportReport:
                           changed)
     zero = {k for k, p in atlases[0].props.items() if p["near_copy"]}
     result.flagged_in_main = len(zero)
+    _sheet_numbers(result, report, config)
     own = [OwnTileset(main_tsx, atlases[0].name, atlases[0].extent)]
     if atlases[1].tilecount:
         own.append(OwnTileset(near_tsx, atlases[1].name, atlases[1].extent))
@@ -160,6 +212,29 @@ def export_report(report, config: ExportConfig) -> ExportReport:
     result.manifest = config.tilesets_dir / f"{config.name}.ids.jsonl"
     write_jsonl(result.manifest, manifest)  # the manifest last
     return result
+
+
+def _sheet_numbers(result: ExportReport, report, config: ExportConfig) -> None:
+    """Copy the sheet's and the rebuild's numbers from a TileReport (absent on older reports)."""
+    result.name = config.name
+    sheet = getattr(report, "sheet", None)
+    if sheet is not None:
+        from nesgan.tiles.sheet import colours_per_tile
+
+        result.sheet = {"max_tiles": getattr(report, "max_tiles", config.max_tiles),
+                        "cells": len(report.screens) * report.screens[0][1].size if report.screens else 0,
+                        "backdrop": sheet.backdrop, "subpalettes": len(sheet.subpalettes),
+                        "max_colours": int(colours_per_tile(sheet.tiles).max()),
+                        "patterns_8x8": sheet.patterns_8x8()}
+    differing = list(getattr(report, "differing", []) or [])
+    if differing:
+        px = report.quantized[0].size
+        result.differing_share = sum(differing) / (len(differing) * px)
+        worst = int(np.argmax(differing))
+        result.worst_screen = (report.screens[worst][0], differing[worst] / px)
+    result.orphan_quantized = float(getattr(report, "orphan_quantized", 0.0))
+    result.orphan_rebuilt = float(getattr(report, "orphan_rebuilt", 0.0))
+    result.rebuild_picture = getattr(report, "rebuild_picture", None)
 
 
 def _layer(screens, placement: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,7 +1,9 @@
 """The tile stage `build_tiles`: quantize every generated 224×224 screen onto the NES palette, cut it
-on phase (0, 0) into 14×14 tiles, deduplicate them exactly (keeping counts and every place each
-occurs), check each unique tile against the training screens' tiles (`nesgan.tiles.nearcopy`), and
-write `tiles.jsonl` (sorted keys) plus contact sheets (`nesgan.tiles.contact`).
+on phase (0, 0) into 14×14 cells, deduplicate them exactly, group the cells into a sheet of at most
+`max_tiles` NES-legal tiles (`nesgan.tiles.sheet`; `max_tiles=0` keeps every distinct cell as it
+is), check each sheet tile against the training screens' tiles (`nesgan.tiles.nearcopy`), and
+write `tiles.jsonl` (sorted keys), `rebuild.jsonl` + `rebuild-diff.png` (how far the screens
+rebuilt from the sheet are from the quantized ones) and contact sheets (`nesgan.tiles.contact`).
 """
 
 from __future__ import annotations
@@ -14,10 +16,18 @@ import numpy as np
 
 from nesgan.colour.palette import Palette, load_palette
 from nesgan.errors import NesganError
-from nesgan.files import write_jsonl
-from nesgan.images import GRID, TILE, image_files
-from nesgan.tiles.contact import write_contact_sheets
+from nesgan.files import atomic_write_bytes, write_jsonl
+from nesgan.images import GRID, SCREEN, TILE, encode_png, image_files
+from nesgan.tiles.contact import write_contact_sheets, write_member_sheets
 from nesgan.tiles.nearcopy import load_or_build_index, verdicts
+from nesgan.tiles.sheet import (
+    DEFAULT_MAX_TILES,
+    Sheet,
+    SheetConfig,
+    build_sheet,
+    check_budget,
+    orphan_rate,
+)
 from nesgan.tiles.tile import (
     DEFAULT_NEAR_COPY_PIXELS,
     dedupe,
@@ -36,10 +46,13 @@ class TileConfig:
     near_copy_pixels: int = DEFAULT_NEAR_COPY_PIXELS  # K; the choice is argued in nesgan.tiles.nearcopy
     palette_file: Path | None = None  # None: the built-in 2C02 table
     contact_sheets: bool = True  # off only for benchmarks and tests that do not look at them
+    max_tiles: int = DEFAULT_MAX_TILES  # sheet budget; 0 = every distinct quantized cell, as it is
+    palettes: int | None = None  # cap on shared sub-palettes (4 = one NES palette set)
 
     def __post_init__(self) -> None:
         if not 0 <= int(self.near_copy_pixels) <= TILE * TILE:
             raise NesganError(f"--near-copy-pixels must be 0–256, got {self.near_copy_pixels}")
+        check_budget(self.max_tiles, self.palettes)
 
 
 @dataclass
@@ -50,6 +63,17 @@ class TileReport:
     screens: list[tuple[str, np.ndarray]]  # per generated screen: (file name, (14, 14) tile ids)
     quantized: list[np.ndarray]  # per generated screen: (224, 224) uint8 NES indices
     contact_sheets: list[Path] = field(default_factory=list)  # PNGs in tiles_dir, flagged first
+    sheet: Sheet | None = None  # the tile sheet (None with max_tiles=0)
+    max_tiles: int = DEFAULT_MAX_TILES
+    differing: list[int] = field(default_factory=list)  # per screen: pixels rebuilt ≠ quantized
+    orphan_quantized: float = 0.0  # lone-pixel rate of the quantized screens
+    orphan_rebuilt: float = 0.0  # … of the screens rebuilt from the tiles
+    rebuild_picture: Path | None = None  # tiles_dir/rebuild-diff.png
+
+    @property
+    def differing_share(self) -> float:
+        """Share of all generated pixels the rebuilt map shows differently from the quantized screens."""
+        return sum(self.differing) / (len(self.differing) * SCREEN * SCREEN) if self.differing else 0.0
 
     @property
     def near_copies(self) -> int:
@@ -86,16 +110,28 @@ def build_tiles(config: TileConfig) -> TileReport:
     all_pos = np.concatenate([p for _, p in per_screen])  # (S·196, 2)
     all_screen = np.repeat(np.arange(len(names)), GRID * GRID)  # (S·196,)
     # 2. exact dedupe, ids in order of first appearance
-    tiles, inverse, counts = dedupe(all_tiles)
+    cells, cell_of, cell_counts = dedupe(all_tiles)
+    # 3. the sheet: at most max_tiles NES-legal tiles, each cell drawn with one of them
+    sheet = None
+    if config.max_tiles == 0:
+        tiles, counts, inverse = cells, cell_counts, cell_of
+    else:
+        sheet = build_sheet(cells, cell_counts, palette, SheetConfig(config.max_tiles, config.palettes))
+        tiles, counts = sheet.tiles, np.rint(sheet.counts).astype(np.int64)
+        inverse = sheet.labels[cell_of]
     screens = [(n, inverse[i * GRID * GRID : (i + 1) * GRID * GRID].reshape(GRID, GRID))
                for i, n in enumerate(names)]
-    # 3. shape keys and groups (palette swaps and mirrors of one drawing)
+    rebuilt = [tiles[ids].swapaxes(1, 2).reshape(GRID * TILE, GRID * TILE) for _, ids in screens]
+    differing = [int((r != q).sum()) for r, q in zip(rebuilt, quantized, strict=True)]
+    # 4. shape keys and groups (palette swaps and mirrors of one drawing)
     keys = shape_keys(tiles)
     group_of: dict[int, int] = {}
     groups = [group_of.setdefault(int(k), len(group_of)) for k in keys]
-    # 4. nearest training tile for every unique tile, and the verdict
+    # 5. nearest training tile for every sheet tile, and the verdict
     found = verdicts(index, tiles, config.near_copy_pixels)
 
+    inverse_cells = np.full(len(cells), -1, np.int64)
+    inverse_cells[cell_of[::-1]] = np.arange(len(cell_of))[::-1]  # distinct cell -> its first occurrence
     occurrences: list[list[dict]] = [[] for _ in range(len(tiles))]
     for t, s, (x, y) in zip(inverse.tolist(), all_screen.tolist(), all_pos.tolist(), strict=True):
         occurrences[t].append({"screen": names[s], "x": x, "y": y})
@@ -109,6 +145,9 @@ def build_tiles(config: TileConfig) -> TileReport:
             "count": int(counts[i]),
             "colours": colours,
             "first_seen": occurrences[i][0],
+            "members": _members(sheet, i, inverse_cells, occurrences[i], all_screen, all_pos, names),
+            "subpalette": None if sheet is None else int(sheet.tile_sub[i]),
+            "palette": None if sheet is None else _palette_of(sheet, i),
             "occurrences": occurrences[i],
             "near_copy": found.verdict[i] == "near_copy",
             "verdict": found.verdict[i],
@@ -121,6 +160,51 @@ def build_tiles(config: TileConfig) -> TileReport:
     if config.contact_sheets:
         nearest = index.tiles[np.maximum(found.found.train_id, 0)] if len(index.tiles) else None
         sheets = write_contact_sheets(config.tiles_dir, tiles, nearest, rows, palette)
+        if sheet is not None:
+            sheets += write_member_sheets(config.tiles_dir, tiles, rows, [cells[m] for m in sheet.members],
+                                          palette)
+    picture = config.tiles_dir / "rebuild-diff.png"
+    atomic_write_bytes(picture, encode_png(palette.to_rgb(rebuild_picture(quantized, rebuilt)).astype(np.uint8)))
+    write_jsonl(config.tiles_dir / "rebuild.jsonl", [
+        {"screen": n, "differing_pixels": d, "share": round(d / (SCREEN * SCREEN), 6),
+         "orphan_quantized": round(orphan_rate([q]), 6), "orphan_rebuilt": round(orphan_rate([r]), 6),
+         "status": "ok", "error": None}
+        for n, d, q, r in zip(names, differing, quantized, rebuilt, strict=True)])
     write_jsonl(config.tiles_dir / "tiles.jsonl", rows)  # the manifest last
     return TileReport(palette=palette, tiles=tiles, rows=rows, screens=screens,
-                      quantized=quantized, contact_sheets=sheets)
+                      quantized=quantized, contact_sheets=sheets, sheet=sheet, max_tiles=config.max_tiles,
+                      differing=differing, orphan_quantized=orphan_rate(quantized),
+                      orphan_rebuilt=orphan_rate(rebuilt), rebuild_picture=picture)
+
+
+def _members(sheet: Sheet | None, i: int, first: np.ndarray, occurrences: list[dict],
+             all_screen: np.ndarray, all_pos: np.ndarray, names: list[str]) -> list[dict]:
+    """A few cells tile i stands for (nearest, typical, farthest of its members)."""
+    if sheet is None:
+        return occurrences[:1]
+    out = []
+    for u in sheet.members[i]:
+        j = first[u]
+        out.append({"screen": names[int(all_screen[j])], "x": int(all_pos[j][0]), "y": int(all_pos[j][1])})
+    return out
+
+
+def _palette_of(sheet: Sheet, i: int) -> list[int]:
+    """The NES colours tile i may show: [backdrop, sub-palette…] (or its own ≤4 colours)."""
+    sub = list(sheet.subpalettes[int(sheet.tile_sub[i])])
+    return sub if sheet.backdrop is None else [sheet.backdrop, *sub]
+
+
+REBUILD_ROWS = 8  # screens shown in rebuild-diff.png
+_DIFF_ON, _DIFF_OFF, _GAP = 0x30, 0x0F, 0x2D  # white where rebuilt ≠ quantized, black elsewhere, grey gaps
+
+
+def rebuild_picture(quantized: list[np.ndarray], rebuilt: list[np.ndarray]) -> np.ndarray:
+    """NES indices of a picture: per screen (up to REBUILD_ROWS) quantized | rebuilt | where they differ."""
+    rows = []
+    for q, r in list(zip(quantized, rebuilt, strict=True))[:REBUILD_ROWS]:
+        gap = np.full((q.shape[0], 4), _GAP, np.uint8)
+        mask = np.where(q != r, _DIFF_ON, _DIFF_OFF).astype(np.uint8)
+        rows.append(np.concatenate([q, gap, r, gap, mask], axis=1))
+        rows.append(np.full((4, rows[-1].shape[1]), _GAP, np.uint8))
+    return np.concatenate(rows[:-1], axis=0)

@@ -1,4 +1,5 @@
-"""Contact sheets: each generated tile beside its nearest training tile, for checking by eye.
+"""Contact sheets: each generated tile beside its nearest training tile, for checking by eye, and
+the tile sheet's pages (`sheet-NNN.png`: each tile with its use count and a few cells it stands for).
 
 Every entry shows the generated tile and its nearest training tile (mirrored the way they match,
 so the two look alike when they are), enlarged by an integer factor with nearest-neighbour
@@ -113,6 +114,54 @@ def write_contact_sheets(tiles_dir: Path, tiles: np.ndarray, nearest: np.ndarray
         buf = io.BytesIO()
         Image.fromarray(img, "RGB").save(buf, format="PNG")
         path = tiles_dir / f"contact-{s // per:03d}.png"
+        atomic_write_bytes(path, buf.getvalue())
+        out.append(path)
+    return out
+
+
+MEMBER_SCALE = 2  # members shown 32 px wide beside the 64 px tile
+MEMBER_COLUMNS = 6  # entries per row of a sheet-NNN.png
+
+
+def render_member_sheet(entries: list[int], tiles: np.ndarray, rows: list[dict], members: list[np.ndarray],
+                        palette: Palette) -> np.ndarray:
+    """(H, W, 3) uint8: each sheet tile enlarged, its colours as swatches, its id and use count,
+    and beside it up to three of the generated cells it stands for (nearest, typical, farthest)."""
+    t, m = TILE * SCALE, TILE * MEMBER_SCALE
+    text_h = 5 * FONT_SCALE
+    cell_w, cell_h = t + m + 3 * _PAD, max(t, 3 * m + 2 * 2) + 3 * _PAD + text_h + 8
+    n_rows = -(-len(entries) // MEMBER_COLUMNS)
+    img = np.empty((max(n_rows, 1) * cell_h + _PAD, MEMBER_COLUMNS * cell_w + _PAD, 3), np.uint8)
+    img[:] = _BG
+    for slot, i in enumerate(entries):
+        r, c = divmod(slot, MEMBER_COLUMNS)
+        x0, y0 = _PAD + c * cell_w, _PAD + r * cell_h
+        img[y0 : y0 + t, x0 : x0 + t] = np.kron(palette.to_rgb(tiles[i]), np.ones((SCALE, SCALE, 1), np.uint8))
+        for k, cell in enumerate(members[i][:3]):
+            yy = y0 + k * (m + 2)
+            img[yy : yy + m, x0 + t + _PAD : x0 + t + _PAD + m] = np.kron(
+                palette.to_rgb(cell), np.ones((MEMBER_SCALE, MEMBER_SCALE, 1), np.uint8))
+        sy = y0 + max(t, 3 * m + 4) + _PAD // 2
+        for k, colour in enumerate(rows[i].get("palette") or []):  # the tile's colours, backdrop first
+            img[sy : sy + 6, x0 + 10 * k : x0 + 10 * k + 8] = palette.rgb[colour]
+        colour = _VERDICT_RGB.get(rows[i].get("verdict"), (200, 200, 200))
+        draw_text(img, x0, sy + 9, f"#{i} {int(rows[i]['count'])}", colour)
+    return img
+
+
+def write_member_sheets(tiles_dir: Path, tiles: np.ndarray, rows: list[dict], members: list[np.ndarray],
+                        palette: Palette) -> list[Path]:
+    """Write tiles_dir/sheet-000.png, …: the tile sheet in id order (by sub-palette, then use) with
+    each tile's use count, colours and a few of its member cells; stale pages of an earlier run go."""
+    for old in tiles_dir.glob("sheet-[0-9][0-9][0-9].png"):
+        old.unlink()
+    per = MEMBER_COLUMNS * ROWS
+    out = []
+    for s in range(0, min(len(tiles), per * MAX_SHEETS), per):
+        img = render_member_sheet(list(range(s, min(s + per, len(tiles)))), tiles, rows, members, palette)
+        buf = io.BytesIO()
+        Image.fromarray(img, "RGB").save(buf, format="PNG")
+        path = tiles_dir / f"sheet-{s // per:03d}.png"
         atomic_write_bytes(path, buf.getvalue())
         out.append(path)
     return out

@@ -1,0 +1,467 @@
+"""The tile sheet: group the cells of every generated screen into at most N NES-legal tiles.
+
+GAN output is noisy: every 16×16 cell is unique, speckled and shows 7–50 colours. A level
+designer needs the opposite, a few dozen to a few hundred clean tiles that each show at most 4
+colours (the shared backdrop plus a 3-colour sub-palette, as the NES draws a 16×16 area). This
+module makes that sheet, in the spirit of lossy tile reducers (swpxlt `img2sms -maxtiles`
+merges the closest pair; RgbQuant-SMS runs k-means to `maxTiles`), in five steps:
+
+1. **Features.** Each cell's pixels in OKLab (every 2nd pixel each way: 64 pixels, 192 numbers),
+   projected on the top principal components of a sample of cells: noise spreads over many
+   components, the drawing lives in the first few.
+2. **Grouping.** k-means (greedy k-means++ seeding, fitted on a sample) over-clusters the cells
+   into 2·N groups; every cell takes its nearest centre. Then groups are merged pairwise,
+   cheapest first, down to N, where the cost of a merge is what drawing both groups with one
+   voted tile adds to their vote costs (step 3), weighted by use. Two halves of one drawing vote
+   the same tile and merge for free; a rare but distinct drawing stays apart unless its pixels
+   are cheap to change (swpxlt's `img2sms -maxtiles` merges the closest pair the same way; plain
+   k-means at N, as RgbQuant-SMS does, spends its centres splitting the sky, which covers half
+   of every screen).
+3. **Vote.** A group's tile is voted pixel by pixel in palette space: the cost of showing pixel
+   p as colour a is Σ over members of the squared sRGB distance from the member's colour to a,
+   truncated so that speckle costs every candidate alike (the colour nearest the members' mean:
+   generator noise is zero-mean in RGB; a tile used 200 times weighs 200 times more).
+4. **NES colours.** The attribute solver (`nesgan.colour.attributes`) picks, from those costs,
+   each tile's ≤ 4 colours; with `palettes=K` one backdrop and K shared 3-colour sub-palettes
+   (K = 4: one NES palette set) and each tile the best of them. Then lone pixels are penalised
+   (a Potts term per differing 4-neighbour, solved by checkerboard ICM) with a weight that grows
+   with the tile's use, so a lone pixel survives only where its members clearly agree on an
+   unlike colour: speckle and a GAN's phase-locked checkerboard go, real dots stay.
+5. **Map.** Each cell is drawn with its group's tile; groups that voted the same tile become one.
+   The sheet is ordered by sub-palette (most used first), then by use.
+
+Everything is numpy/scipy/scikit-learn on the CPU; 10,000 screens (1.96 M cells) take well under
+a minute on 2 cores (`make bench`, sheet_bench).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from nesgan.colour.attributes import (
+    COLOURS_PER_SUB,
+    MAX_SUBPALETTES,
+    best_colour_sets,
+    solve_cell_costs,
+)
+from nesgan.colour.palette import BLACK, EMITTABLE, Palette, srgb_to_oklab
+from nesgan.errors import NesganError
+from nesgan.tiles.tile import TILE, dedupe
+
+DEFAULT_MAX_TILES = 256  # a pattern table's worth; NES levels use a few dozen to a few hundred metatiles
+PIXELS = TILE * TILE
+PCA_DIMS = 32  # components kept: the drawing lives in the first few, the speckle spreads over all 768
+FEATURE_STRIDE = 2  # features from every 2nd pixel each way (64 of 256): 4× less gathering, same groups
+FIT_SAMPLE = 12_000  # cells the projection and the k-means are fitted on (all cells are assigned)
+KMEANS_STEPS = 10  # Lloyd steps after seeding; the merge by vote cost does the fine work
+OVERCLUSTER = 2  # k-means centres per final tile, before merging by vote cost
+VOTE_CLIP = 0.35  # sRGB distance (0–1 scale) beyond which a member pixel is an outlier (speckle)
+# λ per differing 4-neighbour = SMOOTH_ABS + SMOOTH_PER_USE · (the tile's use): the data term is a
+# sum over members, so the second part asks each member's pixel to be clearly unlike its
+# neighbours (a GAN's phase-locked checkerboard is a consensus of near colours, and goes), while
+# the first lets a rarely used tile lose speckle its one or two members share.
+SMOOTH_ABS = 0.02
+SMOOTH_PER_USE = 0.025
+ICM_SWEEPS = 4
+CHUNK = 16_384  # cells per chunk in the streaming steps (≈ 50 MB of float32 features)
+_POS = np.full(64, -1, dtype=np.intp)  # NES index -> column in EMITTABLE order
+_POS[EMITTABLE] = np.arange(len(EMITTABLE))
+
+
+@dataclass(frozen=True)
+class SheetConfig:
+    max_tiles: int = DEFAULT_MAX_TILES  # at most this many tiles; 0 = no sheet (every distinct cell)
+    palettes: int | None = None  # cap on shared sub-palettes (4 = one NES palette set); None: per tile
+    seed: int = 0  # k-means and sampling
+
+    def __post_init__(self) -> None:
+        check_budget(self.max_tiles, self.palettes)
+
+
+def check_budget(max_tiles: int, palettes: int | None) -> None:
+    """One clear line for tile budgets and palette caps that cannot work."""
+    if int(max_tiles) < 0:
+        raise NesganError(f"--max-tiles must be 0 (every distinct tile) or more, got {max_tiles}")
+    if palettes is None:
+        return
+    if not 1 <= int(palettes) <= MAX_SUBPALETTES:
+        raise NesganError(f"--palettes must be 1–{MAX_SUBPALETTES} (the NES has 4 background "
+                          f"sub-palettes), got {palettes}")
+    if int(max_tiles) == 0:
+        raise NesganError("--palettes needs a tile budget: --max-tiles 0 keeps every quantized tile as "
+                          "it is; give --max-tiles N (e.g. 256)")
+    if int(max_tiles) < int(palettes):
+        raise NesganError(f"--max-tiles {max_tiles} is smaller than --palettes {palettes}: every "
+                          f"sub-palette needs at least one tile; raise --max-tiles to {palettes} or more")
+
+
+@dataclass
+class Sheet:
+    tiles: np.ndarray  # (T, 16, 16) uint8 NES indices, ≤ 4 colours each; grouped by sub-palette, by use
+    labels: np.ndarray  # (U,) int: the tile each input cell is drawn with
+    counts: np.ndarray  # (T,) weighted use
+    backdrop: int | None  # NES index of the shared backdrop (with --palettes; else None)
+    subpalettes: list[tuple[int, ...]]  # with --palettes: ≤K sub-palettes of ≤3 NES indices, most used
+    # first; without: each distinct colour set of ≤4 (no shared backdrop)
+    tile_sub: np.ndarray  # (T,) index into subpalettes
+    members: list[list[int]] = field(default_factory=list)  # per tile: ≤ 3 input cells (nearest, median, farthest)
+
+    def patterns_8x8(self) -> int:
+        """Distinct 8×8 2-bpp patterns the sheet needs in a pattern table (NES holds 256)."""
+        return len(np.unique(self.pattern_values().reshape(-1, 2, 8, 2, 8).swapaxes(2, 3)
+                             .reshape(-1, 64), axis=0))
+
+    def pattern_values(self) -> np.ndarray:
+        """(T, 16, 16) uint8 2-bit values: 0 backdrop, 1–3 the tile's sub-palette colours in order
+        (without a shared backdrop: 0–3 the tile's own colours in order)."""
+        lut = np.zeros((len(self.tiles), 64), np.uint8)
+        start = 0 if self.backdrop is None else 1
+        for t, s in enumerate(self.tile_sub.tolist()):
+            for v, c in enumerate(self.subpalettes[s], start=start):
+                lut[t, c] = v
+        return np.take_along_axis(lut, self.tiles.reshape(len(self.tiles), -1).astype(np.intp),
+                                  axis=1).reshape(self.tiles.shape)
+
+
+# ---------------------------------------------------------------------------------------------
+# measures
+
+
+def orphan_rate(screens: np.ndarray | list[np.ndarray]) -> float:
+    """Share of interior pixels that differ from all four neighbours (speckle). Real NES frames
+    show ≈ 0.4 %, the embedded museum ≈ 1.1 %, raw GAN output tens of percent."""
+    lone = total = 0
+    for s in screens:
+        s = np.asarray(s)
+        c = s[1:-1, 1:-1]
+        iso = (c != s[:-2, 1:-1]) & (c != s[2:, 1:-1]) & (c != s[1:-1, :-2]) & (c != s[1:-1, 2:])
+        lone += int(iso.sum())
+        total += iso.size
+    return lone / total if total else 0.0
+
+
+def colours_per_tile(tiles: np.ndarray) -> np.ndarray:
+    """(T,) number of distinct colours in each (T, 16, 16) tile."""
+    flat = np.sort(np.asarray(tiles).reshape(len(tiles), -1), axis=1)
+    return 1 + (np.diff(flat, axis=1) != 0).sum(1)
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. features
+
+
+@dataclass(frozen=True)
+class _Projection:
+    lab: np.ndarray  # (64, 3) float32 OKLab of every NES index
+    mean: np.ndarray  # (768,)
+    basis: np.ndarray  # (768, d)
+
+    def __call__(self, cells: np.ndarray) -> np.ndarray:
+        """(n, 16, 16) NES indices -> (n, d) float32 features, in chunks."""
+        n = len(cells)
+        out = np.empty((n, self.basis.shape[1]), np.float32)
+        shift = self.mean @ self.basis  # (d,)
+        for s in range(0, n, CHUNK):
+            x = self.lab[_sample(cells[s : s + CHUNK])]  # (c, P', 3)
+            out[s : s + CHUNK] = x.reshape(len(x), -1) @ self.basis - shift
+        return out
+
+
+def _sample(cells: np.ndarray) -> np.ndarray:
+    """(n, 16, 16) -> (n, P') the pixels features are computed from (FEATURE_STRIDE apart)."""
+    return cells[:, ::FEATURE_STRIDE, ::FEATURE_STRIDE].reshape(len(cells), -1)
+
+
+def _projection(cells: np.ndarray, lab: np.ndarray, rng: np.random.Generator) -> _Projection:
+    pick = rng.choice(len(cells), size=min(len(cells), FIT_SAMPLE), replace=False)
+    from scipy.linalg import eigh
+
+    x = lab[_sample(cells[np.sort(pick)])].reshape(len(pick), -1)  # (s, 3·P') float32
+    mean = x.mean(0)
+    x -= mean
+    gram = (x.T @ x).astype(np.float64)  # (768, 768)
+    d = min(PCA_DIMS, gram.shape[0])
+    _, evecs = eigh(gram, subset_by_index=[gram.shape[0] - d, gram.shape[0] - 1])  # ascending
+    basis = evecs[:, ::-1]
+    return _Projection(lab, mean.astype(np.float32), np.ascontiguousarray(basis, dtype=np.float32))
+
+
+def _nearest(feats: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Nearest centre per row (squared Euclidean), in chunks."""
+    ct = centres.astype(np.float32).T
+    cn = (ct**2).sum(0) / 2  # argmin ‖f − c‖² = argmin (‖c‖²/2 − f·c)
+    lab = np.empty(len(feats), np.intp)
+    for s in range(0, len(feats), CHUNK):
+        d = feats[s : s + CHUNK] @ ct  # (c, k)
+        np.subtract(cn, d, out=d)
+        lab[s : s + CHUNK] = d.argmin(1)
+    return lab
+
+
+def _group_means(labels: np.ndarray, w: np.ndarray, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted mean of x's rows per label (one sparse product, one pass) and each label's weight."""
+    from scipy.sparse import csr_matrix
+
+    member = csr_matrix((w, (labels, np.arange(len(labels)))), shape=(k, len(labels)))
+    mass = np.asarray(member.sum(1)).ravel()
+    sums = np.asarray(member @ x, dtype=np.float64)
+    return sums / np.maximum(mass, 1e-12)[:, None], mass
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. grouping
+
+
+def _merge_by_vote(pc: np.ndarray, k: int) -> np.ndarray:
+    """Merge groups pairwise until k remain, cheapest first, given their vote costs pc (m, 256, 54).
+
+    Group i drawn with group j's voted tile costs C[i, j] = Σ_p pc[i, p, tile_j[p]]; merging i
+    and j costs min(C[i, j] − C[i, i], C[j, i] − C[j, j]) (the smaller drawn with the larger's
+    tile, weighted by use). Two halves of one drawing vote the same tile and merge for free; a
+    rare drawing merges only when its pixels are cheap to change. Returns (m,) group 0…k-1."""
+    m = len(pc)
+    flat_t = np.ascontiguousarray(pc.reshape(m, -1).T, dtype=np.float32)  # (256·54, m): rows gather fast
+    cols = np.arange(PIXELS) * pc.shape[2]
+    tiles = pc.argmin(2)  # (m, 256) each group's free vote
+    cost = np.stack([flat_t[cols + t].sum(0) for t in tiles], 1)  # (m, m): C[i, j]
+    extra = cost - np.diag(cost)[:, None]
+    delta = np.minimum(extra, extra.T)
+    np.fill_diagonal(delta, np.inf)
+    alive = np.ones(m, bool)
+    group = np.arange(m)
+    for _ in range(m - k):
+        i, j = divmod(int(delta.argmin()), m)
+        flat_t[:, i] += flat_t[:, j]
+        flat_t[:, j] = 0
+        alive[j] = False
+        tiles[i] = flat_t[:, i].reshape(PIXELS, -1).argmin(1)
+        group[group == j] = i
+        mine = flat_t[:, i].reshape(PIXELS, -1)
+        row = mine[np.arange(PIXELS), tiles].sum(1)  # (m,) group i drawn with every tile
+        col = flat_t[cols + tiles[i]].sum(0)  # (m,) every group drawn with i's tile
+        diag = np.diag(cost).copy()
+        diag[i] = row[i]
+        cost[:, i] = col
+        cost[i, :] = row
+        d = np.minimum(row - row[i], col - diag)  # i drawn with another's tile, or another with i's
+        d[~alive] = np.inf
+        d[i] = np.inf
+        delta[i, :] = delta[:, i] = d
+        delta[j, :] = delta[:, j] = np.inf
+    _, dense = np.unique(group, return_inverse=True)
+    return dense
+
+
+def _kmeans(x: np.ndarray, w: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """(k, d) centres: greedy k-means++ seeding (each new centre the best of a few drawn in
+    proportion to the weighted squared distance from the chosen ones, so rare drawings get
+    centres), then Lloyd steps."""
+    x64 = x.astype(np.float64)
+    xx = (x64**2).sum(1)  # ‖x‖²: distances as ‖x‖² − 2x·c + ‖c‖², one matrix product per step
+    centres = np.empty((k, x.shape[1]))
+    centres[0] = x64[rng.choice(len(x), p=w / w.sum())]
+    d2 = np.maximum(xx - 2 * x64 @ centres[0] + (centres[0] ** 2).sum(), 0)
+    trials = 2 + int(np.log(k))  # greedy k-means++: the best of a few draws each time
+    for j in range(1, k):
+        p = w * d2
+        if p.sum() <= 0:
+            centres[j:] = x64[rng.integers(len(x), size=k - j)]
+            break
+        cand = rng.choice(len(x), size=trials, p=p / p.sum())
+        cd = np.maximum(xx[None, :] - 2 * x64[cand] @ x64.T + xx[cand][:, None], 0)  # (t, n)
+        nd2 = np.minimum(d2[None, :], cd)
+        best = int((nd2 * w).sum(1).argmin())
+        centres[j] = x64[cand[best]]
+        d2 = nd2[best]
+    for _ in range(KMEANS_STEPS):
+        means, mass = _group_means(_nearest(x, centres), w, x64, k)
+        live = mass > 0
+        centres[live] = means[live]
+    return centres.astype(np.float32)
+
+
+def _group(cells: np.ndarray, feats: np.ndarray, weights: np.ndarray, k: int, dist: np.ndarray,
+           rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    pick = np.sort(rng.choice(len(feats), size=min(len(feats), FIT_SAMPLE), replace=False))
+    k0 = min(len(pick), OVERCLUSTER * k)
+    lab = _nearest(feats, _kmeans(feats[pick], weights[pick], k0, rng))
+    mass = np.bincount(lab, weights=weights, minlength=k0)
+    used = np.flatnonzero(mass > 0)
+    lab = np.searchsorted(used, lab)
+    if len(used) <= k:
+        return lab, _vote_costs(cells, weights, lab, len(used), dist)
+    pc = _vote_costs(cells, weights, lab, len(used), dist)
+    merged = _merge_by_vote(pc, k)
+    total = np.zeros((k, *pc.shape[1:]))
+    np.add.at(total, merged, pc)  # vote costs add up: the merged groups' costs without another pass
+    return merged[lab], total
+
+
+# ---------------------------------------------------------------------------------------------
+# 3–4. vote and NES colours
+
+
+def _vote_costs(cells: np.ndarray, weights: np.ndarray, labels: np.ndarray, k: int,
+                dist: np.ndarray) -> np.ndarray:
+    """(k, 256, 54): Σ over a group's members of weight · distance(member pixel, colour)."""
+    hist = np.zeros((PIXELS, k * 64), np.float64)  # per pixel: (group, colour) counts
+    flat = cells.reshape(len(cells), -1)
+    unit = bool(np.all(weights == 1))
+    for s in range(0, len(cells), CHUNK):
+        colours = flat[s : s + CHUNK].T.copy()  # (256, c) uint8: small enough to transpose in cache
+        base = labels[s : s + CHUNK].astype(np.int32) * 64
+        w = None if unit else weights[s : s + CHUNK]
+        for p in range(PIXELS):
+            hist[p] += np.bincount(base + colours[p], weights=w, minlength=k * 64)
+    hist = hist.reshape(PIXELS, k, 64).transpose(1, 0, 2).reshape(k * PIXELS, 64)
+    return (hist @ dist).reshape(k, PIXELS, -1)
+
+
+def _smooth(pc: np.ndarray, allowed: np.ndarray, choice: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """Checkerboard ICM on E = Σ_p pc[p, a_p] + λ·#{4-neighbour pairs that differ}, per tile.
+
+    pc (k, 256, 54); allowed (k, 4) columns (-1 = none); choice (k, 256) option index 0–3; lam (k,).
+    Returns the improved (k, 256) option indices."""
+    k = len(pc)
+    opts = allowed.shape[1]
+    data = np.take_along_axis(pc, np.maximum(allowed, 0)[:, None, :], axis=2)  # (k, 256, 4)
+    data = np.where(allowed[:, None, :] >= 0, data, np.inf).reshape(k, TILE, TILE, opts)
+    a = choice.reshape(k, TILE, TILE).copy()
+    yy, xx = np.mgrid[0:TILE, 0:TILE]
+    parity = (yy + xx) % 2
+    for _ in range(ICM_SWEEPS):
+        changed = False
+        for par in (0, 1):
+            diff = np.zeros((k, TILE, TILE, opts), np.float64)
+            for axis, step in ((1, 1), (1, -1), (2, 1), (2, -1)):
+                nb = np.roll(a, step, axis=axis)
+                valid = np.ones((TILE, TILE), bool)
+                if axis == 1:
+                    valid[0 if step == 1 else -1, :] = False
+                else:
+                    valid[:, 0 if step == 1 else -1] = False
+                diff += valid[None, :, :, None] & (nb[..., None] != np.arange(opts))
+            best = (data + lam[:, None, None, None] * diff).argmin(-1)
+            upd = (parity == par)[None] & (best != a)
+            if upd.any():
+                a[upd] = best[upd]
+                changed = True
+        if not changed:
+            break
+    return a.reshape(k, PIXELS)
+
+
+def _legal_tiles(pc: np.ndarray, mass: np.ndarray, backdrops: list[int], palettes: int | None
+                 ) -> tuple[np.ndarray, int | None, list[tuple[int, ...]], np.ndarray]:
+    """Tiles (k, 16, 16) from vote costs, ≤ 4 colours each, lone pixels penalised.
+
+    With palettes=K: one backdrop and ≤K shared 3-colour sub-palettes (columns); without: each
+    tile its own best 4 colours. Returns tiles, backdrop column (None without K), the colour
+    sets, and each tile's set."""
+    if palettes is None:
+        sets, cols = best_colour_sets(pc, 1 + COLOURS_PER_SUB)
+        bg = None
+        assign = np.arange(len(sets))
+        allowed = np.full((len(pc), 1 + COLOURS_PER_SUB), -1, np.intp)
+        for t, s in enumerate(sets):
+            allowed[t, : len(s)] = s
+    else:
+        bg, sets, assign, cols = solve_cell_costs(pc, backdrops, palettes)
+        allowed = np.full((len(pc), 1 + COLOURS_PER_SUB), -1, np.intp)
+        allowed[:, 0] = bg
+        for t, s in enumerate(assign.tolist()):
+            allowed[t, 1 : 1 + len(sets[s])] = sets[s]
+    choice = (cols[:, :, None] == allowed[:, None, :]).argmax(-1)  # (k, 256) option index
+    choice = _smooth(pc, allowed, choice, SMOOTH_ABS + SMOOTH_PER_USE * mass)
+    tiles = EMITTABLE[np.take_along_axis(allowed, choice, axis=1)].reshape(-1, TILE, TILE)
+    return tiles.astype(np.uint8), bg, list(sets), np.asarray(assign, np.intp)
+
+
+def vote_distance(palette: Palette) -> np.ndarray:
+    """(64, 54) cost of a member pixel of colour c when the tile shows emittable colour a:
+    squared sRGB distance (so the vote is the colour nearest the members' mean: generator noise
+    is zero-mean in RGB), truncated at VOTE_CLIP² so that speckle costs every candidate alike."""
+    rgb = palette.rgb.astype(np.float64)
+    sq = ((rgb[:, None, :] - rgb[EMITTABLE][None, :, :]) ** 2).sum(-1) / 255.0**2
+    return np.minimum(sq, VOTE_CLIP**2)
+
+
+# ---------------------------------------------------------------------------------------------
+# the sheet
+
+
+def build_sheet(cells: np.ndarray, weights: np.ndarray | None, palette: Palette, config: SheetConfig) -> Sheet:
+    """Group (U, 16, 16) NES-index cells (each used `weights[i]` times) into ≤ max_tiles legal tiles."""
+    cells = np.ascontiguousarray(np.asarray(cells, dtype=np.uint8))
+    if cells.ndim != 3 or cells.shape[1:] != (TILE, TILE) or len(cells) == 0:
+        raise NesganError("no 16×16 cells to build a tile sheet from")
+    if config.max_tiles < 1:
+        raise NesganError("build_sheet needs --max-tiles ≥ 1 (0 keeps every distinct tile without a sheet)")
+    w = np.ones(len(cells)) if weights is None else np.asarray(weights, dtype=np.float64)
+    rng = np.random.default_rng(config.seed)
+    lab = srgb_to_oklab(palette.rgb).astype(np.float32)  # (64, 3)
+    dist = vote_distance(palette)  # (64, 54)
+    k = min(config.max_tiles, len(cells))
+
+    # 1. features; 2. groups
+    proj = _projection(cells, lab, rng)
+    feats = proj(cells)
+    if len(cells) <= k:
+        labels = np.arange(len(cells))
+        pc = _vote_costs(cells, w, labels, len(cells), dist)
+    else:
+        labels, pc = _group(cells, feats, w, k, dist, rng)
+    k = int(labels.max()) + 1
+    # backdrop candidates: the most used colours, and black
+    use = np.zeros(64)
+    unit = bool(np.all(w == 1))
+    for s in range(0, len(cells), CHUNK):  # colour use, weighted by cell use (in chunks: no 256× copy of w)
+        chunk = cells[s : s + CHUNK].reshape(-1)
+        use += (np.bincount(chunk, minlength=64) if unit else
+                np.bincount(chunk, minlength=64, weights=np.repeat(w[s : s + CHUNK], PIXELS)))
+    backdrops = [int(_POS[c]) for c in np.argsort(-use, kind="stable")[:4] if use[c] > 0] + [int(_POS[BLACK])]
+
+    # 3–4. vote, legal colours
+    tiles, bg, subs, assign = _legal_tiles(pc, np.bincount(labels, weights=w, minlength=k), backdrops,
+                                           config.palettes)
+    # groups that voted the same tile become one
+    tiles, same, _ = dedupe(tiles)
+    first = np.zeros(len(tiles), np.intp)
+    first[same[::-1]] = np.arange(k)[::-1]  # the first group of each distinct tile
+    assign = assign[first]
+    labels = same[labels]
+    k = len(tiles)
+    centre, counts = _group_means(labels, w, feats, k)
+    d2 = ((feats - centre.astype(np.float32)[labels]) ** 2).sum(1)  # each cell's distance from its members' mean
+
+    # order by sub-palette (most used first), then by use
+    used = np.arange(k)
+    sub_use = np.bincount(assign, weights=counts, minlength=len(subs))
+    sub_rank = np.empty(len(subs), np.intp)
+    sub_rank[np.argsort(-sub_use, kind="stable")] = np.arange(len(subs))
+    order = used[np.lexsort((used, -counts, sub_rank[assign]))]
+    new_id = np.empty(k, np.intp)
+    new_id[order] = np.arange(k)
+    kept_subs = sorted(set(assign.tolist()), key=lambda s: sub_rank[s])
+    sub_id = {s: i for i, s in enumerate(kept_subs)}
+    labels = new_id[labels]
+
+    members: list[list[int]] = []
+    by_tile = np.argsort(labels, kind="stable")
+    bounds = np.searchsorted(labels[by_tile], np.arange(len(order) + 1))
+    for t in range(len(order)):
+        mine = by_tile[bounds[t] : bounds[t + 1]]
+        ranked = mine[np.argsort(d2[mine], kind="stable")]
+        picks = [ranked[0], ranked[len(ranked) // 2], ranked[-1]]
+        members.append(list(dict.fromkeys(int(p) for p in picks)))
+    return Sheet(
+        tiles=tiles[order],
+        labels=labels,
+        counts=counts[order],
+        backdrop=None if bg is None else int(EMITTABLE[bg]),
+        subpalettes=[tuple(int(EMITTABLE[c]) for c in subs[s]) for s in kept_subs],
+        tile_sub=np.array([sub_id[s] for s in assign[order].tolist()], np.intp),
+        members=members,
+    )

@@ -1,0 +1,184 @@
+"""nesgan.tiles.sheet: noisy cells -> at most N NES-legal tiles that rebuild the screens."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from nesgan.bench.sheet_bench import cells_of, clean_screens, rebuild, spoil
+from nesgan.cli import cli
+from nesgan.colour.palette import Palette
+from nesgan.errors import NesganError
+from nesgan.tiled.export import ExportConfig, export_tiles
+from nesgan.tiles.build import TileConfig, build_tiles
+from nesgan.tiles.sheet import SheetConfig, build_sheet, colours_per_tile, orphan_rate
+from nesgan.tiles.tile import dedupe
+
+PAL = Palette.builtin()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cache(isolated_lut_cache):
+    """Every test here builds LUTs in a private cache folder."""
+
+
+@pytest.fixture(scope="module")
+def spoiled_case():
+    """One museum game's clean screens (one backdrop, 4 sub-palettes) and a spoiled copy."""
+    clean = clean_screens(1, 4, seed=3)
+    return clean, spoil(clean, PAL, np.random.default_rng(0))
+
+
+def _save_screens(folder, screens) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, s in enumerate(screens):
+        Image.fromarray(PAL.to_rgb(s)).save(folder / f"s{i:02d}.png")
+
+
+def _atlas(png) -> np.ndarray:
+    img = np.asarray(Image.open(png).convert("RGB"))
+    h, w = img.shape[0] // 16, img.shape[1] // 16
+    return img.reshape(h, 16, w, 16, 3).swapaxes(1, 2).reshape(-1, 16, 16, 3)
+
+
+def _tilecount(ids_jsonl) -> int:
+    """Tiles in the main tileset, from the export's ids manifest (the atlas pads its last row)."""
+    rows = [json.loads(x) for x in open(ids_jsonl).read().splitlines()]
+    return 1 + max(r["tile"] for r in rows if r["tileset"] == "nesgan")
+
+
+def test_a_spoiled_case_with_a_known_answer_is_recovered(spoiled_case):
+    clean, spoiled = spoiled_case
+    assert (spoiled == clean).mean() < 0.85  # the spoiling is heavy
+    truth = dedupe(cells_of(clean))[0]
+    sheet = build_sheet(cells_of(spoiled), None, PAL, SheetConfig(max_tiles=len(truth), palettes=4))
+    rebuilt = rebuild(sheet.tiles, sheet.labels, len(clean))
+    cells_equal = (cells_of(rebuilt) == cells_of(clean)).reshape(len(sheet.labels), -1).all(1)
+    assert (rebuilt == clean).mean() >= 0.97
+    assert cells_equal.mean() >= 0.85
+    assert orphan_rate(rebuilt) <= 1.5 * orphan_rate(clean) + 0.002 < orphan_rate(spoiled)
+
+
+def test_the_budget_is_respected_and_every_tile_shows_at_most_4_colours(spoiled_case):
+    _, spoiled = spoiled_case
+    cells = cells_of(spoiled)
+    for budget in (1, 7, 40):
+        sheet = build_sheet(cells, None, PAL, SheetConfig(max_tiles=budget))
+        assert 1 <= len(sheet.tiles) <= budget
+        assert sheet.labels.shape == (len(cells),) and sheet.labels.max() < len(sheet.tiles)
+        assert colours_per_tile(sheet.tiles).max() <= 4
+        assert sheet.counts.sum() == len(cells) and (sheet.counts > 0).all()
+
+
+def test_with_palettes_4_the_sheet_uses_one_backdrop_and_at_most_4_sub_palettes(spoiled_case):
+    _, spoiled = spoiled_case
+    sheet = build_sheet(cells_of(spoiled), None, PAL, SheetConfig(max_tiles=30, palettes=4))
+    assert sheet.backdrop is not None and len(sheet.subpalettes) <= 4
+    for tile, sub in zip(sheet.tiles, sheet.tile_sub.tolist(), strict=True):
+        assert set(np.unique(tile).tolist()) <= {sheet.backdrop, *sheet.subpalettes[sub]}
+        assert len(sheet.subpalettes[sub]) <= 3
+    # grouped by sub-palette, most used first within each
+    assert (np.diff(sheet.tile_sub) >= 0).all()
+    for s in range(len(sheet.subpalettes)):
+        assert (np.diff(sheet.counts[sheet.tile_sub == s]) <= 0).all()
+    assert sheet.patterns_8x8() <= 4 * len(sheet.tiles)
+
+
+def test_orphan_rate_counts_pixels_unlike_all_four_neighbours():
+    img = np.zeros((5, 5), np.uint8)
+    img[2, 2] = 1  # one lone pixel among 9 interior ones
+    assert orphan_rate([img]) == pytest.approx(1 / 9)
+    img[2, 3] = 1  # now it has a like neighbour
+    assert orphan_rate([img]) == 0
+
+
+@pytest.mark.parametrize("max_tiles, palettes, says", [
+    (-1, None, "--max-tiles must be 0"),
+    (2, 4, "--max-tiles 2 is smaller than --palettes 4"),
+    (0, 4, "--palettes needs a tile budget"),
+    (16, 5, "--palettes must be 1–4"),
+])
+def test_impossible_budgets_are_refused_in_one_line(max_tiles, palettes, says):
+    with pytest.raises(NesganError, match=says):
+        SheetConfig(max_tiles=max_tiles, palettes=palettes)
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--max-tiles", "-1"], "--max-tiles must be 0"),
+    (["--max-tiles", "3", "--palettes", "4"], "smaller than --palettes 4"),
+])
+def test_cli_refuses_bad_budgets_before_reading_anything(tmp_path, monkeypatch, args, says):
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(cli, ["export-tiles", *args])
+    assert res.exit_code == 1 and says in res.output and res.output.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_build_tiles_with_a_budget_writes_a_sheet_the_map_rebuilds_from(tmp_path, spoiled_case):
+    clean, spoiled = spoiled_case
+    _save_screens(tmp_path / "gen", spoiled)
+    _save_screens(tmp_path / "train", clean_screens(2, 1, seed=9))
+    out = tmp_path / "tiles"
+    report = build_tiles(TileConfig(tmp_path / "gen", tmp_path / "train", out, max_tiles=24, palettes=4))
+    assert len(report.tiles) <= 24 and colours_per_tile(report.tiles).max() <= 4
+    rebuilt = [report.tiles[ids].swapaxes(1, 2).reshape(224, 224) for _, ids in report.screens]
+    assert report.differing == [int((r != q).sum()) for r, q in zip(rebuilt, report.quantized, strict=True)]
+    assert report.orphan_rebuilt < report.orphan_quantized / 5
+    rows = [json.loads(x) for x in (out / "tiles.jsonl").read_text().splitlines()]
+    assert sum(r["count"] for r in rows) == len(spoiled) * 196
+    assert all(1 <= len(r["members"]) <= 3 and len(r["palette"]) <= 4 for r in rows)
+    shares = [json.loads(x) for x in (out / "rebuild.jsonl").read_text().splitlines()]
+    assert [s["differing_pixels"] for s in shares] == report.differing
+    picture = Image.open(out / "rebuild-diff.png")
+    assert picture.width == 3 * 224 + 8 and (out / "sheet-000.png").exists()
+
+
+def test_reexport_keeps_every_tile_id_and_pixels_and_prints_the_sheet_numbers(tmp_path, spoiled_case, monkeypatch):
+    clean, spoiled = spoiled_case
+    _save_screens(tmp_path / "gen", spoiled[:2])
+    _save_screens(tmp_path / "train", clean_screens(2, 1, seed=9))
+    monkeypatch.chdir(tmp_path)
+    args = ["export-tiles", "--generated", "gen", "--train", "train", "--tmx", "level.tmx",
+            "--max-tiles", "20", "--palettes", "4"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    assert "sub-palette(s)" in res.output and "% of pixels differ" in res.output
+    first, count = _atlas("tilesets/nesgan.png"), _tilecount("tilesets/nesgan.ids.jsonl")
+    again = CliRunner().invoke(cli, args)  # the same screens: the same sheet, nothing new
+    assert again.exit_code == 0 and "(nesgan +0, nesgan-near-copies +0 new)" in again.output, again.output
+    _save_screens(tmp_path / "gen", spoiled)  # more screens: a new vote, new tiles appended
+    report = export_tiles(ExportConfig(generated=tmp_path / "gen", train=tmp_path / "train",
+                                       tilesets_dir=tmp_path / "tilesets", tiles_dir=tmp_path / "tiles",
+                                       tmx=tmp_path / "level.tmx", max_tiles=20, palettes=4))
+    second = _atlas("tilesets/nesgan.png")
+    differ = [i for i in range(count) if not np.array_equal(second[i], first[i])]
+    assert differ == [], (count, differ, len(first), len(second))  # old ids keep their pixels
+    assert report.new_tiles["nesgan"] >= 1  # the new vote drew some tiles differently: appended
+    assert report.sheet["subpalettes"] <= 4 and report.tiles <= 20
+
+
+def test_a_sheet_with_palettes_4_and_64_tiles_exports_to_the_nes_as_export_tiles_drew_it(tmp_path, spoiled_case,
+                                                                                          monkeypatch):
+    from nes_maps import decode_nametable
+    from nesgan.nes.export import vertical_placement
+
+    clean, spoiled = spoiled_case
+    _save_screens(tmp_path / "gen", spoiled[:2])
+    _save_screens(tmp_path / "train", clean_screens(2, 1, seed=9))
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(cli, ["export-tiles", "--generated", "gen", "--train", "train", "--tmx", "level.tmx",
+                                   "--max-tiles", "64", "--palettes", "4"])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(cli, ["export-nes", "level.tmx", "--out", "nes"])
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "nes"
+    chr_data, pal = (out / "tiles.chr").read_bytes(), (out / "palette.pal").read_bytes()
+    wide = np.concatenate([decode_nametable(p.read_bytes(), chr_data, pal)
+                           for p in sorted(out.glob("screen-*.nam"))], axis=1)
+    top = vertical_placement(224)[1]
+    preview = np.asarray(Image.open("level.png").convert("RGB"))
+    assert np.array_equal(PAL.to_rgb(wide[top : top + 224, :448]), preview)
