@@ -1,4 +1,5 @@
-"""nesgan.tiles.nearcopy (index, cache, verdicts), nesgan.tiles.search (distance, search), nesgan.tiles.contact."""
+"""nesgan.tiles.nearcopy (index, cache, verdicts), nesgan.tiles.search (distance, search), nesgan.tiles.contact;
+nesgan.bench.reference (the slow distances the search is checked against)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from nesgan.bench.reference import brute_nearest_merge, exact_distances, merge_exact_distances
 from nesgan.colour.palette import EMITTABLE, Palette
 from nesgan.errors import NesganError
 from nesgan.tiles import nearcopy
 from nesgan.tiles.contact import write_contact_sheets
-from nesgan.tiles.search import TileSearch, exact_distances, plan_blocks
+from nesgan.tiles.search import TileSearch, coarsenings, plan_blocks
 from nesgan.tiles.tile import flips
 
 PAL = Palette.builtin()
@@ -101,10 +103,14 @@ def test_search_finds_every_tile_within_k_that_brute_force_finds():
 
 def test_block_plan_keeps_the_pigeonhole_guarantee():
     for k in range(0, 32):
-        groups, fine = plan_blocks(k)
-        assert groups == k + 1 and fine - k >= 1  # a tile within K matches ≥ 1 block
-        assert fine == (2 * groups if k <= 15 else groups)  # fine blocks nest in groups
-    assert plan_blocks(32) == (0, 0)  # blocks too small: brute force
+        assert plan_blocks(k) == k + 1  # K + 1 groups: a tile within K matches ≥ 1 of them
+    assert plan_blocks(32) == 0  # blocks too small: brute force
+
+
+def test_blocks_are_indexed_under_every_coarser_partition_up_to_four_colours():
+    # Bell numbers minus the flat partition: 1, 1, 4, 14; then identity + one pair merged
+    assert [len(coarsenings(c)) for c in range(1, 10)] == [1, 1, 4, 14, 11, 16, 22, 29, 1]
+    assert coarsenings(4)[0].tolist() == [0, 1, 2, 3]
 
 
 def test_large_k_falls_back_to_comparing_with_everything():
@@ -223,20 +229,32 @@ def test_flags_reach_098_precision_and_recall_on_a_planted_benchmark():
 
 def test_contact_sheets_put_near_copies_first_beside_their_nearest_tile(tmp_path):
     tiles = np.stack([_tile(1), _tile(2), _tile(3)])
-    nearest = np.stack([_tile(11), _tile(2)[:, ::-1], _tile(13)])
+    shown = np.stack([_tile(11), _tile(2), _tile(13)])  # nearest tiles as they matched
     rows = [
         {"id": 0, "verdict": "original", "nearest": {"distance": 70, "flip": "none"}},
         {"id": 1, "verdict": "near_copy", "nearest": {"distance": 0, "flip": "h"}},
         {"id": 2, "verdict": "trivial", "nearest": {"distance": 5, "flip": "none"}},
     ]
-    paths = write_contact_sheets(tmp_path, tiles, nearest, rows, PAL)
+    paths = write_contact_sheets(tmp_path, tiles, shown, rows, PAL)
     assert [p.name for p in paths] == ["contact-000.png"]
     img = np.asarray(Image.open(paths[0]).convert("RGB"))
-    # first entry: tile 1 at 4×, and its nearest un-mirrored back to look the same
+    # first entry: tile 1 at 4×, and its nearest beside it
     big = np.kron(PAL.to_rgb(tiles[1]), np.ones((4, 4, 1), np.uint8))
     assert np.array_equal(img[6:70, 6:70], big)
     assert np.array_equal(img[6:70, 76:140], big)
     assert tuple(img[76, 8]) == (220, 40, 40)  # the red near-copy bar under it
+
+
+def test_the_matched_training_tile_is_shown_mirrored_and_recoloured_the_way_it_matched():
+    t = _tile(21)
+    merged = t.copy()
+    merged[merged == 0x27] = 0x0F  # two colours became one
+    query = _swap(merged)[:, ::-1]  # then re-paletted and mirrored
+    index = nearcopy.TileIndex(tiles=t[None], screen=np.zeros(1, np.int32), xy=np.zeros((1, 2), np.int32),
+                               screens=["t.png"], fingerprint="test")
+    v = nearcopy.verdicts(index, query[None], 4)
+    assert v.verdict == ["near_copy"] and v.match == ["merge"]
+    assert np.array_equal(v.shown[0], query)  # the training tile drawn as the copy shows it
 
 
 def test_a_huge_k_on_a_big_training_set_is_refused_rather_than_run_for_hours(monkeypatch):
@@ -246,3 +264,84 @@ def test_a_huge_k_on_a_big_training_set_is_refused_rather_than_run_for_hours(mon
     train = np.stack([_tile(s) for s in range(300)])
     with pytest.raises(NesganError, match="--near-copy-pixels 40 is too large"):
         TileSearch(train, 40).search(np.stack([_tile(1)]))
+
+
+def _index(tiles: np.ndarray) -> nearcopy.TileIndex:
+    n = len(tiles)
+    return nearcopy.TileIndex(tiles=tiles, screen=np.zeros(n, np.int32),
+                              xy=np.stack([np.arange(n) * 16, np.zeros(n)], 1).astype(np.int32),
+                              screens=["t.png"], fingerprint="test")
+
+
+def test_a_copy_with_colours_merged_is_flagged_and_says_merge():
+    # the night palette: the hill's outline (0x27) takes the backdrop colour (0x0F)
+    train = np.stack([_tile(s) for s in range(40)])
+    t = train[17]
+    merged = t.copy()
+    merged[merged == 0x27] = 0x0F
+    assert exact_distances(merged[None], t[None])[0][0] > 4  # one-to-one alone misses it
+    double = _swap(t)
+    double[np.isin(double, [0x2A, 0x36])] = 0x01  # two colours merged into a third
+    queries = np.stack([merged, _edit(merged, [(3, 3), (9, 12)])[::-1], double, t, _swap(t), _edit(t, [(0, 0)])])
+    v = nearcopy.verdicts(_index(train), queries, 4)
+    assert v.verdict == ["near_copy"] * 6
+    assert v.found.train_id.tolist() == [17] * 6
+    assert v.found.distance.tolist() == [0, 2, 0, 0, 0, 1]
+    assert v.match == ["merge", "merge", "merge", "exact", "recolour", "exact"]
+    rows = [v.nearest_row(i, _index(train)) for i in range(6)]
+    assert rows[0]["match"] == "merge" and rows[1]["flip"] == "v"
+
+
+def test_merge_distance_counts_pixels_no_many_to_one_map_can_explain():
+    t = np.zeros((16, 16), np.uint8) + 0x0F
+    t[:, 8:] = 0x16
+    t[:4, :4] = 0x27  # 16 pixels of a third colour
+    merged = t.copy()
+    merged[merged == 0x27] = 0x0F
+    assert merge_exact_distances(merged[None], t[None])[0].tolist() == [0]
+    # the other way round the map cannot split one colour in two: the 16 pixels differ
+    assert merge_exact_distances(t[None], merged[None])[0].tolist() == [16]
+
+
+def test_search_finds_every_merged_copy_within_k_that_brute_force_finds():
+    rng = np.random.default_rng(5)
+    train = np.stack([_tile(s) for s in range(200)])
+    queries = []
+    for i in range(100):
+        t = train[rng.integers(200)].copy()
+        a, b = rng.choice(np.unique(t), 2, replace=False)
+        t[t == a] = b  # merge two colours
+        if i % 3 == 0 and len(np.unique(t)) > 2:
+            a, b = rng.choice(np.unique(t), 2, replace=False)
+            t[t == a] = b  # and two more
+        n = int(rng.integers(0, 9))
+        t = _edit(t, [(int(y), int(x)) for y, x in rng.integers(0, 16, size=(n, 2))])
+        queries.append(flips(t[None])[i % 4, 0])
+    queries = np.stack(queries)
+    k = 6
+    found = TileSearch(train, k).search(queries)
+    within = 0
+    for i, qt in enumerate(queries):
+        truth, _ = brute_nearest_merge(qt, train)
+        if truth <= k:
+            within += 1
+            assert found.distance[i] == truth and found.exact[i]
+        else:
+            assert found.distance[i] >= truth
+    assert within > 50
+
+
+def test_several_training_folders_make_one_index_cached_outside_them(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    _write_screens(a, 2, seed=0)
+    _write_screens(b, 2, seed=5)
+    both = nearcopy.load_or_build_index([a, b], PAL)
+    only_a = nearcopy.load_or_build_index(a, PAL)
+    assert len(both.tiles) > len(only_a.tiles)
+    assert both.screens == [str(a / "s0.png"), str(a / "s1.png"), str(b / "s0.png"), str(b / "s1.png")]
+    assert only_a.screens == ["s0.png", "s1.png"]
+    path = nearcopy.index_path([a, b], PAL)
+    assert path.exists() and path != nearcopy.index_path(a, PAL)
+    assert tmp_path not in path.parents  # the cache lives in $XDG_CACHE_HOME/nesgan, not the data
+    assert sorted(p.name for p in a.iterdir()) == ["s0.png", "s1.png"]
+    assert sorted(p.name for p in b.iterdir()) == ["s0.png", "s1.png"]

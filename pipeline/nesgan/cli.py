@@ -354,8 +354,9 @@ def quantize_cmd(src: Path, out: Path | None, nes_attributes: bool, palette_file
 
 @cli.command("export-tiles")
 @click.option("--generated", default="data/generated", show_default=True, type=P, help="Generated screens.")
-@click.option("--train", "train_dir", default="data/screens", show_default=True, type=P,
-              help="Training screens, for the near-copy check.")
+@click.option("--train", "train_dir", default=["data/screens"], show_default=True, type=P, multiple=True,
+              help="Training screens, for the near-copy check; give it once per folder to check "
+                   "against several.")
 @click.option("--tmx", default=None, type=P, help="Also write (or update) this Tiled map.")
 @click.option("--tilesets", default="tilesets", show_default=True, type=P, help="Folder for TSX + PNG atlases.")
 @click.option("--tiles", "tiles_dir", default="tiles", show_default=True, type=P,
@@ -388,7 +389,7 @@ def export_tiles_cmd(generated, train_dir, tmx, tilesets, tiles_dir, name, near_
     """
     from nesgan.tiled.export import ExportConfig, export_tiles
 
-    config = ExportConfig(generated=generated, train=train_dir, tilesets_dir=tilesets,
+    config = ExportConfig(generated=generated, train=tuple(train_dir), tilesets_dir=tilesets,
                           tiles_dir=tiles_dir, name=name, tmx=tmx,
                           near_copy_pixels=near_copy_pixels, max_tiles=max_tiles, palettes=palettes)
     for line in export_tiles(config).summary_lines():

@@ -26,9 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
+from nesgan.bench.reference import brute_nearest_merge, exact_distances, merge_exact_distances
 from nesgan.colour.palette import EMITTABLE
 from nesgan.tiles.nearcopy import trivial_mask
-from nesgan.tiles.search import PIXELS, TileSearch, brute_nearest, exact_distances
+from nesgan.tiles.search import PIXELS, TileSearch
 from nesgan.tiles.tile import DEFAULT_NEAR_COPY_PIXELS, flips, slice_tiles
 
 
@@ -180,7 +181,7 @@ def score(bench: Benchmark, k: int = DEFAULT_NEAR_COPY_PIXELS) -> dict:
 
 def _brute_exact(queries: np.ndarray, train: np.ndarray) -> np.ndarray:
     """Exact nearest distance of each query by comparing with every training tile (slow)."""
-    return np.array([brute_nearest(q, train)[0] for q in queries], dtype=np.int64)
+    return np.array([brute_nearest_merge(q, train)[0] for q in queries], dtype=np.int64)
 
 
 def speed(train_size: int, n_queries: int, baseline_queries: int, truth_queries: int, seed: int = 0,
@@ -217,7 +218,7 @@ def speed(train_size: int, n_queries: int, baseline_queries: int, truth_queries:
     if nt:
         sample = np.flatnonzero(~trivial)[:nt]
         truth = _brute_exact(bench.queries[sample], bench.train)
-        ref_d, _ = exact_distances(bench.queries[sample], bench.train[ref_idx[sample, 0]]) if nb >= sample.max(initial=0) + 1 else (None, None)
+        ref_d, _ = merge_exact_distances(bench.queries[sample], bench.train[ref_idx[sample, 0]]) if nb >= sample.max(initial=0) + 1 else (None, None)
         within = truth <= k
         fig["exact_sample"] = int(nt)
         fig["exact_within_k"] = int(within.sum())

@@ -38,7 +38,7 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 @dataclass(frozen=True)
 class ExportConfig:
     generated: Path = Path("data/generated")  # the generated 224×224 screens
-    train: Path = Path("data/screens")  # training screens, for the near-copy check
+    train: Path | tuple[Path, ...] = Path("data/screens")  # training screens folder(s), for the near-copy check
     tilesets_dir: Path = Path("tilesets")  # DESIGN.md's default output folder for TSX + PNG
     tiles_dir: Path = Path("tiles")  # tiles.jsonl and contact sheets (written by nesgan.tiles.tile)
     name: str = "nesgan"  # tileset name, file stem and the map layer's name

@@ -41,7 +41,7 @@ from nesgan.tiles.tile import (
 @dataclass(frozen=True)
 class TileConfig:
     generated: Path  # folder of 224×224 generated PNGs (file-name order)
-    train: Path  # training screens folder (data/screens)
+    train: Path | tuple[Path, ...]  # training screens folder(s) (data/screens)
     tiles_dir: Path  # where tiles.jsonl + contact sheets go
     near_copy_pixels: int = DEFAULT_NEAR_COPY_PIXELS  # K; the choice is argued in nesgan.tiles.nearcopy
     palette_file: Path | None = None  # None: the built-in 2C02 table
@@ -158,8 +158,7 @@ def build_tiles(config: TileConfig) -> TileReport:
     config.tiles_dir.mkdir(parents=True, exist_ok=True)
     sheets = []
     if config.contact_sheets:
-        nearest = index.tiles[np.maximum(found.found.train_id, 0)] if len(index.tiles) else None
-        sheets = write_contact_sheets(config.tiles_dir, tiles, nearest, rows, palette)
+        sheets = write_contact_sheets(config.tiles_dir, tiles, found.shown, rows, palette)
         if sheet is not None:
             sheets += write_member_sheets(config.tiles_dir, tiles, rows, [cells[m] for m in sheet.members],
                                           palette)

@@ -1,8 +1,10 @@
 """Contact sheets: each generated tile beside its nearest training tile, for checking by eye, and
 the tile sheet's pages (`sheet-NNN.png`: each tile with its use count and a few cells it stands for).
 
-Every entry shows the generated tile and its nearest training tile (mirrored the way they match,
-so the two look alike when they are), enlarged by an integer factor with nearest-neighbour
+Every entry shows the generated tile and its nearest training tile *as it matched*: mirrored the
+way they match and recoloured by the best map from its colours onto the generated tile's
+(`nearcopy.as_matched`), so the two look alike when they are — a palette swap shows in the same
+colours, and a merge shows as two of the training tile's colours drawn in one. Enlarged by an integer factor with nearest-neighbour
 pixels, above a bar coloured by verdict (red near-copy, grey trivial, green original), a white
 line whose length grows with the distance (full at 64 px), and the tile id and distance in a 3×5
 bitmap font. Near-copies come first, then originals from the closest up, then trivial tiles.
@@ -18,7 +20,7 @@ from PIL import Image
 
 from nesgan.colour.palette import Palette
 from nesgan.files import atomic_write_bytes
-from nesgan.tiles.tile import FLIPS, TILE, flips
+from nesgan.tiles.tile import TILE
 
 SCALE = 4  # 16 px tiles shown 64 px wide: pixels readable, 8 entries fit a 1200 px screen
 COLUMNS = 8  # entries per sheet row
@@ -63,7 +65,8 @@ def _order(rows: list[dict]) -> list[int]:
 
 def render_sheet(entries: list[int], tiles: np.ndarray, nearest: np.ndarray | None, rows: list[dict],
                  palette: Palette) -> np.ndarray:
-    """(H, W, 3) uint8 sheet for the given tile ids; nearest[i] is tile i's nearest training tile."""
+    """(H, W, 3) uint8 sheet for the given tile ids; nearest[i] is tile i's nearest training tile,
+    as it matched."""
     t = TILE * SCALE
     text_h = 5 * FONT_SCALE
     cell_w, cell_h = 2 * t + 3 * _PAD, t + 4 * _PAD + text_h + 6
@@ -79,10 +82,7 @@ def render_sheet(entries: list[int], tiles: np.ndarray, nearest: np.ndarray | No
         big = np.kron(palette.to_rgb(gen), np.ones((SCALE, SCALE, 1), np.uint8))  # (64, 64, 3)
         img[y0 : y0 + t, x0 : x0 + t] = big
         if nearest is not None and near.get("distance") is not None:
-            src = nearest[i]
-            # show the training tile mirrored like the generated one matches it
-            f = FLIPS.index(near.get("flip") or "none")
-            src = flips(src[None])[f, 0]
+            src = nearest[i]  # already mirrored and recoloured the way it matched
             img[y0 : y0 + t, x0 + t + _PAD : x0 + 2 * t + _PAD] = np.kron(
                 palette.to_rgb(src), np.ones((SCALE, SCALE, 1), np.uint8))
         d = near.get("distance")
@@ -101,7 +101,8 @@ def write_contact_sheets(tiles_dir: Path, tiles: np.ndarray, nearest: np.ndarray
                          palette: Palette) -> list[Path]:
     """Write tiles_dir/contact-000.png, … (near-copies first); stale sheets of an earlier run go.
 
-    tiles: (N, 16, 16) generated; nearest: (N, 16, 16) each one's nearest training tile (or None).
+    tiles: (N, 16, 16) generated; nearest: (N, 16, 16) each one's nearest training tile as it
+    matched (`nearcopy.Verdicts.shown`), or None.
     """
     tiles_dir.mkdir(parents=True, exist_ok=True)
     for old in tiles_dir.glob("contact-[0-9][0-9][0-9].png"):

@@ -1,18 +1,24 @@
 """Near-copies of the training data: the training-tile index, its cache, and the verdicts.
 
-A generated tile is a **near-copy** when some training tile is the same drawing up to a palette
-swap, a horizontal/vertical flip, and at most K differing pixels (`nesgan.tiles.search` defines the
-distance and finds the nearest training tile with guaranteed recall within K).
+A generated tile is a **near-copy** when some training tile is the same drawing up to a
+recolouring (one-to-one or merging colours), a horizontal/vertical flip, and at most K differing
+pixels (`nesgan.tiles.search` defines the merge distance and finds the nearest training tile with
+guaranteed recall within K).
 
 **Choosing K (default 4).** Measured on the embedded museum (`make bench`, nearcopy_bench,
-figure `k_choice`: the 518 non-trivial tiles of 10 games, each against its nearest tile of 10
-other games): 100 are exactly shared (the museum's font and stock drawings: distance 0, the same
-drawing, rightly flagged); of the other 418, 3 are at distance 2, 1 at 3, 1 at 4, 4 at 5, and
-then 15, 13, 11 at 6, 7, 8 — genuinely different drawings begin at 5–6 pixels. Planted edits a
-person still calls "the same drawing" (1–3 changed pixels, with a swap and a mirror on top) are
-at 0–3. K = 4 is the knee: it flags every 1–3 px edit with one pixel to spare (for a pixel the
-quantizer moves) and 5 of the 418 different drawings (1.2 %); K = 6 would flag 24 (6 %), K = 8
-48 (11 %). Heavy edits (≥ 32 px) and recombined halves are far beyond any of these.
+figure `k_choice`: the non-trivial tiles of 10 games, each against its nearest tile of 10 other
+games): about a fifth are exactly shared (the museum's font and stock drawings: distance 0, the
+same drawing, rightly flagged); of the others only a few percent lie within 4 pixels, and
+genuinely different drawings begin at 5–6 pixels. Planted edits a person still calls "the same
+drawing" (1–3 changed pixels, with a swap and a mirror on top) are at 0–3. K = 4 is the knee: it
+flags every 1–3 px edit with one pixel to spare (for a pixel the quantizer moves). Heavy edits
+(≥ 32 px) and recombined halves are far beyond it.
+
+**Which reading matched.** The verdict uses the merge distance (real games reuse art with two
+colours merged: a night palette draws a hill's outline in the backdrop colour). Each row also
+says which reading is the strictest one within K: `match` is `exact` (the same pixels, at most K
+differing, perhaps mirrored), `recolour` (a one-to-one palette swap) or `merge` (some colours of
+the training tile became one), so a person can tell a pasted tile from a re-paletted one.
 
 **Low-information tiles.** A tile whose colours other than its most common one cover ≤ K pixels is
 within K of a flat tile — and all flat tiles are palette swaps of each other, so it would be a
@@ -20,19 +26,21 @@ within K of a flat tile — and all flat tiles are palette swaps of each other, 
 is no drawing to copy), but their nearest training tile and distance are still recorded. So do
 tiles within K of a near-flat training tile: what they match has no drawing to copy either.
 
-**Rows.** Each tiles.jsonl row's `nearest` is {screen, x, y, distance, flip, exact}: the
-training tile (where it first occurs), the distance, the flip of the generated tile that matches
-it (none, h, v, hv), and `exact`: true when it is certainly the nearest — always so within K,
-where the search is complete. Otherwise it is the nearest among the candidates and the verdict
-still holds: nothing within K exists — unless a near-flat group form had to be cut short at
-`nearsearch.POSTING_CAP` training tiles (`complete` in the search result; `make bench` reports
-the share: on the 10⁶-tile benchmark at K = 4, none).
+**Rows.** Each tiles.jsonl row's `nearest` is {screen, x, y, distance, flip, exact, match}: the
+training tile (where it first occurs), the merge distance, the flip of the generated tile that
+matches it (none, h, v, hv), `exact`: true when it is certainly the nearest — always so within
+K, where the search is complete — and `match` (null when nothing is within K). Otherwise it is
+the nearest among the candidates and the verdict still holds: nothing within K exists — unless
+the block search could not guarantee it (`complete` in the search result: a flat block or a
+partition shared by more than `search.POSTING_CAP` training blocks; `make bench` reports the
+share).
 
-**The index** holds the training screens' tiles, quantized with the same palette and cut on each
-screen's grid phase (from data/screens/manifest.jsonl, else detected), exact-deduplicated with the
-first place each occurs. It is cached in TRAIN/.nesgan-tile-index/ under a fingerprint of the
-file names, sizes and modification times, the manifest and the palette; any change rebuilds it
-(and says so on stderr).
+**The index** holds the training screens' tiles (of every `--train` folder), quantized with the
+same palette and cut on each screen's grid phase (from the folder's manifest.jsonl, else
+detected), exact-deduplicated with the first place each occurs. It is cached outside the user's
+folders, in $XDG_CACHE_HOME/nesgan/tile-index/ (`nesgan.colour.lut.cache_dir`), one file per
+training set (the folders and the palette), holding a fingerprint of the file names, sizes and
+modification times and the manifests; any change rebuilds it (and says so on stderr).
 """
 
 from __future__ import annotations
@@ -42,21 +50,31 @@ import io
 import json
 import sys
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from nesgan.colour.lut import cache_dir
 from nesgan.colour.palette import Palette
 from nesgan.crop.grid import detect_grid_phase
 from nesgan.errors import NesganError
 from nesgan.files import MANIFEST, atomic_write_bytes, iter_jsonl
 from nesgan.images import image_files
-from nesgan.tiles.search import PIXELS, Found, TileSearch, majority_pixels
-from nesgan.tiles.tile import FLIPS, TILE, dedupe, open_screen, slice_tiles
+from nesgan.tiles.search import (
+    PIXELS,
+    Found,
+    TileSearch,
+    majority_pixels,
+    pair_readings,
+    recolour_map,
+)
+from nesgan.tiles.tile import FLIPS, TILE, dedupe, flips, open_screen, slice_tiles
 
-INDEX_DIR = ".nesgan-tile-index"
-INDEX_VERSION = 1  # bump when the index layout or the slicing changes
+INDEX_DIR = "tile-index"  # under nesgan.colour.lut.cache_dir()
+INDEX_VERSION = 2  # bump when the index layout or the slicing changes
+MATCHES = ("exact", "recolour", "merge")  # readings, strictest first
 
 
 @dataclass
@@ -80,6 +98,17 @@ class TileIndex:
         return {"screen": self.screens[int(self.screen[i])], "x": int(self.xy[i, 0]), "y": int(self.xy[i, 1])}
 
 
+def _folders(train: Path | Sequence[Path]) -> list[Path]:
+    """One folder or several, in the order given, each once."""
+    folders = [Path(train)] if isinstance(train, (str, Path)) else [Path(t) for t in train]
+    if not folders:
+        raise NesganError("no training folder given; pass --train (once per folder)")
+    seen: dict[Path, Path] = {}
+    for f in folders:
+        seen.setdefault(f.resolve(), f)
+    return list(seen.values())
+
+
 def _training_files(train: Path) -> list[Path]:
     if not train.exists():
         raise NesganError(f"training folder {train} does not exist; run `nesgan scrape` or "
@@ -92,17 +121,24 @@ def _training_files(train: Path) -> list[Path]:
     return files
 
 
-def fingerprint(train: Path, palette: Palette, files: list[Path] | None = None) -> str:
-    """Hash of what the index is built from: file names, sizes, mtimes, manifest, palette."""
+def _all_files(folders: list[Path]) -> list[tuple[Path, list[Path]]]:
+    return [(f, _training_files(f)) for f in folders]
+
+
+def fingerprint(train: Path | Sequence[Path], palette: Palette,
+                files: list[tuple[Path, list[Path]]] | None = None) -> str:
+    """Hash of what the index is built from: per folder its file names, sizes, mtimes and
+    manifest; and the palette."""
     h = hashlib.sha256(f"v{INDEX_VERSION}|{palette.fingerprint}".encode())
-    manifest = train / MANIFEST
-    for p in [*(files if files is not None else _training_files(train)), manifest]:
-        try:
-            st = p.stat()
-        except FileNotFoundError:
-            h.update(f"|{p.name}:missing".encode())
-            continue
-        h.update(f"|{p.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    for folder, paths in files if files is not None else _all_files(_folders(train)):
+        h.update(f"|{folder.resolve()}".encode())
+        for p in [*paths, folder / MANIFEST]:
+            try:
+                st = p.stat()
+            except FileNotFoundError:
+                h.update(f"|{p.name}:missing".encode())
+                continue
+            h.update(f"|{p.name}:{st.st_size}:{st.st_mtime_ns}".encode())
     return h.hexdigest()[:32]
 
 
@@ -118,41 +154,52 @@ def _manifest_phases(train: Path) -> dict[str, tuple[int, int]]:
     return phases
 
 
-def build_index(train: Path, palette: Palette) -> TileIndex:
-    """Quantize and slice every training screen on its grid phase; exact-dedupe the tiles."""
+def build_index(train: Path | Sequence[Path], palette: Palette) -> TileIndex:
+    """Quantize and slice every training screen on its grid phase; exact-dedupe the tiles.
+
+    Screens are named by file name when there is one folder, else by folder/file name."""
     from tqdm import tqdm
 
-    files = _training_files(train)
-    fp = fingerprint(train, palette, files)
-    phases = _manifest_phases(train)
-    all_tiles, all_screen, all_xy = [], [], []
-    for s, path in enumerate(tqdm(files, desc="index training tiles", unit="screen",
-                                  disable=len(files) < 50, file=sys.stderr)):
-        try:
-            idx = open_screen(path, palette)
-        except FileNotFoundError:
-            raise NesganError(f"{path} vanished while indexing {train}; run again when nothing "
-                              "is writing to the training folder") from None
-        phase = phases.get(path.name)
-        if phase is None:
-            phase = detect_grid_phase(palette.to_rgb(idx))
-        tiles, pos = slice_tiles(idx, phase)
-        all_tiles.append(tiles)
-        all_screen.append(np.full(len(tiles), s, np.int32))
-        all_xy.append(pos.astype(np.int32))
-    if fingerprint(train, palette) != fp:
-        raise NesganError(f"{train} changed while nesgan was indexing it; run again when nothing "
+    folders = _folders(train)
+    files = _all_files(folders)
+    fp = fingerprint(folders, palette, files)
+    all_tiles, all_screen, all_xy, names = [], [], [], []
+    total = sum(len(paths) for _, paths in files)
+    bar = tqdm(total=total, desc="index training tiles", unit="screen", disable=total < 50, file=sys.stderr)
+    for folder, paths in files:
+        phases = _manifest_phases(folder)
+        for path in paths:
+            try:
+                idx = open_screen(path, palette)
+            except FileNotFoundError:
+                raise NesganError(f"{path} vanished while indexing {folder}; run again when "
+                                  "nothing is writing to the training folder") from None
+            phase = phases.get(path.name)
+            if phase is None:
+                phase = detect_grid_phase(palette.to_rgb(idx))
+            tiles, pos = slice_tiles(idx, phase)
+            all_tiles.append(tiles)
+            all_screen.append(np.full(len(tiles), len(names), np.int32))
+            all_xy.append(pos.astype(np.int32))
+            names.append(path.name if len(folders) == 1 else str(path))
+            bar.update()
+    bar.close()
+    if fingerprint(folders, palette) != fp:
+        where = folders[0] if len(folders) == 1 else ", ".join(map(str, folders))
+        raise NesganError(f"{where} changed while nesgan was indexing it; run again when nothing "
                           "is writing to the training folder")
     tiles = np.concatenate(all_tiles)
     uniq, inverse, _ = dedupe(tiles)
     first = np.full(len(uniq), len(tiles), dtype=np.int64)
     np.minimum.at(first, inverse, np.arange(len(tiles)))
-    return TileIndex(uniq, np.concatenate(all_screen)[first], np.concatenate(all_xy)[first],
-                     [p.name for p in files], fp)
+    return TileIndex(uniq, np.concatenate(all_screen)[first], np.concatenate(all_xy)[first], names, fp)
 
 
-def index_path(train: Path, palette: Palette) -> Path:
-    return train / INDEX_DIR / f"tiles-{palette.fingerprint}.npz"
+def index_path(train: Path | Sequence[Path], palette: Palette) -> Path:
+    """The cache file of this training set: named by a hash of its folders (resolved) and the
+    palette, under the cache directory, never inside the user's folders."""
+    key = "|".join([f"v{INDEX_VERSION}", palette.fingerprint, *(str(f.resolve()) for f in _folders(train))])
+    return cache_dir() / INDEX_DIR / f"tiles-{hashlib.sha256(key.encode()).hexdigest()[:24]}.npz"
 
 
 def save_index(index: TileIndex, path: Path) -> None:
@@ -177,21 +224,23 @@ def load_index(path: Path) -> TileIndex | None:
     return TileIndex(tiles.astype(np.uint8), screen.astype(np.int32), xy.astype(np.int32), screens, fp)
 
 
-def load_or_build_index(train: Path, palette: Palette, *, verbose: bool = True) -> TileIndex:
-    """The training-tile index, from the cache when the training data is unchanged."""
-    fp = fingerprint(train, palette)
-    path = index_path(train, palette)
+def load_or_build_index(train: Path | Sequence[Path], palette: Palette, *, verbose: bool = True) -> TileIndex:
+    """The training-tile index of one folder or several, from the cache when unchanged."""
+    folders = _folders(train)
+    fp = fingerprint(folders, palette)
+    path = index_path(folders, palette)
     cached = load_index(path) if path.exists() else None
     if cached is not None and cached.fingerprint == fp:
         return cached
     if verbose:
         why = ("training screens changed since the tile index was built" if cached is not None
                else "tile index damaged" if path.exists() else "no tile index yet")
-        print(f"nesgan: {why}; indexing {train}…", file=sys.stderr, flush=True)
-    index = build_index(train, palette)
+        print(f"nesgan: {why}; indexing {', '.join(map(str, folders))}…", file=sys.stderr, flush=True)
+    index = build_index(folders, palette)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         save_index(index, path)
-    except OSError as e:  # a read-only training folder only costs the next run a rebuild
+    except OSError as e:  # an unwritable cache only costs the next run a rebuild
         print(f"nesgan: could not cache the tile index at {path}: {e.strerror}", file=sys.stderr)
     return index
 
@@ -200,14 +249,18 @@ def load_or_build_index(train: Path, palette: Palette, *, verbose: bool = True) 
 class Verdicts:
     verdict: list[str]  # per query tile: near_copy | trivial | original
     found: Found
+    match: list[str | None] = field(default_factory=list)  # strictest reading within K (MATCHES)
+    shown: np.ndarray | None = None  # (N, 16, 16) each nearest training tile as it matched
 
     def nearest_row(self, i: int, index: TileIndex) -> dict:
         """The `nearest` field of a tiles.jsonl row."""
         f = self.found
         if f.train_id[i] < 0:
-            return {"screen": None, "x": None, "y": None, "distance": None, "flip": None, "exact": False}
+            return {"screen": None, "x": None, "y": None, "distance": None, "flip": None,
+                    "exact": False, "match": None}
         return {**index.source(int(f.train_id[i])), "distance": int(f.distance[i]),
-                "flip": FLIPS[int(f.flip[i])], "exact": bool(f.exact[i])}
+                "flip": FLIPS[int(f.flip[i])], "exact": bool(f.exact[i]),
+                "match": self.match[i] if self.match else None}
 
 
 def trivial_mask(tiles: np.ndarray, k: int) -> np.ndarray:
@@ -215,8 +268,19 @@ def trivial_mask(tiles: np.ndarray, k: int) -> np.ndarray:
     return PIXELS - majority_pixels(tiles) <= k
 
 
+def as_matched(queries: np.ndarray, train: np.ndarray, flip: np.ndarray) -> np.ndarray:
+    """(N, 16, 16) each training tile mirrored the way its query matches it and recoloured by the
+    best many-to-one map onto the query's colours: beside the query, a merge is plain to see."""
+    out = np.empty_like(np.asarray(train, np.uint8))
+    for i, (q, t, f) in enumerate(zip(queries, train, flip, strict=True)):
+        t = flips(t[None])[int(f), 0]  # flips are their own inverses
+        out[i] = recolour_map(q, t)[t]
+    return out
+
+
 def verdicts(index: TileIndex, tiles: np.ndarray, k: int) -> Verdicts:
-    """Nearest training tile and verdict for each (N, 16, 16) generated tile.
+    """Nearest training tile, verdict and strictest matching reading for each (N, 16, 16)
+    generated tile.
 
     `trivial` also covers a tile within K of a training tile that is itself near-flat: that
     match is a flat tile with a few specks, not a drawing, so it is no evidence of copying
@@ -229,4 +293,12 @@ def verdicts(index: TileIndex, tiles: np.ndarray, k: int) -> Verdicts:
         trivial[np.flatnonzero(near)] |= trivial_mask(index.tiles[matched], k)
     verdict = ["trivial" if t else "near_copy" if d <= k else "original"
                for t, d in zip(trivial.tolist(), found.distance.tolist(), strict=True)]
-    return Verdicts(verdict, found)
+    match: list[str | None] = [None] * len(tiles)
+    shown = None
+    if found.train_id.size and found.train_id.min() >= 0:
+        nearest = index.tiles[found.train_id]
+        readings = pair_readings(tiles[near], nearest[near])
+        for j, i in enumerate(np.flatnonzero(near).tolist()):
+            match[i] = next(r for r in MATCHES if readings[r][j] <= k)
+        shown = as_matched(tiles, nearest, found.flip)
+    return Verdicts(verdict, found, match, shown)

@@ -1,57 +1,65 @@
-"""Nearest training tile under the palette-swap- and flip-invariant pixel distance.
+"""Nearest training tile under the recolouring- and flip-invariant pixel distance.
 
-Distance between tiles a and b (0–256):
+Distance from a training tile t to a query tile q (0–256), the **merge distance**:
 
-    d(a, b) = min over the 4 flips f of  256 − max over colour bijections σ of #{p : f(a)[p] = σ(b[p])}
+    d(q, t) = min over the 4 flips f of  256 − max over maps σ of #{p : f(q)[p] = σ(t[p])}
 
-i.e. how many pixels must change before a, mirrored one way or another, is b with its colours
-swapped. A palette swap or a mirror is distance 0; a 3-pixel edit is at most 3.
+over every map σ from t's colours to q's, many-to-one allowed: how many pixels must change
+before q, mirrored one way or another, is t recoloured — where recolouring may also give two of
+t's colours the same new colour (a game's night palette merging a hill's outline into the
+backdrop). For one pair it is 256 − Σ over t's colours of its largest co-occurrence count with
+one of q's colours. A palette swap, a merge or a mirror is distance 0; a 3-pixel edit is at most 3.
+The stricter **one-to-one distance** (σ a bijection: Hungarian matching, `oriented_distances`)
+is never smaller; `pair_readings` reports both, and the plain pixel distance, for a found pair.
 
 Search is candidates, then exact re-ranking (features → search → decide):
 
-1. **Pigeonhole groups: guaranteed recall within K.** Split the 256 pixels into K + 1 strided
-   groups (pixel p goes to group p mod (K+1), so every group samples the whole tile). On a group
-   that holds none of the differing pixels, f(a) and b are equal up to the colour bijection, so
-   their palette-free forms (`block_forms`) hash the same; a sorted array of group hashes per
-   group finds every such training tile with one `searchsorted`. At most K groups hold a
-   differing pixel, so if d(a, b) ≤ K at least one group matches: no near-copy can be missed.
-   (A group form shared by more than POSTING_CAP training tiles is near-flat and carries no
-   information; a query that meets one is marked not `exact`, which `make bench` counts.)
-2. **Fine blocks: a cheap filter.** Each group is split in two fine blocks (p mod 2(K+1)). A tile
-   within K matches at least 2(K+1) − K = K + 2 of them, and one matching m of them is at least
-   2(K+1) − m away; comparing the stored fine hashes leaves almost only true matches to re-rank.
-3. **Candidates for everything else.** Each query also keeps its few best fine-count candidates,
-   and queries with no candidate that can be within K ask, in each of the 4 flips, a
-   palette-free embedding (where the tile shows its 1st, 2nd and 3rd most common colour, PCA to
-   8 dimensions, scikit-learn kd-tree), so every tile gets a nearest training tile and its
-   distance — exact whenever ≤ K, the best among candidates otherwise.
-4. **Exact re-rank.** Per candidate and flip, the co-occurrence matrix of colours: the best
-   bijection lies between a greedy matching and the row/column-maxima bound, which agree almost
-   always; where they do not and the pair could still beat its query's best, the Hungarian
-   algorithm (scipy) decides.
+1. **Pigeonhole groups: guaranteed recall within K, merges included.** Split the 256 pixels
+   into K + 1 strided groups (pixel p goes to group p mod (K+1), so every group samples the whole
+   tile). At most K groups hold a differing pixel, so if d(q, t) ≤ K, on at least one group
+   f(q) = σ(t) exactly: the query block's colour *partition* (which pixels share a colour) is
+   t's block partition with some classes merged. So each training block is indexed under its own
+   partition and every coarser one (`coarsenings`): all 14 non-flat ones of a 4-colour block (an
+   NES cell shows one sub-palette: ≤ 4 colours), all of a 2–3-colour block; a block of 5–8
+   colours (sprites, scan noise) only under itself and each single merge of two colours, a block
+   of more only under itself. One `searchsorted` per group and flip finds every training tile
+   whose block can map onto the query's: no near-copy is missed whose matching block is one of
+   those. (Not guaranteed, and marked not `complete`, which `make bench` counts: a query whose
+   block is flat — every block can merge into it — or meets a partition shared by more than
+   POSTING_CAP training blocks.)
+2. **Candidates for everything else.** Queries left with no candidate within K ask, in each of
+   the 4 flips, a palette-free embedding (where the tile shows its 1st, 2nd and 3rd most common
+   colour, PCA to 8 dimensions, scikit-learn kd-tree), so every tile gets a nearest training
+   tile and its distance — exact whenever ≤ K, the best among candidates otherwise.
+3. **Exact re-rank.** Per candidate and flip, the co-occurrence matrix of colours (by frequency
+   rank) gives the merge distance directly: no matching problem to solve.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import combinations
 
 import numpy as np
 
 from nesgan.errors import NesganError
-from nesgan.tiles.tile import TILE, flips, hash_rows
+from nesgan.tiles.tile import TILE, flips
 
 PIXELS = TILE * TILE
 EMBED_DIMS = 8  # PCA dimensions: enough to rank drawings, few enough for a fast kd-tree
 EMBED_RANKS = 3  # colours per tile in the embedding (most common first): NES cells show ≤ 4
 EMBED_NEIGHBOURS = 8  # candidates per query from the embedding
-COUNT_CANDIDATES = 8  # candidates per query from the highest block-match counts
 PCA_SAMPLE = 20000  # training tiles the PCA is fitted on
 LABEL_CAP = 16  # colours per tile the vectorised matcher tells apart (NES cells have ≤ 4, + sprites)
 MIN_BLOCK = 8  # pixels per block: smaller blocks match too much by chance (e.g. all one colour)
 BRUTE_PAIRS = 4 * 10**7  # (query, flip, training tile) triples the brute-force path accepts
-POSTING_CAP = 4000  # a group form shared by more training tiles is low-information: read this far
+POSTING_CAP = 4000  # a block partition shared by more training tiles is low-information: read this far
 CHUNK = 50000  # pairs re-ranked at a time: bounds memory to ~100 MB
 KNN_ALGORITHM = "kd_tree"  # exact tree search: at 10⁶ tiles ~10× faster than brute force in 16-d
+MERGE_ALL = 4  # blocks of ≤ this many colours are indexed under every coarser partition
+MERGE_PAIRS = 8  # blocks of ≤ this many colours: under each single merge of two colours
+# odd 64-bit weights of the block-partition hash (fixed, so an index hashes the same in every run)
+_WEIGHTS = np.random.default_rng(0xB10C).integers(1, 2**63, size=PIXELS, dtype=np.uint64) | np.uint64(1)
 
 
 def majority_pixels(tiles: np.ndarray) -> np.ndarray:
@@ -73,25 +81,6 @@ def frequency_labels(tiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     np.put_along_axis(rank, order, np.broadcast_to(np.arange(64), order.shape), axis=1)
     labels = np.minimum(np.take_along_axis(rank, flat, axis=1), LABEL_CAP - 1).astype(np.uint8)
     return labels, (counts > 0).sum(1)
-
-
-def block_forms(blocks: np.ndarray, transposed: bool = False) -> np.ndarray:
-    """(N, L) colours < 64 (or (L, N) with `transposed`) -> (N,) uint64 hash of the palette-free
-    form: for each pixel, the position of the first pixel of its colour (equal forms <=> equal
-    up to a colour bijection)."""
-    xt_all = blocks if transposed else blocks.T  # (L, N)
-    n_all = xt_all.shape[1]
-    out = np.empty(n_all, dtype=np.uint64)
-    step = 1 << 16
-    first = np.empty((min(step, n_all), 64), dtype=np.uint8)  # colour -> first position
-    for s in range(0, n_all, step):
-        xt = xt_all[:, s : s + step]  # (L, n): rows contiguous when the caller transposed
-        n = xt.shape[1]
-        rows = np.arange(n)
-        for j in range(len(xt) - 1, -1, -1):  # the last write wins: walk backwards
-            first[rows, xt[j]] = j
-        out[s : s + step] = hash_rows(first[rows[None, :], xt].T)  # (n, L) -> (n,)
-    return out
 
 
 def _rank_features(tiles: np.ndarray) -> np.ndarray:
@@ -181,40 +170,149 @@ def oriented_distances(q_tiles: np.ndarray, t_tiles: np.ndarray, q_lab=None, q_c
     return d
 
 
-def exact_distances(queries: np.ndarray, train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Exact d for aligned pairs: (P, 16, 16) × (P, 16, 16) -> distance (P,), best flip (P,)."""
+def _restricted_growth(c: int) -> list[tuple[int, ...]]:
+    """Every partition of c first-appearance labels as a restricted growth string (label l goes
+    to class r[l]; classes numbered in order of first appearance, so r is itself canonical)."""
+    out = [(0,)]
+    for _ in range(c - 1):
+        out = [(*r, k) for r in out for k in range(max(r) + 2)]
+    return out
+
+
+def coarsenings(c: int) -> np.ndarray:
+    """(E, c) the partitions a block of c colours is indexed under, identity first: every
+    non-flat one for c ≤ MERGE_ALL, each single merge of two colours for c ≤ MERGE_PAIRS."""
+    ident = tuple(range(c))
+    if c <= 1:
+        return np.zeros((1, max(c, 1)), np.int64)
+    if c <= MERGE_ALL:
+        rest = [r for r in _restricted_growth(c) if r != ident and max(r) > 0]
+    elif c <= MERGE_PAIRS:
+        rest = [tuple(i if x == j else (x if x < j else x - 1) for x in range(c))
+                for i, j in combinations(range(c), 2)]
+    else:
+        rest = []
+    return np.array([ident, *rest], np.int64)
+
+
+_COARSE = [coarsenings(c) for c in range(MERGE_PAIRS + 1)]
+
+
+def _mix(h: np.ndarray) -> np.ndarray:
+    return h ^ (h >> np.uint64(29))
+
+
+def block_labels(xt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(L, N) colours < 64 -> labels (L, N) uint8 by first appearance (the block's colour
+    partition: equal <=> equal up to a colour bijection) and (N,) colour counts."""
+    length, n_all = xt.shape
+    out = np.empty((length, n_all), np.uint8)
+    count = np.empty(n_all, np.int64)
+    step = 1 << 16
+    first = np.empty((min(step, n_all), 64), dtype=np.int16)  # colour -> first position
+    pos = np.arange(length)[:, None]
+    for s in range(0, n_all, step):
+        x = xt[:, s : s + step]  # (L, n)
+        n = x.shape[1]
+        rows = np.arange(n)
+        for j in range(length - 1, -1, -1):  # the last write wins: walk backwards
+            first[rows, x[j]] = j
+        fp = first[rows[None, :], x]  # (L, n) first position of each pixel's colour
+        is_first = fp == pos
+        rank = np.cumsum(is_first, axis=0, dtype=np.int16) - 1  # (L, n) label of the colour first seen at j
+        out[:, s : s + step] = np.take_along_axis(rank, fp.astype(np.intp), axis=0)
+        count[s : s + step] = is_first.sum(0)
+    return out, count
+
+
+def form_hashes(lab: np.ndarray, count: np.ndarray, *, coarse: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(L, N) block labels -> (hashes (E,) uint64, block number (E,)): each block's partition hash
+    and, with `coarse`, the hashes of its coarsenings (`coarsenings`). The hash is linear in the
+    labels, Σ_p (label_p + 1)·w_p, so a coarsening r costs Σ_l (r_l + 1)·W_l with W_l the sum of
+    the weights of label l's pixels."""
+    length, n = lab.shape
+    w = _WEIGHTS[:length]
+    ident = _mix((lab.astype(np.uint64) + np.uint64(1)).T @ w)  # (N,)
+    if not coarse:
+        return ident, np.arange(n)
+    slots = MERGE_PAIRS + 1
+    weight = np.zeros((n, slots), np.uint64)  # W_l per block (labels ≥ MERGE_PAIRS lumped: unused)
+    cols = np.arange(n)
+    clipped = np.minimum(lab, MERGE_PAIRS)
+    for p in range(length):
+        weight[cols, clipped[p]] += w[p]
+    hashes, blocks = [ident], [cols]
+    for c in range(2, MERGE_PAIRS + 1):
+        sel = np.flatnonzero(count == c)
+        r = _COARSE[c][1:]  # identity already in
+        if not len(sel) or not len(r):
+            continue
+        h = _mix(weight[sel, :c] @ (r.astype(np.uint64) + np.uint64(1)).T)  # (n_c, E_c)
+        hashes.append(h.ravel())
+        blocks.append(np.repeat(sel, r.shape[0]))
+    return np.concatenate(hashes), np.concatenate(blocks)
+
+
+def merge_matches(q_lab: np.ndarray, t_lab: np.ndarray) -> np.ndarray:
+    """(P, 256) label pairs (< LABEL_CAP) -> (P,) Σ over training labels of the largest
+    co-occurrence count: the pixels the best many-to-one map from t's colours to q's keeps."""
+    p = len(q_lab)
+    out = np.empty(p, np.int64)
+    cc = LABEL_CAP * LABEL_CAP
+    for s in range(0, p, CHUNK):
+        ql, tl = q_lab[s : s + CHUNK], t_lab[s : s + CHUNK]
+        n = len(ql)
+        codes = tl.astype(np.intp) * LABEL_CAP + ql  # (n, 256)
+        m = np.bincount((np.arange(n)[:, None] * cc + codes).ravel(), minlength=n * cc)
+        out[s : s + CHUNK] = m.reshape(n, LABEL_CAP, LABEL_CAP).max(2).sum(1)
+    return out
+
+
+def _merge_exact(q: np.ndarray, t: np.ndarray) -> int:
+    """merge_matches for one pair of (256,) colour arrays with any number of colours."""
+    m = np.zeros((64, 64), np.int64)
+    np.add.at(m, (t.astype(np.intp), q.astype(np.intp)), 1)
+    return int(m.max(1).sum())
+
+
+def merge_distances(q_tiles: np.ndarray, t_tiles: np.ndarray, q_lab=None, q_cols=None) -> np.ndarray:
+    """Exact merge distance (no flips) for aligned (P, 16, 16) pairs."""
+    if q_lab is None:
+        q_lab, q_cols = frequency_labels(q_tiles)
+    t_lab, t_cols = frequency_labels(t_tiles)
+    p = len(t_lab)
+    d = PIXELS - merge_matches(q_lab.reshape(p, PIXELS), t_lab)
+    many = np.flatnonzero((q_cols >= LABEL_CAP) | (t_cols >= LABEL_CAP))  # capped labels
+    qf, tf = np.asarray(q_tiles).reshape(p, PIXELS), np.asarray(t_tiles).reshape(p, PIXELS)
+    for i in many:
+        d[i] = PIXELS - _merge_exact(qf[i], tf[i])
+    return d
+
+
+def recolour_map(query: np.ndarray, train: np.ndarray) -> np.ndarray:
+    """(64,) uint8 lookup: each colour of the aligned training tile to the query colour it meets
+    most (the best many-to-one map); other entries map to themselves."""
+    m = np.zeros((64, 64), np.int64)
+    np.add.at(m, (np.asarray(train).ravel().astype(np.intp), np.asarray(query).ravel().astype(np.intp)), 1)
+    lut = np.arange(64, dtype=np.uint8)
+    seen = m.sum(1) > 0
+    lut[seen] = m[seen].argmax(1)
+    return lut
+
+
+def pair_readings(queries: np.ndarray, train: np.ndarray) -> dict[str, np.ndarray]:
+    """For aligned (P, 16, 16) pairs, the smallest distance over the 4 flips under each reading:
+    `exact` (plain pixels), `recolour` (one-to-one colour map), `merge` (many-to-one)."""
+    queries, train = np.asarray(queries, np.uint8), np.asarray(train, np.uint8)
     p = len(queries)
-    dist = np.full(p, PIXELS + 1, dtype=np.int64)
-    best_flip = np.zeros(p, dtype=np.int64)
-    for f, qf in enumerate(flips(np.asarray(queries))):
-        d = oriented_distances(qf, np.asarray(train), limit=dist)
-        better = d < dist
-        dist[better], best_flip[better] = d[better], f
-    return dist, best_flip
-
-
-def brute_nearest(query: np.ndarray, train: np.ndarray) -> tuple[int, int]:
-    """Exact nearest (distance, training id) of one (16, 16) query against every training tile.
-
-    The reference the search is checked against: bounds for every pair and flip, then the
-    Hungarian algorithm only where a pair could beat the best distance already achieved."""
-    train = np.asarray(train, dtype=np.uint8)
-    qf = flips(np.asarray(query)[None])[:, 0]  # (4, 16, 16)
-    lab, cols = frequency_labels(qf)
-    d_lo, d_hi = [], []
-    for f in range(4):
-        for s in range(0, len(train), CHUNK):
-            t_lab, t_cols = frequency_labels(train[s : s + CHUNK])
-            lo, hi = _bounds(np.repeat(lab[f][None], len(t_lab), 0), t_lab)
-            many = (cols[f] >= LABEL_CAP) | (t_cols >= LABEL_CAP)
-            d_hi.append(np.where(many, PIXELS + 1, PIXELS - lo))
-            d_lo.append(PIXELS - hi)
-    d_hi, d_lo = np.concatenate(d_hi), np.concatenate(d_lo)  # (4·M,) flip-major
-    m = len(train)
-    for i in np.flatnonzero((d_lo < d_hi) & (d_lo < d_hi.min())):
-        d_hi[i] = PIXELS - _hungarian(qf[i // m].ravel(), train[i % m].ravel())
-    best = int(d_hi.argmin())
-    return int(d_hi[best]), best % m
+    out = {k: np.full(p, PIXELS, np.int64) for k in ("exact", "recolour", "merge")}
+    if p == 0:
+        return out
+    for qf in flips(queries):
+        out["exact"] = np.minimum(out["exact"], (qf != train).reshape(p, -1).sum(1))
+        out["recolour"] = np.minimum(out["recolour"], oriented_distances(qf, train))
+        out["merge"] = np.minimum(out["merge"], merge_distances(qf, train))
+    return out
 
 
 @dataclass
@@ -222,19 +320,17 @@ class Found:
     """What the search found for each query tile."""
 
     train_id: np.ndarray  # (Q,) index into the training tiles (-1: no training tiles at all)
-    distance: np.ndarray  # (Q,) exact distance to that tile
+    distance: np.ndarray  # (Q,) exact merge distance to that tile
     flip: np.ndarray  # (Q,) flip of the query (0 none, 1 h, 2 v, 3 hv) that matches it
     exact: np.ndarray  # (Q,) True when it is certainly the nearest (always so within K)
-    complete: np.ndarray | None = None  # (Q,) False where a posting list was cut short
+    complete: np.ndarray | None = None  # (Q,) False where the block search could not guarantee recall
 
 
-def plan_blocks(k: int) -> tuple[int, int]:
-    """(groups, fine blocks) for K: K + 1 groups, each split in two fine blocks while those keep
-    ≥ MIN_BLOCK pixels; (0, 0) when K + 1 groups would be under MIN_BLOCK pixels (brute force)."""
+def plan_blocks(k: int) -> int:
+    """Pigeonhole groups for K: K + 1, or 0 when K + 1 groups would be under MIN_BLOCK pixels
+    (then every pair is compared: brute force)."""
     groups = k + 1
-    if PIXELS // groups < MIN_BLOCK:
-        return 0, 0
-    return groups, (2 * groups if PIXELS // (2 * groups) >= MIN_BLOCK else groups)
+    return groups if PIXELS // groups >= MIN_BLOCK else 0
 
 
 class TileSearch:
@@ -243,31 +339,24 @@ class TileSearch:
     def __init__(self, tiles: np.ndarray, k: int):
         self.k = int(k)
         self.tiles = np.ascontiguousarray(np.asarray(tiles, dtype=np.uint8))
-        self.groups, self.fine = plan_blocks(self.k)
-        self.need = self.fine - self.k  # fine blocks a tile within K must match
+        self.groups = plan_blocks(self.k)
         m = len(self.tiles)
         flat = self.tiles.reshape(m, -1)
         flat_t = np.ascontiguousarray(flat.T)  # (256, M): every block's pixel rows contiguous
-        self.fine_hash = self._fine_forms(flat_t)  # (M, F) uint64
         self.group_hash: list[np.ndarray] = []
         self.group_ids: list[np.ndarray] = []
         for g in range(self.groups):
-            h = block_forms(flat_t[g :: self.groups], transposed=True)
-            order = np.argsort(h, kind="stable").astype(np.int32)
+            lab, count = block_labels(flat_t[g :: self.groups])
+            h, ids = form_hashes(lab, count, coarse=True)
+            order = np.argsort(h, kind="stable")
             self.group_hash.append(h[order])
-            self.group_ids.append(order)
+            self.group_ids.append(ids[order].astype(np.int32))
         # a flattest training tile (most pixels like its top-left one): what trivial tiles are near
         flat_score = (flat == flat[:, :1]).sum(1) if m else np.zeros(0, np.int64)
         self.flattest = int(flat_score.argmax()) if m else -1
         self.nn = None
         if m > EMBED_NEIGHBOURS:
             self._fit_embedding()
-
-    def _fine_forms(self, flat_t: np.ndarray) -> np.ndarray:
-        """(256, N) transposed tiles -> (N, F) uint64 palette-free hashes of the fine blocks."""
-        if self.fine == 0:
-            return np.zeros((flat_t.shape[1], 0), np.uint64)
-        return np.stack([block_forms(flat_t[b :: self.fine], transposed=True) for b in range(self.fine)], 1)
 
     def _fit_embedding(self) -> None:
         """PCA of the rank features (numpy eigh of the 768×768 covariance), then a kNN index."""
@@ -289,20 +378,20 @@ class TileSearch:
     def _embed(self, tiles: np.ndarray) -> np.ndarray:
         return _rank_features(tiles) @ self.project - self.offset  # (N, dims) float32
 
-    def _block_triples(self, queries: np.ndarray
-                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Triples (query, flip, train id) sharing a group form, their fine-block match counts,
-        and per query whether every posting was read in full (else its recall is not certain)."""
+    def _block_triples(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Triples (query, flip, train id) where some training block can map onto the query's
+        block, and per query whether every posting was read in full and no block was flat (else
+        its recall is not certain)."""
         m = len(self.tiles)
-        keys, complete, fine_q = [], np.ones(len(queries), bool), []
+        keys, complete = [], np.ones(len(queries), bool)
         for f, qf in enumerate(flips(queries)):  # (Q, 16, 16) each
             flat_t = np.ascontiguousarray(qf.reshape(len(qf), PIXELS).T)  # (256, Q)
-            fine_q.append(self._fine_forms(flat_t))
             for g in range(self.groups):
-                h = block_forms(flat_t[g :: self.groups], transposed=True)  # (Q,)
+                lab, count = block_labels(flat_t[g :: self.groups])
+                h, _ = form_hashes(lab, count, coarse=False)  # (Q,)
                 lo = np.searchsorted(self.group_hash[g], h, "left")
                 n = np.searchsorted(self.group_hash[g], h, "right") - lo
-                complete &= n <= POSTING_CAP
+                complete &= (n <= POSTING_CAP) & (count > 1)
                 n = np.minimum(n, POSTING_CAP)
                 if not n.any():
                     continue
@@ -312,15 +401,9 @@ class TileSearch:
                 keys.append((q * 4 + f).astype(np.int64) * m + ids)
         if not keys:
             e = np.zeros(0, np.int64)
-            return e, e, e, e, complete
+            return e, e, e, complete
         keys = np.unique(np.concatenate(keys))
-        qq, ff, rr = keys // m // 4, keys // m % 4, keys % m
-        fine_q = np.stack(fine_q)  # (4, Q, F)
-        counts = np.zeros(len(keys), np.int64)
-        for s in range(0, len(keys), 1 << 20):
-            sl = slice(s, s + (1 << 20))
-            counts[sl] = (fine_q[ff[sl], qq[sl]] == self.fine_hash[rr[sl]]).sum(1)
-        return qq, ff, rr, counts, complete
+        return keys // m // 4, keys // m % 4, keys % m, complete
 
     def search(self, queries: np.ndarray, trivial: np.ndarray | None = None) -> Found:
         """Nearest training tile for each (Q, 16, 16) query; exact for every distance ≤ K.
@@ -342,70 +425,61 @@ class TileSearch:
                 )
             qq, ff = np.repeat(np.arange(q), 4 * m), np.tile(np.repeat(np.arange(4), m), q)
             rr = np.tile(np.arange(m), 4 * q)
-            certain = np.ones(q, bool)
-        else:
-            live = np.flatnonzero(~trivial)
-            qq, ff, rr, counts, complete = self._block_triples(queries[live])
-            qq = live[qq]
-            certain = np.zeros(q, bool)
-            certain[live] = complete
-            # keep every triple that can be within K, plus each query's best few by count
-            strong = counts >= self.need
-            order = np.lexsort((-counts, qq))
-            rank = np.arange(len(order)) - np.searchsorted(qq[order], qq[order], "left")
-            top = np.zeros(len(order), bool)
-            top[order[rank < COUNT_CANDIDATES]] = True
-            keep = strong | top
-            settled = np.zeros(q, bool)  # a strong triple is a candidate within K for its query
-            settled[qq[strong]] = True
-            qq, ff, rr = qq[keep], ff[keep], rr[keep]
-            # trivial queries: the flattest training tile (any flip will do)
-            qq = np.concatenate([qq, np.flatnonzero(trivial)])
-            ff = np.concatenate([ff, np.zeros(int(trivial.sum()), np.int64)])
-            rr = np.concatenate([rr, np.full(int(trivial.sum()), self.flattest)])
-            # queries with no candidate that can be within K ask the embedding, in each flip
-            ask = np.flatnonzero(~settled & ~trivial)
-            if self.nn is not None and len(ask):
-                for f, qf in enumerate(flips(queries[ask])):
-                    _, nbr = self.nn.kneighbors(self._embed(qf))  # (A, EMBED_NEIGHBOURS)
-                    qq = np.concatenate([qq, np.repeat(ask, nbr.shape[1])])
-                    ff = np.concatenate([ff, np.full(nbr.size, f)])
-                    rr = np.concatenate([rr, nbr.ravel()])
-            uniq = np.unique((qq * 4 + ff).astype(np.int64) * m + rr)
-            qq, ff, rr = uniq // m // 4, uniq // m % 4, uniq % m
-        return self._rerank(queries, qq, ff, rr, certain)
+            found = self._rerank(queries, qq, ff, rr, np.ones(q, bool))
+            found.exact[:] = True
+            return found
+        live = np.flatnonzero(~trivial)
+        qq, ff, rr, complete = self._block_triples(queries[live])
+        qq = live[qq]
+        certain = np.zeros(q, bool)
+        certain[live] = complete
+        # trivial queries: the flattest training tile (any flip will do)
+        qq = np.concatenate([qq, np.flatnonzero(trivial)])
+        ff = np.concatenate([ff, np.zeros(int(trivial.sum()), np.int64)])
+        rr = np.concatenate([rr, np.full(int(trivial.sum()), self.flattest)])
+        found = self._rerank(queries, qq, ff, rr, certain)
+        # queries with no candidate within K ask the embedding, in each flip
+        ask = np.flatnonzero((found.distance > self.k) & ~trivial)
+        if self.nn is not None and len(ask):
+            eq, ef, er = [], [], []
+            for f, qf in enumerate(flips(queries[ask])):
+                _, nbr = self.nn.kneighbors(self._embed(qf))  # (A, EMBED_NEIGHBOURS)
+                eq.append(np.repeat(ask, nbr.shape[1]))
+                ef.append(np.full(nbr.size, f))
+                er.append(nbr.ravel())
+            more = self._rerank(queries, np.concatenate(eq), np.concatenate(ef), np.concatenate(er), certain)
+            better = more.distance < found.distance
+            for name in ("train_id", "distance", "flip"):
+                getattr(found, name)[better] = getattr(more, name)[better]
+            found.exact = certain & (found.distance <= self.k)
+        return found
 
     def _rerank(self, queries: np.ndarray, qq: np.ndarray, ff: np.ndarray, rr: np.ndarray,
                 certain: np.ndarray) -> Found:
-        """Exact distances of candidate triples (query, flip, train id); the best per query.
-
-        1. bounds for every triple (vectorised); 2. the Hungarian algorithm only where a triple's
-        lower bound could beat the best distance its query already achieves; 3. per query, the
-        smallest distance (ties: the earlier flip, then the first-seen training tile).
-        """
+        """Exact merge distances of candidate triples (query, flip, train id); the best per query
+        (ties: the earlier flip, then the lower training id)."""
         q = len(queries)
-        q_flips = flips(queries)  # (4, Q, 16, 16)
+        uniq = np.unique((qq * 4 + ff).astype(np.int64) * len(self.tiles) + rr)
+        m = len(self.tiles)
+        qq, ff, rr = uniq // m // 4, uniq // m % 4, uniq % m
         lab, cols = frequency_labels(queries)
-        lab_flips = flips(lab.reshape(-1, TILE, TILE))  # (4, Q, 16, 16): flips commute with labels
-        d_hi = np.empty(len(qq), np.int64)  # achievable distance
-        d_lo = np.empty(len(qq), np.int64)  # no bijection does better
+        lab_flips = flips(lab.reshape(-1, TILE, TILE)).reshape(4, q, PIXELS)  # flips commute with labels
+        used, inv = np.unique(rr, return_inverse=True)  # label each training tile once
+        t_lab, t_cols = frequency_labels(self.tiles[used]) if len(used) else (np.zeros((0, PIXELS), np.uint8), np.zeros(0, np.int64))
+        d = np.empty(len(qq), np.int64)
         for s in range(0, len(qq), CHUNK):
-            cq, cf, cr = qq[s : s + CHUNK], ff[s : s + CHUNK], rr[s : s + CHUNK]
-            t_lab, t_cols = frequency_labels(self.tiles[cr])
-            lo, hi = _bounds(lab_flips[cf, cq].reshape(len(cq), PIXELS), t_lab)
-            many = (cols[cq] >= LABEL_CAP) | (t_cols >= LABEL_CAP)  # capped labels: bound only
-            d_hi[s : s + CHUNK] = np.where(many, PIXELS + 1, PIXELS - lo)
-            d_lo[s : s + CHUNK] = PIXELS - hi
-        best = np.full(q, PIXELS + 1, np.int64)
-        np.minimum.at(best, qq, d_hi)
-        res = np.flatnonzero((d_lo < d_hi) & (d_lo < best[qq]))  # could still beat the best
-        d_hi[res] = PIXELS - _assign(q_flips[ff[res], qq[res]], self.tiles[rr[res]],
-                                     lab_flips[ff[res], qq[res]], cols[qq[res]])
-        order = np.lexsort((rr, ff, d_hi, qq))
+            cq, cf, ci = qq[s : s + CHUNK], ff[s : s + CHUNK], inv[s : s + CHUNK]
+            d[s : s + CHUNK] = PIXELS - merge_matches(lab_flips[cf, cq], t_lab[ci])
+        many = np.flatnonzero((cols[qq] >= LABEL_CAP) | (t_cols[inv] >= LABEL_CAP))  # capped labels
+        if len(many):
+            q_flips = flips(queries)
+            for i in many:
+                d[i] = PIXELS - _merge_exact(q_flips[ff[i], qq[i]].ravel(), self.tiles[rr[i]].ravel())
+        order = np.lexsort((rr, ff, d, qq))
         firsts = order[np.r_[True, qq[order[1:]] != qq[order[:-1]]]] if len(order) else order
+        best = np.full(q, PIXELS, np.int64)
         best_r = np.zeros(q, np.int64)
         best_f = np.zeros(q, np.int64)
-        best[:] = PIXELS + 1
-        best[qq[firsts]], best_r[qq[firsts]], best_f[qq[firsts]] = d_hi[firsts], rr[firsts], ff[firsts]
-        exact = certain & (best <= self.k) if self.groups else certain
-        return Found(best_r, np.minimum(best, PIXELS), best_f, exact, certain)
+        best[qq[firsts]], best_r[qq[firsts]], best_f[qq[firsts]] = d[firsts], rr[firsts], ff[firsts]
+        exact = certain & (best <= self.k) if self.groups else certain.copy()
+        return Found(best_r, best, best_f, exact, certain)
