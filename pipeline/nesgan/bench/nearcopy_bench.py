@@ -258,3 +258,79 @@ def run(out: Path, quick: bool) -> dict:
     figures["speed"] = [speed(*s) for s in sizes]
     figures["k_choice"] = k_choice()
     return figures
+
+
+# ---- real reuse: how NES games reuse their own art -------------------------------------------
+
+REUSE_KINDS = ("palette", "merge1", "merge2", "sprites", "statusbar")
+
+
+def _repalette(game, rng: np.random.Generator, merged: int):
+    """The game under another palette set: a new backdrop and new sub-palettes (the same layout,
+    the same drawings); `merged` colours of each sub-palette take the backdrop colour."""
+    from dataclasses import replace
+
+    pick = rng.choice(EMITTABLE, size=13, replace=False)
+    backdrop, rest = int(pick[0]), pick[1:].reshape(4, 3)
+    subs = []
+    for sp in rest:
+        sp = [int(c) for c in sp]
+        for j in rng.choice(3, size=merged, replace=False):
+            sp[j] = backdrop
+        subs.append(tuple(sp))
+    return replace(game, backdrop=backdrop, subpalettes=tuple(subs))
+
+
+def reuse_training(seed: int, games: range, shots: range) -> np.ndarray:
+    """Training tiles: every grid cell of the games' shots (sprites and HUD included), deduped."""
+    from nesgan.museum.synth import make_game, render_frame
+    from nesgan.tiles.tile import dedupe
+
+    cells = [slice_tiles(render_frame(make_game(seed, g), s).indices)[0] for g in games for s in shots]
+    return dedupe(np.concatenate(cells))[0]
+
+
+def reuse_queries(seed: int, games: range, shots: range, kind: str, rng: np.random.Generator
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Query cells of `kind` from new shots of `games`, with the clean source cells each one
+    shows (original palette, no sprites; (Q, 2, 16, 16): for a status bar off the grid the two
+    HUD cells a query cell straddles, else the same cell twice), and per query the pixels a
+    sprite covers."""
+    from nesgan.museum.synth import make_game, render_frame, render_scrolled
+
+    queries, sources, covered = [], [], []
+    for g in games:
+        game = make_game(seed, g)
+        for s in shots:
+            clean = render_frame(game, s, sprites=False).indices
+            src, _ = slice_tiles(clean)
+            cover = np.zeros(len(src), np.int64)
+            if kind in ("palette", "merge1", "merge2"):
+                other = _repalette(game, rng, {"palette": 0, "merge1": 1, "merge2": 2}[kind])
+                q, _ = slice_tiles(render_frame(other, s, sprites=False).indices)
+                pair = np.stack([src, src], 1)
+            elif kind == "sprites":
+                frame = render_frame(game, s, sprites=True)
+                q, _ = slice_tiles(frame.indices)
+                cover = slice_tiles(frame.sprite_mask.astype(np.uint8))[0].reshape(len(q), -1).sum(1)
+                keep = cover > 0  # only the cells a sprite stands on
+                q, pair, cover = q[keep], np.stack([src, src], 1)[keep], cover[keep]
+            else:  # statusbar: the level scrolled by a non-multiple of 16 px, the HUD fixed
+                if not game.hud_top:  # a bottom panel's text is off the 16-px grid already
+                    continue
+                shift = int(rng.integers(1, 16))
+                screen = render_scrolled(game, s, shift, sprites=False)
+                px = (-shift) % 16  # the level's grid phase, as a cropper finds it
+                band = screen[16:32]  # the HUD's text: name-table rows 2–3
+                hud = clean[16:32]  # the same text, on the grid
+                n = (256 - px) // 16
+                q = np.stack([band[:, px + 16 * i : px + 16 * i + 16] for i in range(n)])
+                left = np.stack([hud[:, 16 * ((px + 16 * i) // 16) : 16 * ((px + 16 * i) // 16) + 16] for i in range(n)])
+                right = np.stack([hud[:, min(16 * ((px + 16 * i) // 16 + 1), 240) : min(16 * ((px + 16 * i) // 16 + 1), 240) + 16]
+                                  for i in range(n)])
+                pair = np.stack([left, right], 1)
+                cover = np.zeros(n, np.int64)
+            queries.append(q)
+            sources.append(pair)
+            covered.append(cover)
+    return np.concatenate(queries), np.concatenate(sources), np.concatenate(covered)

@@ -38,7 +38,6 @@ Search is candidates, then exact re-ranking (features → search → decide):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import combinations
 
 import numpy as np
 
@@ -58,8 +57,9 @@ CHUNK = 50000  # pairs re-ranked at a time: bounds memory to ~100 MB
 KNN_ALGORITHM = "kd_tree"  # exact tree search: at 10⁶ tiles ~10× faster than brute force in 16-d
 MERGE_ALL = 4  # blocks of ≤ this many colours are indexed under every coarser partition
 MERGE_PAIRS = 8  # blocks of ≤ this many colours: under each single merge of two colours
-# odd 64-bit weights of the block-partition hash (fixed, so an index hashes the same in every run)
-_WEIGHTS = np.random.default_rng(0xB10C).integers(1, 2**63, size=PIXELS, dtype=np.uint64) | np.uint64(1)
+# pixel weights of the block-partition hash: random integers < 2⁴⁰, so a block's class sums stay
+# exact in float64 (fixed, so an index hashes the same in every run)
+_WEIGHTS = np.random.default_rng(0xB10C).integers(1, 2**40, size=PIXELS).astype(np.float64)
 
 
 def majority_pixels(tiles: np.ndarray) -> np.ndarray:
@@ -71,23 +71,26 @@ def majority_pixels(tiles: np.ndarray) -> np.ndarray:
 
 
 def frequency_labels(tiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(N, 16, 16) -> labels (N, 256) uint8 by colour frequency rank (0 = most common), capped at
-    LABEL_CAP − 1, and (N,) number of distinct colours."""
-    flat = np.asarray(tiles).reshape(len(tiles), PIXELS).astype(np.intp)
+    """(N, 16, 16) -> labels (N, 256) uint8 by colour frequency rank (0 = most common; ties: the
+    lower colour index first), capped at LABEL_CAP − 1, and (N,) number of distinct colours."""
+    flat = np.asarray(tiles).reshape(len(tiles), PIXELS)
     n = len(flat)
-    counts = np.bincount((np.arange(n)[:, None] * 64 + flat).ravel(), minlength=n * 64).reshape(n, 64)
-    order = np.argsort(-counts, axis=1, kind="stable")  # (N, 64) colours, most common first
-    rank = np.empty_like(order)
-    np.put_along_axis(rank, order, np.broadcast_to(np.arange(64), order.shape), axis=1)
-    labels = np.minimum(np.take_along_axis(rank, flat, axis=1), LABEL_CAP - 1).astype(np.uint8)
-    return labels, (counts > 0).sum(1)
+    base = np.arange(n, dtype=np.intp)[:, None] * 64
+    idx = base + flat  # (N, 256) into the per-tile colour table
+    counts = np.bincount(idx.ravel(), minlength=n * 64).reshape(n, 64)
+    order = np.argsort(np.arange(64) - counts * 64, axis=1)  # distinct keys: most common first
+    rank = np.empty(n * 64, np.uint8)
+    rank[(base + order).ravel()] = np.tile(np.minimum(np.arange(64), LABEL_CAP - 1).astype(np.uint8), n)
+    return rank[idx], (counts > 0).sum(1)
 
 
-def _rank_features(tiles: np.ndarray) -> np.ndarray:
-    """(N, 16, 16) -> (N, 768) float32: where each tile shows its 1st, 2nd and 3rd most common
-    colour. Palette-free; Euclidean distance² between two of them is ≈ 2 × the pixel distance
-    when the best bijection pairs colours by frequency, as it does for similar tiles."""
-    lab, _ = frequency_labels(tiles)  # (N, 256)
+def _rank_features(tiles: np.ndarray | None = None, lab: np.ndarray | None = None) -> np.ndarray:
+    """(N, 16, 16) tiles (or their (N, 256) frequency labels) -> (N, 768) float32: where each
+    tile shows its 1st, 2nd and 3rd most common colour. Palette-free; Euclidean distance² between
+    two of them is ≈ 2 × the pixel distance when the best map pairs colours by frequency, as it
+    does for similar tiles."""
+    if lab is None:
+        lab, _ = frequency_labels(tiles)  # (N, 256)
     return np.concatenate([lab == r for r in range(EMBED_RANKS)], 1).astype(np.float32)
 
 
@@ -171,8 +174,8 @@ def oriented_distances(q_tiles: np.ndarray, t_tiles: np.ndarray, q_lab=None, q_c
 
 
 def _restricted_growth(c: int) -> list[tuple[int, ...]]:
-    """Every partition of c first-appearance labels as a restricted growth string (label l goes
-    to class r[l]; classes numbered in order of first appearance, so r is itself canonical)."""
+    """Every partition of c labels as a restricted growth string (label l goes to class r[l];
+    classes numbered in order of first appearance, so each partition is listed once)."""
     out = [(0,)]
     for _ in range(c - 1):
         out = [(*r, k) for r in out for k in range(max(r) + 2)]
@@ -180,77 +183,100 @@ def _restricted_growth(c: int) -> list[tuple[int, ...]]:
 
 
 def coarsenings(c: int) -> np.ndarray:
-    """(E, c) the partitions a block of c colours is indexed under, identity first: every
-    non-flat one for c ≤ MERGE_ALL, each single merge of two colours for c ≤ MERGE_PAIRS."""
+    """(E, c) the partitions a block showing c colours is indexed under, identity first: every
+    non-flat one for c ≤ MERGE_ALL; for c ≤ MERGE_PAIRS each colour merged into the block's
+    first (its tile's most common) colour; for more colours only the identity."""
     ident = tuple(range(c))
     if c <= 1:
         return np.zeros((1, max(c, 1)), np.int64)
     if c <= MERGE_ALL:
         rest = [r for r in _restricted_growth(c) if r != ident and max(r) > 0]
     elif c <= MERGE_PAIRS:
-        rest = [tuple(i if x == j else (x if x < j else x - 1) for x in range(c))
-                for i, j in combinations(range(c), 2)]
+        rest = [tuple(0 if x == j else (x if x < j else x - 1) for x in range(c)) for j in range(1, c)]
     else:
         rest = []
     return np.array([ident, *rest], np.int64)
 
 
-_COARSE = [coarsenings(c) for c in range(MERGE_PAIRS + 1)]
+def _class_matrix(c: int) -> tuple[np.ndarray, np.ndarray]:
+    """For the non-identity coarsenings of c labels: a (c, T) 0/1 matrix whose columns are their
+    classes, and the (E,) offsets where each coarsening's classes start."""
+    cols, offsets = [], []
+    for r in coarsenings(c)[1:]:
+        offsets.append(len(cols))
+        cols += [(r == k).astype(np.float64) for k in range(int(r.max()) + 1)]
+    return (np.stack(cols, 1) if cols else np.zeros((c, 0))), np.array(offsets, np.intp)
 
 
-def _mix(h: np.ndarray) -> np.ndarray:
-    return h ^ (h >> np.uint64(29))
+_CLASSES = [_class_matrix(c) for c in range(MERGE_PAIRS + 1)]
 
 
-def block_labels(xt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(L, N) colours < 64 -> labels (L, N) uint8 by first appearance (the block's colour
-    partition: equal <=> equal up to a colour bijection) and (N,) colour counts."""
-    length, n_all = xt.shape
-    out = np.empty((length, n_all), np.uint8)
-    count = np.empty(n_all, np.int64)
-    step = 1 << 16
-    first = np.empty((min(step, n_all), 64), dtype=np.int16)  # colour -> first position
-    pos = np.arange(length)[:, None]
-    for s in range(0, n_all, step):
-        x = xt[:, s : s + step]  # (L, n)
-        n = x.shape[1]
-        rows = np.arange(n)
-        for j in range(length - 1, -1, -1):  # the last write wins: walk backwards
-            first[rows, x[j]] = j
-        fp = first[rows[None, :], x]  # (L, n) first position of each pixel's colour
-        is_first = fp == pos
-        rank = np.cumsum(is_first, axis=0, dtype=np.int16) - 1  # (L, n) label of the colour first seen at j
-        out[:, s : s + step] = np.take_along_axis(rank, fp.astype(np.intp), axis=0)
-        count[s : s + step] = is_first.sum(0)
-    return out, count
+def _g(x: np.ndarray) -> np.ndarray:
+    """A 64-bit mixer with _g(0) = 0 (so absent labels add nothing to a partition hash)."""
+    x = x.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    x ^= x >> np.uint64(31)
+    x *= np.uint64(0xD6E8FEB86659FD93)
+    return x ^ (x >> np.uint64(29))
 
 
-def form_hashes(lab: np.ndarray, count: np.ndarray, *, coarse: bool) -> tuple[np.ndarray, np.ndarray]:
-    """(L, N) block labels -> (hashes (E,) uint64, block number (E,)): each block's partition hash
-    and, with `coarse`, the hashes of its coarsenings (`coarsenings`). The hash is linear in the
-    labels, Σ_p (label_p + 1)·w_p, so a coarsening r costs Σ_l (r_l + 1)·W_l with W_l the sum of
-    the weights of label l's pixels."""
-    length, n = lab.shape
-    w = _WEIGHTS[:length]
-    ident = _mix((lab.astype(np.uint64) + np.uint64(1)).T @ w)  # (N,)
+def label_weights(lab: np.ndarray) -> np.ndarray:
+    """(N, L) colour labels < LABEL_CAP of a block -> (N, LABEL_CAP) float64: per label, the sum
+    of its pixels' position weights (exact integers < 2⁴⁶; 0 where the label is absent)."""
+    n, length = lab.shape
+    idx = (np.arange(n)[:, None] * LABEL_CAP + lab).ravel()
+    w = np.broadcast_to(_WEIGHTS[:length], (n, length)).ravel()
+    return np.bincount(idx, weights=w, minlength=n * LABEL_CAP).reshape(n, LABEL_CAP)
+
+
+def partition_hashes(weights: np.ndarray, *, coarse: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(N, LABEL_CAP) label weights of N blocks -> (hashes (E,) uint64, block number (E,)).
+
+    A partition's hash is Σ over its classes of _g(the class's weight): it does not depend on
+    how the classes are named, and a coarser partition's class weights are sums of the finer
+    ones'. With `coarse`, each block is also hashed under its coarsenings (`coarsenings`)."""
+    ident = _g(weights).sum(1)  # (N,) uint64, wrapping
+    n = len(weights)
     if not coarse:
         return ident, np.arange(n)
-    slots = MERGE_PAIRS + 1
-    weight = np.zeros((n, slots), np.uint64)  # W_l per block (labels ≥ MERGE_PAIRS lumped: unused)
-    cols = np.arange(n)
-    clipped = np.minimum(lab, MERGE_PAIRS)
-    for p in range(length):
-        weight[cols, clipped[p]] += w[p]
-    hashes, blocks = [ident], [cols]
+    present = weights > 0
+    count = present.sum(1)
+    slot = np.cumsum(present, axis=1) - 1  # where each present label goes: present ones first
+    rows, labels = np.nonzero(present & (slot < MERGE_PAIRS))
+    packed = np.zeros((n, MERGE_PAIRS))
+    packed[rows, slot[rows, labels]] = weights[rows, labels]
+    hashes, blocks = [ident], [np.arange(n)]
     for c in range(2, MERGE_PAIRS + 1):
         sel = np.flatnonzero(count == c)
-        r = _COARSE[c][1:]  # identity already in
-        if not len(sel) or not len(r):
+        classes, offsets = _CLASSES[c]
+        if not len(sel) or not len(offsets):
             continue
-        h = _mix(weight[sel, :c] @ (r.astype(np.uint64) + np.uint64(1)).T)  # (n_c, E_c)
+        sums = packed[sel, :c] @ classes  # (n_c, T) exact: integers < 2⁵³
+        h = np.add.reduceat(_g(sums), offsets, axis=1)  # (n_c, E_c)
         hashes.append(h.ravel())
-        blocks.append(np.repeat(sel, r.shape[0]))
+        blocks.append(np.repeat(sel, len(offsets)))
     return np.concatenate(hashes), np.concatenate(blocks)
+
+
+MASK_LABELS = 6  # labels told apart by the bit-mask re-rank; the rest share one mask
+
+
+def label_masks(lab: np.ndarray) -> np.ndarray:
+    """(N, 256) frequency labels -> (N, MASK_LABELS + 1, 4) uint64 bit masks: where each of the
+    first MASK_LABELS labels is, then where all the others are."""
+    n = len(lab)
+    out = np.empty((n, MASK_LABELS + 1, 4), np.uint64)
+    for slot in range(MASK_LABELS + 1):
+        hit = lab == slot if slot < MASK_LABELS else lab >= MASK_LABELS
+        out[:, slot] = np.packbits(hit, axis=1).view(np.uint64)
+    return out
+
+
+def mask_matches(t_masks: np.ndarray, q_masks: np.ndarray) -> np.ndarray:
+    """(P, S, 4) training and query masks -> (P,) pixels the best many-to-one map keeps: exact
+    when both tiles show ≤ MASK_LABELS colours, else an upper bound (the query's other colours
+    count as one, the training tile's other pixels as kept)."""
+    co = np.bitwise_count(t_masks[:, :MASK_LABELS, None, :] & q_masks[:, None, :, :]).sum(-1, dtype=np.int64)
+    return co.max(2).sum(1) + np.bitwise_count(t_masks[:, MASK_LABELS]).sum(-1, dtype=np.int64)
 
 
 def merge_matches(q_lab: np.ndarray, t_lab: np.ndarray) -> np.ndarray:
@@ -315,6 +341,26 @@ def pair_readings(queries: np.ndarray, train: np.ndarray) -> dict[str, np.ndarra
     return out
 
 
+def _unique(keys: np.ndarray) -> np.ndarray:
+    """Sorted distinct values of an int64 array (a sort: faster here than np.unique's hashing)."""
+    keys = np.sort(keys)
+    return keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys
+
+
+def _row_matches(t_words: np.ndarray, q_words: np.ndarray) -> np.ndarray:
+    """(P, S) first mask words (the top 4 rows) -> (P,) an upper bound on the pixels of those
+    rows the best many-to-one map keeps: 4 training colours against 4 query colours and the
+    query's rest lumped, the training tile's rest counted as kept."""
+    q5 = q_words[:, :5].copy()
+    for slot in range(5, MASK_LABELS + 1):
+        q5[:, 4] |= q_words[:, slot]
+    co = np.bitwise_count(t_words[:, :4, None] & q5[:, None, :])  # (P, 4, 5) uint8
+    rest = t_words[:, 4].copy()
+    for slot in range(5, MASK_LABELS + 1):
+        rest |= t_words[:, slot]
+    return co.max(2).sum(1, dtype=np.int64) + np.bitwise_count(rest)
+
+
 @dataclass
 class Found:
     """What the search found for each query tile."""
@@ -342,25 +388,41 @@ class TileSearch:
         self.groups = plan_blocks(self.k)
         m = len(self.tiles)
         flat = self.tiles.reshape(m, -1)
-        flat_t = np.ascontiguousarray(flat.T)  # (256, M): every block's pixel rows contiguous
+        self.masks = np.empty((m, MASK_LABELS + 1, 4), np.uint64)  # for the exact re-rank
+        self.colours = np.empty(m, np.int64)
+        self.nn = None
+        embed = m > EMBED_NEIGHBOURS
+        if embed:
+            self._fit_projection()
+            emb = np.empty((m, EMBED_DIMS), np.float32)
+        parts: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in range(self.groups)]
+        step = 1 << 16
+        for s in range(0, m, step):  # one labelling per tile serves every structure
+            lab, self.colours[s : s + step] = frequency_labels(self.tiles[s : s + step])
+            self.masks[s : s + step] = label_masks(lab)
+            if embed:
+                emb[s : s + step] = self._embed(lab=lab)
+            for g in range(self.groups):
+                h, ids = partition_hashes(label_weights(lab[:, g :: self.groups]), coarse=True)
+                parts[g].append((h, (ids + s).astype(np.int32)))
         self.group_hash: list[np.ndarray] = []
         self.group_ids: list[np.ndarray] = []
         for g in range(self.groups):
-            lab, count = block_labels(flat_t[g :: self.groups])
-            h, ids = form_hashes(lab, count, coarse=True)
-            order = np.argsort(h, kind="stable")
+            h = np.concatenate([p[0] for p in parts[g]])
+            order = np.argsort(h)
             self.group_hash.append(h[order])
-            self.group_ids.append(ids[order].astype(np.int32))
+            self.group_ids.append(np.concatenate([p[1] for p in parts[g]])[order])
+            parts[g] = []
         # a flattest training tile (most pixels like its top-left one): what trivial tiles are near
         flat_score = (flat == flat[:, :1]).sum(1) if m else np.zeros(0, np.int64)
         self.flattest = int(flat_score.argmax()) if m else -1
-        self.nn = None
-        if m > EMBED_NEIGHBOURS:
-            self._fit_embedding()
+        if embed:
+            from sklearn.neighbors import NearestNeighbors
 
-    def _fit_embedding(self) -> None:
-        """PCA of the rank features (numpy eigh of the 768×768 covariance), then a kNN index."""
-        from sklearn.neighbors import NearestNeighbors
+            self.nn = NearestNeighbors(n_neighbors=EMBED_NEIGHBOURS, algorithm=KNN_ALGORITHM).fit(emb)
+
+    def _fit_projection(self) -> None:
+        """PCA of the rank features of a sample (numpy eigh of the 768×768 covariance)."""
         from threadpoolctl import threadpool_limits
 
         m = len(self.tiles)
@@ -372,11 +434,9 @@ class TileSearch:
             _, vecs = np.linalg.eigh((x.T @ x).astype(np.float64))  # ascending eigenvalues
         self.project = vecs[:, ::-1][:, :EMBED_DIMS].astype(np.float32)  # (768, dims)
         self.offset = mean @ self.project  # (dims,)
-        emb = np.concatenate([self._embed(self.tiles[s : s + 65536]) for s in range(0, m, 65536)])
-        self.nn = NearestNeighbors(n_neighbors=EMBED_NEIGHBOURS, algorithm=KNN_ALGORITHM).fit(emb)
 
-    def _embed(self, tiles: np.ndarray) -> np.ndarray:
-        return _rank_features(tiles) @ self.project - self.offset  # (N, dims) float32
+    def _embed(self, tiles: np.ndarray | None = None, lab: np.ndarray | None = None) -> np.ndarray:
+        return _rank_features(tiles, lab) @ self.project - self.offset  # (N, dims) float32
 
     def _block_triples(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Triples (query, flip, train id) where some training block can map onto the query's
@@ -384,25 +444,26 @@ class TileSearch:
         its recall is not certain)."""
         m = len(self.tiles)
         keys, complete = [], np.ones(len(queries), bool)
-        for f, qf in enumerate(flips(queries)):  # (Q, 16, 16) each
-            flat_t = np.ascontiguousarray(qf.reshape(len(qf), PIXELS).T)  # (256, Q)
+        lab, _ = frequency_labels(queries)
+        for f, lf in enumerate(flips(lab.reshape(-1, TILE, TILE))):  # flips commute with labels
+            lf = lf.reshape(len(lf), PIXELS)
             for g in range(self.groups):
-                lab, count = block_labels(flat_t[g :: self.groups])
-                h, _ = form_hashes(lab, count, coarse=False)  # (Q,)
+                w = label_weights(lf[:, g :: self.groups])
+                h, _ = partition_hashes(w, coarse=False)  # (Q,)
                 lo = np.searchsorted(self.group_hash[g], h, "left")
                 n = np.searchsorted(self.group_hash[g], h, "right") - lo
-                complete &= (n <= POSTING_CAP) & (count > 1)
+                complete &= (n <= POSTING_CAP) & ((w > 0).sum(1) > 1)
                 n = np.minimum(n, POSTING_CAP)
                 if not n.any():
                     continue
-                q = np.repeat(np.arange(len(qf)), n)
+                q = np.repeat(np.arange(len(lf)), n)
                 start = np.repeat(lo - np.concatenate([[0], np.cumsum(n)[:-1]]), n)
                 ids = self.group_ids[g][start + np.arange(len(q))]
                 keys.append((q * 4 + f).astype(np.int64) * m + ids)
         if not keys:
             e = np.zeros(0, np.int64)
             return e, e, e, complete
-        keys = np.unique(np.concatenate(keys))
+        keys = _unique(np.concatenate(keys))
         return keys // m // 4, keys // m % 4, keys % m, complete
 
     def search(self, queries: np.ndarray, trivial: np.ndarray | None = None) -> Found:
@@ -437,13 +498,17 @@ class TileSearch:
         qq = np.concatenate([qq, np.flatnonzero(trivial)])
         ff = np.concatenate([ff, np.zeros(int(trivial.sum()), np.int64)])
         rr = np.concatenate([rr, np.full(int(trivial.sum()), self.flattest)])
-        found = self._rerank(queries, qq, ff, rr, certain)
-        # queries with no candidate within K ask the embedding, in each flip
+        found = self._rerank(queries, qq, ff, rr, certain, within_k=True)
+        # queries with no candidate within K ask the embedding, in each flip (or, with a tiny
+        # training set, every training tile)
         ask = np.flatnonzero((found.distance > self.k) & ~trivial)
-        if self.nn is not None and len(ask):
+        if len(ask):
             eq, ef, er = [], [], []
             for f, qf in enumerate(flips(queries[ask])):
-                _, nbr = self.nn.kneighbors(self._embed(qf))  # (A, EMBED_NEIGHBOURS)
+                if self.nn is not None:
+                    _, nbr = self.nn.kneighbors(self._embed(qf))  # (A, EMBED_NEIGHBOURS)
+                else:
+                    nbr = np.broadcast_to(np.arange(m), (len(ask), m))
                 eq.append(np.repeat(ask, nbr.shape[1]))
                 ef.append(np.full(nbr.size, f))
                 er.append(nbr.ravel())
@@ -455,31 +520,148 @@ class TileSearch:
         return found
 
     def _rerank(self, queries: np.ndarray, qq: np.ndarray, ff: np.ndarray, rr: np.ndarray,
-                certain: np.ndarray) -> Found:
+                certain: np.ndarray, within_k: bool = False) -> Found:
         """Exact merge distances of candidate triples (query, flip, train id); the best per query
-        (ties: the earlier flip, then the lower training id)."""
-        q = len(queries)
-        uniq = np.unique((qq * 4 + ff).astype(np.int64) * len(self.tiles) + rr)
-        m = len(self.tiles)
+        (ties: the earlier flip, then the lower training id).
+
+        With `within_k`, triples that are more than K apart on the top 4 rows alone (a lower
+        bound from one 64-bit word per colour) are dropped first. Bit masks then give every
+        triple's distance at once (exact when both tiles show ≤ MASK_LABELS colours, else a
+        lower bound); the co-occurrence count decides the others where the bound could still
+        beat the best distance their query already has."""
+        q, m = len(queries), len(self.tiles)
+        uniq = _unique((qq * 4 + ff).astype(np.int64) * m + rr)
         qq, ff, rr = uniq // m // 4, uniq // m % 4, uniq % m
         lab, cols = frequency_labels(queries)
         lab_flips = flips(lab.reshape(-1, TILE, TILE)).reshape(4, q, PIXELS)  # flips commute with labels
-        used, inv = np.unique(rr, return_inverse=True)  # label each training tile once
-        t_lab, t_cols = frequency_labels(self.tiles[used]) if len(used) else (np.zeros((0, PIXELS), np.uint8), np.zeros(0, np.int64))
+        q_masks = np.stack([label_masks(lf) for lf in lab_flips])  # (4, Q, S, 4)
+        if within_k:
+            keep = np.empty(len(qq), bool)
+            for s in range(0, len(qq), CHUNK):
+                sl = slice(s, s + CHUNK)
+                keep[sl] = 64 - _row_matches(self.masks[rr[sl], :, 0], q_masks[ff[sl], qq[sl], :, 0]) <= self.k
+            qq, ff, rr = qq[keep], ff[keep], rr[keep]
         d = np.empty(len(qq), np.int64)
         for s in range(0, len(qq), CHUNK):
-            cq, cf, ci = qq[s : s + CHUNK], ff[s : s + CHUNK], inv[s : s + CHUNK]
-            d[s : s + CHUNK] = PIXELS - merge_matches(lab_flips[cf, cq], t_lab[ci])
-        many = np.flatnonzero((cols[qq] >= LABEL_CAP) | (t_cols[inv] >= LABEL_CAP))  # capped labels
-        if len(many):
-            q_flips = flips(queries)
-            for i in many:
-                d[i] = PIXELS - _merge_exact(q_flips[ff[i], qq[i]].ravel(), self.tiles[rr[i]].ravel())
+            sl = slice(s, s + CHUNK)
+            d[sl] = PIXELS - mask_matches(self.masks[rr[sl]], q_masks[ff[sl], qq[sl]])
+        loose = (cols[qq] > MASK_LABELS) | (self.colours[rr] > MASK_LABELS)  # d is a lower bound
+        best = np.full(q, PIXELS + 1, np.int64)
+        np.minimum.at(best, qq[~loose], d[~loose])
+        redo_mask = loose & (d < best[qq])
+        redo = np.flatnonzero(redo_mask)
+        if len(redo):
+            t_lab, t_cols = frequency_labels(self.tiles[rr[redo]])
+            d[redo] = PIXELS - merge_matches(lab_flips[ff[redo], qq[redo]], t_lab)
+            many = redo[(cols[qq[redo]] >= LABEL_CAP) | (t_cols >= LABEL_CAP)]  # capped labels
+            if len(many):
+                q_flips = flips(queries)
+                for i in many:
+                    d[i] = PIXELS - _merge_exact(q_flips[ff[i], qq[i]].ravel(), self.tiles[rr[i]].ravel())
+        d[loose & ~redo_mask] = PIXELS + 1  # bounds that cannot win
         order = np.lexsort((rr, ff, d, qq))
         firsts = order[np.r_[True, qq[order[1:]] != qq[order[:-1]]]] if len(order) else order
         best = np.full(q, PIXELS, np.int64)
         best_r = np.zeros(q, np.int64)
         best_f = np.zeros(q, np.int64)
         best[qq[firsts]], best_r[qq[firsts]], best_f[qq[firsts]] = d[firsts], rr[firsts], ff[firsts]
+        best = np.minimum(best, PIXELS)
         exact = certain & (best <= self.k) if self.groups else certain.copy()
         return Found(best_r, best, best_f, exact, certain)
+
+
+# ---- sprites over tiles: the occluded reading ------------------------------------------------
+
+HALVES = ((slice(0, 8), slice(None)), (slice(8, 16), slice(None)),
+          (slice(None), slice(0, 8)), (slice(None), slice(8, 16)))  # top, bottom, left, right
+
+
+def _corner_rectangles(area: int) -> np.ndarray:
+    """(R, 16, 16) bool: every rectangle that touches a corner of the tile and covers ≤ area
+    pixels — the part of a cell a 16×16 sprite at any position can cover."""
+    out = []
+    for h in range(1, TILE + 1):
+        for w in range(1, TILE + 1):
+            if h * w > area:
+                continue
+            for ys in (slice(0, h), slice(TILE - h, TILE)):
+                for xs in (slice(0, w), slice(TILE - w, TILE)):
+                    r = np.zeros((TILE, TILE), bool)
+                    r[ys, xs] = True
+                    out.append(r)
+    return np.unique(np.stack(out).reshape(len(out), -1), axis=0).reshape(-1, TILE, TILE)
+
+
+def occluded_distances(q_tiles: np.ndarray, t_tiles: np.ndarray, area: int) -> np.ndarray:
+    """Aligned (P, 16, 16) pairs, no flips -> (P,) pixels that differ outside the best corner
+    rectangle of ≤ `area` pixels (where a sprite may stand), under the best many-to-one map of
+    the training tile's colours (chosen on the whole tile, then again outside that rectangle)."""
+    p = len(q_tiles)
+    q = np.asarray(q_tiles).reshape(p, PIXELS).astype(np.intp)
+    t = np.asarray(t_tiles).reshape(p, PIXELS).astype(np.intp)
+    rect = _corner_rectangles(area).reshape(-1, PIXELS).astype(np.float32)  # (R, 256)
+    out = np.empty(p, np.int64)
+    rows = np.arange(p)[:, None]
+    for s in range(0, p, 4096):
+        qs, ts = q[s : s + 4096], t[s : s + 4096]
+        n = len(qs)
+        r = rows[:n]
+        keep = np.ones((n, PIXELS), bool)
+        for _ in range(2):  # the map from the visible pixels, then the occluder, twice
+            co = np.zeros((n, 64, 64), np.int64)
+            np.add.at(co, (np.broadcast_to(r, ts.shape)[keep], ts[keep], qs[keep]), 1)
+            sigma = co.argmax(2)  # (n, 64) training colour -> query colour
+            diff = np.take_along_axis(sigma, ts, axis=1) != qs  # (n, 256)
+            hidden = diff.astype(np.float32) @ rect.T  # (n, R) differing pixels under each rectangle
+            best = hidden.argmax(1)
+            keep = ~rect[best].astype(bool)
+        out[s : s + 4096] = diff.sum(1) - hidden[np.arange(n), best].astype(np.int64)
+    return out
+
+
+class OcclusionSearch:
+    """Training tiles indexed by their four halves (top, bottom, left, right): a sprite standing
+    on a tile at any position leaves at least one half unseen by it whenever it covers at most
+    8 columns or 8 rows of the cell, so the clean half finds the tile (up to a one-to-one
+    recolouring); `occluded_distances` then decides."""
+
+    def __init__(self, tiles: np.ndarray, k: int, area: int = 128):
+        self.k, self.area = int(k), int(area)
+        self.tiles = np.ascontiguousarray(np.asarray(tiles, dtype=np.uint8))
+        lab, _ = frequency_labels(self.tiles)
+        lab = lab.reshape(-1, TILE, TILE)
+        self.hash, self.ids = [], []
+        for ys, xs in HALVES:
+            h, _ = partition_hashes(label_weights(lab[:, ys, xs].reshape(len(lab), -1)), coarse=False)
+            order = np.argsort(h)
+            self.hash.append(h[order])
+            self.ids.append(order)
+
+    def search(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(Q, 16, 16) -> occluded distance (Q,), training id (Q,), flip (Q,) of the best
+        candidate (distance PIXELS where no half matched)."""
+        queries = np.asarray(queries, np.uint8)
+        q, m = len(queries), len(self.tiles)
+        keys = []
+        lab, _ = frequency_labels(queries)
+        for f, lf in enumerate(flips(lab.reshape(-1, TILE, TILE))):
+            for half, (ys, xs) in enumerate(HALVES):
+                w = label_weights(lf[:, ys, xs].reshape(q, -1))
+                h, _ = partition_hashes(w, coarse=False)
+                lo = np.searchsorted(self.hash[half], h, "left")
+                n = np.minimum(np.searchsorted(self.hash[half], h, "right") - lo, POSTING_CAP)
+                n[(w > 0).sum(1) < 2] = 0  # a flat half is no evidence
+                qq = np.repeat(np.arange(q), n)
+                start = np.repeat(lo - np.concatenate([[0], np.cumsum(n)[:-1]]), n)
+                keys.append((qq * 4 + f).astype(np.int64) * m + self.ids[half][start + np.arange(len(qq))])
+        dist = np.full(q, PIXELS, np.int64)
+        best_r, best_f = np.zeros(q, np.int64), np.zeros(q, np.int64)
+        keys = _unique(np.concatenate(keys)) if keys and m else np.zeros(0, np.int64)
+        if not len(keys):
+            return dist, best_r, best_f
+        qq, ff, rr = keys // m // 4, keys // m % 4, keys % m
+        d = occluded_distances(flips(queries)[ff, qq], self.tiles[rr], self.area)
+        order = np.lexsort((rr, ff, d, qq))
+        firsts = order[np.r_[True, qq[order[1:]] != qq[order[:-1]]]]
+        dist[qq[firsts]], best_r[qq[firsts]], best_f[qq[firsts]] = d[firsts], rr[firsts], ff[firsts]
+        return dist, best_r, best_f
