@@ -3,6 +3,7 @@ nesgan.bench.reference (the slow distances the search is checked against)."""
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -346,3 +347,44 @@ def test_several_training_folders_make_one_index_cached_outside_them(tmp_path):
     assert tmp_path not in path.parents  # the cache lives in $XDG_CACHE_HOME/nesgan, not the data
     assert sorted(p.name for p in a.iterdir()) == ["s0.png", "s1.png"]
     assert sorted(p.name for p in b.iterdir()) == ["s0.png", "s1.png"]
+
+
+def test_a_tile_with_a_sprites_edge_over_it_is_flagged_and_a_flat_tile_stays_trivial():
+    # the default reading tolerates K covered pixels: a sprite's toe over a ground tile
+    train = np.stack([_tile(s) for s in range(30)])
+    ground = _swap(train[12])
+    stood_on = ground.copy()
+    stood_on[0, 5:8] = 0x16  # three pixels of the critter's feet, in a colour of its own palette
+    stood_on[1, 6] = 0x16
+    flat = np.full((16, 16), 0x21, np.uint8)
+    flat[3, 3] = 0x30
+    v = nearcopy.verdicts(_index(train), np.stack([stood_on, flat]), 4)
+    assert v.verdict == ["near_copy", "trivial"]
+    assert v.found.train_id[0] == 12 and v.found.distance[0] <= 4
+
+
+def test_export_tiles_takes_several_training_folders(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from nesgan.cli import cli
+
+    _write_screens(tmp_path / "world1", 2, seed=0)
+    _write_screens(tmp_path / "world2", 2, seed=9)
+    (tmp_path / "generated").mkdir()
+    for s in range(2):  # the generated screens are world 2's screens, re-paletted
+        src = np.asarray(Image.open(tmp_path / "world2" / f"s{s}.png").convert("RGB"))
+        Image.fromarray(src[:, :, ::-1].copy()).save(tmp_path / "generated" / f"g{s}.png")
+    monkeypatch.chdir(tmp_path)
+    runs = {}
+    for name, trains in (("one", ["world1"]), ("both", ["world1", "world2"])):
+        args = ["export-tiles", "--generated", "generated", "--tiles", f"tiles-{name}",
+                "--tilesets", f"sets-{name}"]
+        for t in trains:
+            args += ["--train", t]
+        res = CliRunner().invoke(cli, args)
+        assert res.exit_code == 0, res.output
+        runs[name] = [json.loads(line) for line in (tmp_path / f"tiles-{name}" / "tiles.jsonl").open()]
+    flagged = {n: sum(r["near_copy"] for r in rows) for n, rows in runs.items()}
+    assert flagged["both"] > flagged["one"]
+    assert any(r["nearest"]["screen"].startswith("world2") and r["near_copy"] for r in runs["both"])
+    assert sorted(p.name for p in (tmp_path / "world1").iterdir()) == ["s0.png", "s1.png"]

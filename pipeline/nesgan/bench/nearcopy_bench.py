@@ -14,8 +14,11 @@ Data (all from the embedded museum, `nesgan.museum.synth`):
 
 Figures: precision and recall of `near_copy` flags; search time for 10,000 queries against
 100,000 and 1,000,000 training tiles next to scikit-learn brute force on raw pixels (the
-reference), their recall of the exact nearest (palette-swap- and flip-invariant) distance within
-K, and the K-choice evidence (distances of planted edits vs distances between distinct drawings).
+reference), their recall of the exact nearest (recolouring- and flip-invariant merge) distance
+within K, and the K-choice evidence (distances of planted edits vs distances between distinct
+drawings); and **real reuse** (`real_reuse`): precision and recall per way a real game reuses its
+own art — another palette set, colours merged into the backdrop, sprites over tiles, a status
+bar off the level's grid — with what an occluded reading and shifted windows would add and cost.
 """
 
 from __future__ import annotations
@@ -29,8 +32,16 @@ import numpy as np
 from nesgan.bench.reference import brute_nearest_merge, exact_distances, merge_exact_distances
 from nesgan.colour.palette import EMITTABLE
 from nesgan.tiles.nearcopy import trivial_mask
-from nesgan.tiles.search import PIXELS, TileSearch
-from nesgan.tiles.tile import DEFAULT_NEAR_COPY_PIXELS, flips, slice_tiles
+from nesgan.tiles.search import (
+    PIXELS,
+    POSTING_CAP,
+    TileSearch,
+    _unique,
+    frequency_labels,
+    label_weights,
+    partition_hashes,
+)
+from nesgan.tiles.tile import DEFAULT_NEAR_COPY_PIXELS, TILE, flips, slice_tiles
 
 
 def museum_tiles(games: range, shots: int = 3, seed: int = 0) -> np.ndarray:
@@ -257,6 +268,8 @@ def run(out: Path, quick: bool) -> dict:
     sizes = [(20000, 1000, 200, 30)] if quick else [(100000, 10000, 1000, 20), (1000000, 10000, 300, 0)]
     figures["speed"] = [speed(*s) for s in sizes]
     figures["k_choice"] = k_choice()
+    figures["real_reuse"] = (real_reuse(train_games=4, held_out_games=3, shots=4, query_shots=2) if quick
+                             else real_reuse())
     return figures
 
 
@@ -334,3 +347,203 @@ def reuse_queries(seed: int, games: range, shots: range, kind: str, rng: np.rand
             sources.append(pair)
             covered.append(cover)
     return np.concatenate(queries), np.concatenate(sources), np.concatenate(covered)
+
+
+# ---- sprites over tiles: an occluded reading, measured (not shipped: see real_reuse) ------------------------------------------------
+
+HALVES = ((slice(0, 8), slice(None)), (slice(8, 16), slice(None)),
+          (slice(None), slice(0, 8)), (slice(None), slice(8, 16)))  # top, bottom, left, right
+
+
+def _corner_rectangles(area: int) -> np.ndarray:
+    """(R, 16, 16) bool: every rectangle that touches a corner of the tile and covers ≤ area
+    pixels — the part of a cell a 16×16 sprite at any position can cover."""
+    out = []
+    for h in range(1, TILE + 1):
+        for w in range(1, TILE + 1):
+            if h * w > area:
+                continue
+            for ys in (slice(0, h), slice(TILE - h, TILE)):
+                for xs in (slice(0, w), slice(TILE - w, TILE)):
+                    r = np.zeros((TILE, TILE), bool)
+                    r[ys, xs] = True
+                    out.append(r)
+    return np.unique(np.stack(out).reshape(len(out), -1), axis=0).reshape(-1, TILE, TILE)
+
+
+def occluded_distances(q_tiles: np.ndarray, t_tiles: np.ndarray, area: int) -> np.ndarray:
+    """Aligned (P, 16, 16) pairs, no flips -> (P,) pixels that differ outside the best corner
+    rectangle of ≤ `area` pixels (where a sprite may stand), under the best many-to-one map of
+    the training tile's colours (chosen on the whole tile, then again outside that rectangle)."""
+    p = len(q_tiles)
+    q = np.asarray(q_tiles).reshape(p, PIXELS).astype(np.intp)
+    t = np.asarray(t_tiles).reshape(p, PIXELS).astype(np.intp)
+    rect = _corner_rectangles(area).reshape(-1, PIXELS).astype(np.float32)  # (R, 256)
+    out = np.empty(p, np.int64)
+    rows = np.arange(p)[:, None]
+    for s in range(0, p, 4096):
+        qs, ts = q[s : s + 4096], t[s : s + 4096]
+        n = len(qs)
+        r = rows[:n]
+        keep = np.ones((n, PIXELS), bool)
+        for _ in range(2):  # the map from the visible pixels, then the occluder, twice
+            co = np.zeros((n, 64, 64), np.int64)
+            np.add.at(co, (np.broadcast_to(r, ts.shape)[keep], ts[keep], qs[keep]), 1)
+            sigma = co.argmax(2)  # (n, 64) training colour -> query colour
+            diff = np.take_along_axis(sigma, ts, axis=1) != qs  # (n, 256)
+            hidden = diff.astype(np.float32) @ rect.T  # (n, R) differing pixels under each rectangle
+            best = hidden.argmax(1)
+            keep = ~rect[best].astype(bool)
+        out[s : s + 4096] = diff.sum(1) - hidden[np.arange(n), best].astype(np.int64)
+    return out
+
+
+class OcclusionSearch:
+    """Training tiles indexed by their four halves (top, bottom, left, right): a sprite standing
+    on a tile at any position leaves at least one half unseen by it whenever it covers at most
+    8 columns or 8 rows of the cell, so the clean half finds the tile (up to a one-to-one
+    recolouring); `occluded_distances` then decides."""
+
+    def __init__(self, tiles: np.ndarray, k: int, area: int = 128):
+        self.k, self.area = int(k), int(area)
+        self.tiles = np.ascontiguousarray(np.asarray(tiles, dtype=np.uint8))
+        lab, _ = frequency_labels(self.tiles)
+        lab = lab.reshape(-1, TILE, TILE)
+        self.hash, self.ids = [], []
+        for ys, xs in HALVES:
+            h, _ = partition_hashes(label_weights(lab[:, ys, xs].reshape(len(lab), -1)), coarse=False)
+            order = np.argsort(h)
+            self.hash.append(h[order])
+            self.ids.append(order)
+
+    def search(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(Q, 16, 16) -> occluded distance (Q,), training id (Q,), flip (Q,) of the best
+        candidate (distance PIXELS where no half matched)."""
+        queries = np.asarray(queries, np.uint8)
+        q, m = len(queries), len(self.tiles)
+        keys = []
+        lab, _ = frequency_labels(queries)
+        for f, lf in enumerate(flips(lab.reshape(-1, TILE, TILE))):
+            for half, (ys, xs) in enumerate(HALVES):
+                w = label_weights(lf[:, ys, xs].reshape(q, -1))
+                h, _ = partition_hashes(w, coarse=False)
+                lo = np.searchsorted(self.hash[half], h, "left")
+                n = np.minimum(np.searchsorted(self.hash[half], h, "right") - lo, POSTING_CAP)
+                n[(w > 0).sum(1) < 2] = 0  # a flat half is no evidence
+                qq = np.repeat(np.arange(q), n)
+                start = np.repeat(lo - np.concatenate([[0], np.cumsum(n)[:-1]]), n)
+                keys.append((qq * 4 + f).astype(np.int64) * m + self.ids[half][start + np.arange(len(qq))])
+        dist = np.full(q, PIXELS, np.int64)
+        best_r, best_f = np.zeros(q, np.int64), np.zeros(q, np.int64)
+        keys = _unique(np.concatenate(keys)) if keys and m else np.zeros(0, np.int64)
+        if not len(keys):
+            return dist, best_r, best_f
+        qq, ff, rr = keys // m // 4, keys // m % 4, keys % m
+        d = occluded_distances(flips(queries)[ff, qq], self.tiles[rr], self.area)
+        order = np.lexsort((rr, ff, d, qq))
+        firsts = order[np.r_[True, qq[order[1:]] != qq[order[:-1]]]]
+        dist[qq[firsts]], best_r[qq[firsts]], best_f[qq[firsts]] = d[firsts], rr[firsts], ff[firsts]
+        return dist, best_r, best_f
+
+
+def shifted_flags(search: TileSearch, screen: np.ndarray, phase: tuple[int, int], k: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Per grid cell of `screen` cut at `phase`: flagged by the grid search alone, and flagged
+    when windows at every horizontal offset 1–15 px are searched too (a cell counts a window
+    that covers ≥ 8 of its columns). (rows, cols) bool each."""
+    px, py = phase
+    grid, pos = slice_tiles(screen, phase)
+    rows, cols = (screen.shape[0] - py) // TILE, (screen.shape[1] - px) // TILE
+    windows, owners = [], []
+    for dx in range(TILE):
+        w, wpos = slice_tiles(screen, (px + dx, py))
+        windows.append(w)
+        col = (wpos[:, 0] - px) // TILE + (dx >= TILE // 2)  # the cell it covers most
+        owners.append((wpos[:, 1] - py) // TILE * cols + np.minimum(col, cols - 1))
+    windows, owners = np.concatenate(windows), np.concatenate(owners)
+    found = search.search(windows, trivial_mask(windows, k))
+    hit = (found.distance <= k) & ~trivial_mask(windows, k)
+    shifted = np.zeros(rows * cols, bool)
+    shifted[owners[hit]] = True
+    on_grid = hit[: len(grid)]  # dx = 0 comes first: the grid itself
+    return on_grid.reshape(rows, cols), (shifted | np.pad(on_grid, (0, rows * cols - len(grid)))).reshape(rows, cols)
+
+
+def real_reuse(seed: int = 0, train_games: int = 8, held_out_games: int = 6, shots: int = 8,
+               query_shots: int = 6, k: int = DEFAULT_NEAR_COPY_PIXELS) -> dict:
+    """Precision and recall per kind of reuse (REUSE_KINDS), as real games reuse their art.
+
+    Training: every grid cell of `shots` screens of each training game (HUD and sprites
+    included). Queries: new screens of the same games (positives: cells whose clean source is
+    within K of a training tile) and of held-out games (negatives: cells whose clean source is
+    more than 2K from every training tile — the museum's games share a font and stock art), each
+    made by one kind: another palette set; one or two colours of each sub-palette merged into the
+    backdrop; sprites drawn over the background; the level scrolled while the status bar stays
+    (its text off the level's grid). Trivial cells are left out. Also measured: what an occluded
+    reading (a sprite-sized corner rectangle ignored) and shifted windows would add, and cost."""
+    train = reuse_training(seed, range(train_games), range(shots))
+    search, wide = TileSearch(train, k), TileSearch(train, 2 * k)
+    occlusion = OcclusionSearch(train, k, area=128)
+    rng = np.random.default_rng(seed + 1)
+    new_shots = range(100, 100 + query_shots)
+    out: dict[str, object] = {"train_tiles": int(len(train))}
+    for kind in REUSE_KINDS:
+        fig: dict[str, object] = {}
+        counts = {}
+        for label, games in (("pos", range(train_games)), ("neg", range(train_games, train_games + held_out_games))):
+            q, src, cover = reuse_queries(seed, games, new_shots, kind, rng)
+            near = np.stack([wide.search(src[:, j]).distance for j in range(2)], 1)
+            keep = ~trivial_mask(q, k) & ~(trivial_mask(src[:, 0], k) & trivial_mask(src[:, 1], k))
+            keep &= (near.max(1) <= k) if label == "pos" else (near.min(1) > 2 * k)
+            q, cover = q[keep], cover[keep]
+            flag = search.search(q, trivial_mask(q, k)).distance <= k
+            occluded = flag | (occlusion.search(q)[0] <= k) if len(q) else flag
+            counts[label] = (len(q), int(flag.sum()), int(occluded.sum()))
+            if kind == "sprites" and label == "pos":
+                fig["recall_by_sprite_pixels"] = {
+                    f"{lo}-{hi}": round(float(flag[(cover >= lo) & (cover <= hi)].mean()), 3)
+                    for lo, hi in ((1, 16), (17, 64), (65, 128), (129, 256)) if ((cover >= lo) & (cover <= hi)).any()}
+        (npos, tp, tp_occ), (nneg, fp, fp_occ) = counts["pos"], counts["neg"]
+        fig.update({"positives": npos, "negatives": nneg, "recall": round(tp / max(npos, 1), 3),
+                    "precision": round(tp / max(tp + fp, 1), 3), "false_flags": fp,
+                    "with_occluded_reading": {"recall": round(tp_occ / max(npos, 1), 3),
+                                              "precision": round(tp_occ / max(tp_occ + fp_occ, 1), 3),
+                                              "false_flags": fp_occ}})
+        out[kind] = fig
+    out["shifted_windows"] = _shift_figures(seed, search, train_games, held_out_games, new_shots, k, rng)
+    return out
+
+
+def _shift_figures(seed: int, search: TileSearch, train_games: int, held_out_games: int, shots: range,
+                   k: int, rng: np.random.Generator) -> dict:
+    """Status-bar text off the level's grid: HUD text cells flagged by the grid search vs with
+    shifted windows; and on held-out games' scrolled screens, cells flagged each way."""
+    from nesgan.museum.synth import make_game, render_scrolled
+
+    hud = {"grid": 0, "shifted": 0, "cells": 0}
+    held = {"grid": 0, "shifted": 0, "cells": 0}
+    for g in range(train_games + held_out_games):
+        game = make_game(seed, g)
+        for s in shots:
+            shift = int(rng.integers(1, 16))
+            screen = render_scrolled(game, s, shift, sprites=False)
+            phase = ((-shift) % TILE, 0)
+            on_grid, shifted = shifted_flags(search, screen, phase, k)
+            if g < train_games:
+                if not game.hud_top:
+                    continue
+                text = ~trivial_mask(slice_tiles(screen[16:32], (phase[0], 0))[0], k)  # HUD text row
+                hud["cells"] += int(text.sum())
+                hud["grid"] += int(on_grid[1, : len(text)][text].sum())
+                hud["shifted"] += int(shifted[1, : len(text)][text].sum())
+            else:
+                cells = ~trivial_mask(slice_tiles(screen, phase)[0], k)
+                held["cells"] += int(cells.sum())
+                held["grid"] += int(on_grid.ravel()[: len(cells)][cells].sum())
+                held["shifted"] += int(shifted.ravel()[: len(cells)][cells].sum())
+    return {"status_bar_text_cells": hud["cells"],
+            "status_bar_recall_grid": round(hud["grid"] / max(hud["cells"], 1), 3),
+            "status_bar_recall_shifted": round(hud["shifted"] / max(hud["cells"], 1), 3),
+            "held_out_cells": held["cells"],
+            "held_out_flagged_grid": round(held["grid"] / max(held["cells"], 1), 3),
+            "held_out_flagged_shifted": round(held["shifted"] / max(held["cells"], 1), 3)}
