@@ -24,9 +24,10 @@ Search is candidates, then exact re-ranking (features → search → decide):
    colours (sprites, scan noise) only under itself and each single merge of two colours, a block
    of more only under itself. One `searchsorted` per group and flip finds every training tile
    whose block can map onto the query's: no near-copy is missed whose matching block is one of
-   those. (Not guaranteed, and marked not `complete`, which `make bench` counts: a query whose
-   block is flat — every block can merge into it — or meets a partition shared by more than
-   POSTING_CAP training blocks.)
+   those. (A query block that is flat can be the image of any block: with at most POSTING_CAP
+   training tiles all of them are candidates; with more, the query is marked not `complete`,
+   which `make bench` counts, as is one that meets a partition shared by more than POSTING_CAP
+   training blocks.)
 2. **Candidates for everything else.** Queries left with no candidate within K ask, in each of
    the 4 flips, a palette-free embedding (where the tile shows its 1st, 2nd and 3rd most common
    colour, PCA to 8 dimensions, scikit-learn kd-tree), so every tile gets a nearest training
@@ -452,7 +453,12 @@ class TileSearch:
                 h, _ = partition_hashes(w, coarse=False)  # (Q,)
                 lo = np.searchsorted(self.group_hash[g], h, "left")
                 n = np.searchsorted(self.group_hash[g], h, "right") - lo
-                complete &= (n <= POSTING_CAP) & ((w > 0).sum(1) > 1)
+                flat = (w > 0).sum(1) <= 1  # every training block can merge into a flat one
+                if flat.any() and m <= POSTING_CAP:  # few enough to read them all
+                    fq = np.repeat(np.flatnonzero(flat), m)
+                    keys.append((fq * 4 + f).astype(np.int64) * m + np.tile(np.arange(m), int(flat.sum())))
+                    flat[:] = False
+                complete &= (n <= POSTING_CAP) & ~flat
                 n = np.minimum(n, POSTING_CAP)
                 if not n.any():
                     continue
