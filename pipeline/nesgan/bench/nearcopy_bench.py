@@ -510,6 +510,7 @@ def real_reuse(seed: int = 0, train_games: int = 8, held_out_games: int = 6, sho
                                               "precision": round(tp_occ / max(tp_occ + fp_occ, 1), 3),
                                               "false_flags": fp_occ}})
         out[kind] = fig
+        print(f"  real reuse {kind}: {fig}", flush=True)
     out["shifted_windows"] = _shift_figures(seed, search, train_games, held_out_games, new_shots, k, rng)
     return out
 

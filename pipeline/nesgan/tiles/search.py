@@ -24,7 +24,7 @@ Search is candidates, then exact re-ranking (features → search → decide):
    colours (sprites, scan noise) only under itself and each single merge of two colours, a block
    of more only under itself. One `searchsorted` per group and flip finds every training tile
    whose block can map onto the query's: no near-copy is missed whose matching block is one of
-   those. (A query block that is flat can be the image of any block: with at most POSTING_CAP
+   those. (A query block that is flat can be the image of any block: with at most READ_ALL
    training tiles all of them are candidates; with more, the query is marked not `complete`,
    which `make bench` counts, as is one that meets a partition shared by more than POSTING_CAP
    training blocks.)
@@ -54,6 +54,7 @@ LABEL_CAP = 16  # colours per tile the vectorised matcher tells apart (NES cells
 MIN_BLOCK = 8  # pixels per block: smaller blocks match too much by chance (e.g. all one colour)
 BRUTE_PAIRS = 4 * 10**7  # (query, flip, training tile) triples the brute-force path accepts
 POSTING_CAP = 4000  # a block partition shared by more training tiles is low-information: read this far
+READ_ALL = 1000  # a flat query block reads every training tile when there are at most this many
 CHUNK = 50000  # pairs re-ranked at a time: bounds memory to ~100 MB
 KNN_ALGORITHM = "kd_tree"  # exact tree search: at 10⁶ tiles ~10× faster than brute force in 16-d
 MERGE_ALL = 4  # blocks of ≤ this many colours are indexed under every coarser partition
@@ -448,17 +449,18 @@ class TileSearch:
         lab, _ = frequency_labels(queries)
         for f, lf in enumerate(flips(lab.reshape(-1, TILE, TILE))):  # flips commute with labels
             lf = lf.reshape(len(lf), PIXELS)
+            any_flat = np.zeros(len(lf), bool)
             for g in range(self.groups):
                 w = label_weights(lf[:, g :: self.groups])
                 h, _ = partition_hashes(w, coarse=False)  # (Q,)
                 lo = np.searchsorted(self.group_hash[g], h, "left")
                 n = np.searchsorted(self.group_hash[g], h, "right") - lo
                 flat = (w > 0).sum(1) <= 1  # every training block can merge into a flat one
-                if flat.any() and m <= POSTING_CAP:  # few enough to read them all
-                    fq = np.repeat(np.flatnonzero(flat), m)
-                    keys.append((fq * 4 + f).astype(np.int64) * m + np.tile(np.arange(m), int(flat.sum())))
-                    flat[:] = False
-                complete &= (n <= POSTING_CAP) & ~flat
+                if m <= READ_ALL:  # few enough to read them all (below, once per query and flip)
+                    any_flat |= flat
+                else:
+                    complete &= ~flat
+                complete &= n <= POSTING_CAP
                 n = np.minimum(n, POSTING_CAP)
                 if not n.any():
                     continue
@@ -466,6 +468,9 @@ class TileSearch:
                 start = np.repeat(lo - np.concatenate([[0], np.cumsum(n)[:-1]]), n)
                 ids = self.group_ids[g][start + np.arange(len(q))]
                 keys.append((q * 4 + f).astype(np.int64) * m + ids)
+            if any_flat.any():
+                fq = np.repeat(np.flatnonzero(any_flat), m)
+                keys.append((fq * 4 + f).astype(np.int64) * m + np.tile(np.arange(m), int(any_flat.sum())))
         if not keys:
             e = np.zeros(0, np.int64)
             return e, e, e, complete
