@@ -216,3 +216,151 @@ def test_train_step_updates_both_networks_and_leaves_d_trainable():
     assert all(not torch.equal(a, b) for a, b in zip(d0, d.parameters(), strict=True))
     assert d.training and all(p.requires_grad for p in d.parameters())
     assert torch.isfinite(out.loss_g) and torch.isfinite(out.loss_d_real + out.loss_d_fake)
+
+
+# --- architectures ------------------------------------------------------------------------------
+
+class _DcganGeneratorBeforeArch(torch.nn.Module):
+    """The generator exactly as nesgan shipped it before --arch existed (frozen copy)."""
+
+    def __init__(self, width: int = 64, z_dim: int = 100):
+        super().__init__()
+        w = width
+        self.z_dim = z_dim
+        nn = torch.nn
+
+        def up(cin, cout):
+            return [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True)]
+
+        self.net = nn.Sequential(
+            nn.ConvTranspose2d(z_dim, 8 * w, 7, 1, 0, bias=False), nn.BatchNorm2d(8 * w), nn.ReLU(True),
+            *up(8 * w, 8 * w), *up(8 * w, 4 * w), *up(4 * w, 2 * w), *up(2 * w, w),
+            nn.ConvTranspose2d(w, 3, 4, 2, 1, bias=False), nn.Tanh())
+
+    def forward(self, z):
+        return self.net(z.view(z.shape[0], self.z_dim, 1, 1))
+
+
+class _DiscriminatorBeforeArch(torch.nn.Module):
+    def __init__(self, width: int = 64):
+        super().__init__()
+        w = width
+        nn = torch.nn
+
+        def down(cin, cout):
+            return [nn.Conv2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout, momentum=1.0),
+                    nn.LeakyReLU(0.2, True)]
+
+        self.net = nn.Sequential(
+            nn.Conv2d(3, w, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True),
+            *down(w, 2 * w), *down(2 * w, 4 * w), *down(4 * w, 8 * w), *down(8 * w, 8 * w),
+            nn.Conv2d(8 * w, 1, 7, 1, 0, bias=False))
+
+    def forward(self, x):
+        return self.net(x).flatten()
+
+
+def test_arch_dcgan_builds_the_network_of_before_with_the_same_weights_and_outputs():
+    from nesgan.gan.model import dcgan_init
+
+    torch.manual_seed(11)
+    g, d = build_models(4, 100, "dcgan")
+    torch.manual_seed(11)
+    old_g, old_d = _DcganGeneratorBeforeArch(4, 100), _DiscriminatorBeforeArch(4)
+    old_g.apply(dcgan_init)
+    old_d.apply(dcgan_init)
+    for new, old in ((g, old_g), (d, old_d)):
+        a, b = new.state_dict(), old.state_dict()
+        assert list(a) == list(b), "same parameter names: old checkpoints load"
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    assert sum(p.numel() for p in g.parameters()) == 184312  # width 4, z 100
+    z = torch.randn(3, 100, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        assert torch.equal(g(z), old_g(z))
+        assert torch.equal(d(g(z)), old_d(old_g(z)))
+
+
+def test_upsample_generator_resizes_then_convolves_at_every_doubling_up_to_224():
+    g = Generator(width=4, z_dim=100, arch="upsample")
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) and m.stride != (1, 1) for m in g.modules())
+    shapes, x = [], torch.randn(2, 100, 1, 1)
+    for layer in g.net:
+        x = layer(x)
+        shapes.append((type(layer).__name__, tuple(x.shape[1:])))
+    assert shapes == [
+        ("ConvTranspose2d", (32, 7, 7)), ("BatchNorm2d", (32, 7, 7)), ("ReLU", (32, 7, 7)),
+        ("Upsample", (32, 14, 14)), ("Conv2d", (32, 14, 14)), ("BatchNorm2d", (32, 14, 14)), ("ReLU", (32, 14, 14)),
+        ("Upsample", (32, 28, 28)), ("Conv2d", (16, 28, 28)), ("BatchNorm2d", (16, 28, 28)), ("ReLU", (16, 28, 28)),
+        ("Upsample", (16, 56, 56)), ("Conv2d", (8, 56, 56)), ("BatchNorm2d", (8, 56, 56)), ("ReLU", (8, 56, 56)),
+        ("Upsample", (8, 112, 112)), ("Conv2d", (4, 112, 112)), ("BatchNorm2d", (4, 112, 112)), ("ReLU", (4, 112, 112)),
+        ("Upsample", (4, 224, 224)), ("Conv2d", (3, 224, 224)), ("Tanh", (3, 224, 224)),
+        ("PaletteSnap", (3, 224, 224)),
+    ]
+
+
+def _palette_set():
+    import numpy as np
+
+    from nesgan.colour.palette import EMITTABLE, Palette
+
+    rgb = Palette.builtin().to_rgb(EMITTABLE)
+    return {tuple(int(v) for v in c) for c in np.asarray(rgb)}
+
+
+def test_upsample_generator_draws_nes_colours_only():
+    torch.manual_seed(0)
+    g, _ = build_models(4, 100, "upsample")
+    with torch.no_grad():
+        g.train()  # batch statistics: the outputs spread over many colours
+        screens = to_uint8(g(torch.randn(2, 100)))
+    colours = {tuple(c) for c in screens.reshape(-1, 3).tolist()}
+    assert len(colours) > 3 and colours <= _palette_set()
+
+
+def test_palette_snap_is_the_nearest_nes_colour_forward_and_the_identity_backward():
+    from nesgan.gan.data import on_palette
+    from nesgan.gan.model import PaletteSnap
+
+    x = (torch.rand(2, 3, 8, 8) * 2 - 1).requires_grad_(True)
+    y = PaletteSnap()(x)
+    want = on_palette(to_uint8(x))
+    assert (to_uint8(y) == want).all()  # what `nesgan quantize` would make of the screen
+    (y * torch.arange(8.0)).sum().backward()
+    assert torch.equal(x.grad, torch.arange(8.0).expand(2, 3, 8, 8))
+
+
+def test_minibatch_std_of_a_real_group_ignores_the_fake_half_of_ds_batch():
+    from nesgan.gan.model import MinibatchStd
+
+    layer = MinibatchStd(group=2)
+    real, fake = torch.randn(2, 5, 7, 7), torch.randn(2, 5, 7, 7)
+    a = layer(torch.cat([real, fake]))
+    b = layer(torch.cat([real, fake * 10]))
+    assert a.shape == (4, 6, 7, 7)
+    assert torch.equal(a[:2, 5], b[:2, 5]) and not torch.equal(a[2:, 5], b[2:, 5])
+    same = layer(torch.cat([real[:1], real[:1]]))
+    assert same[:, 5].abs().max() < 1e-3  # two identical screens: no spread
+
+
+def test_upsample_discriminator_sees_the_batch_spread_before_its_last_layer():
+    from nesgan.gan.model import MinibatchStd
+
+    d = Discriminator(width=4, arch="upsample", group=2)
+    assert isinstance(d.net[-2], MinibatchStd) and d.net[-1].in_channels == 33
+    assert d(torch.randn(4, 3, 224, 224)).shape == (4,)
+
+
+def test_every_arch_name_the_cli_offers_has_a_network():
+    from nesgan.gan.config import ARCH_NAMES
+    from nesgan.gan.model import ARCHS
+
+    assert set(ARCH_NAMES) == set(ARCHS) and ARCH_NAMES[0] == "upsample"
+
+
+def test_run_config_written_before_arch_existed_loads_as_the_dcgan_it_trained():
+    d = TrainConfig().to_dict()
+    del d["arch"]
+    assert TrainConfig.from_dict(d).arch == "dcgan"
+    assert TrainConfig().arch == "upsample"
+    with pytest.raises(NesganError, match="unknown --arch 'wgan'"):
+        TrainConfig(arch="wgan")

@@ -15,6 +15,8 @@ import torch
 from torch import nn
 
 from nesgan.errors import NesganError
+from nesgan.gan.data import Streams
+from nesgan.gan.step import Nets
 
 FORMAT = "nesgan-dcgan-1"  # bump when the checkpoint layout changes
 
@@ -71,3 +73,37 @@ def load_weights(module: nn.Module, weights: dict[str, torch.Tensor], what: str,
         detail = lines[1] if len(lines) > 1 else lines[0]
         raise NesganError(f"{path} holds a {what} of another architecture ({detail[:160]}); "
                           "train a new run or use the nesgan version that wrote it") from None
+
+
+def training_state(step: int, config: dict[str, Any], nets: Nets, streams: Streams,
+                   world_size: int) -> dict[str, Any]:
+    """Everything a run needs to continue bitwise: weights, optimizer moments, data order,
+    noise streams and torch's RNG (plus CUDA's on a GPU)."""
+    cuda = next(nets.g.parameters()).device.type == "cuda"
+    return {
+        "step": step, "config": config,
+        "generator": nets.g.state_dict(), "discriminator": nets.d.state_dict(),
+        "ema": nets.ema.state_dict(), "opt_g": nets.opt_g.state_dict(), "opt_d": nets.opt_d.state_dict(),
+        "data": streams.sampler.state_dict(), "noise": streams.noise.get_state(),
+        "rng": {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if cuda else []},
+        "fixed_noise": streams.fixed_noise.cpu(), "swd_noise": streams.swd_noise.cpu(),
+        "world_size": world_size,
+    }
+
+
+def restore(state: dict[str, Any], nets: Nets, streams: Streams, path: Path,
+            device: torch.device) -> int:
+    """Put a `training_state` back into freshly built (CPU) networks and streams; returns the
+    step it was saved at. Call before moving the networks to `device`."""
+    load_weights(nets.g, state["generator"], "generator", path)
+    load_weights(nets.d, state["discriminator"], "discriminator", path)
+    load_weights(nets.ema, state["ema"], "EMA generator", path)
+    nets.opt_g.load_state_dict(state["opt_g"])
+    nets.opt_d.load_state_dict(state["opt_d"])
+    streams.sampler.load_state_dict(state["data"])
+    streams.noise.set_state(state["noise"])
+    torch.set_rng_state(state["rng"]["torch"])
+    if device.type == "cuda" and state["rng"].get("cuda"):
+        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+    streams.fixed_noise, streams.swd_noise = state["fixed_noise"], state["swd_noise"]
+    return state["step"]

@@ -12,6 +12,10 @@ from nesgan.errors import NesganError
 from nesgan.images import SCREEN
 
 SIZE = SCREEN  # 7·2⁵: five stride-2 blocks from a 7×7 seed; 14×14 NES cells of 16 px
+# The architectures `--arch` names (defined in `nesgan.gan.model.ARCHS`; listed here so that the
+# CLI can offer them without importing torch). The first is the default.
+ARCH_NAMES = ("upsample", "dcgan")
+OLD_RUNS_ARCH = "dcgan"  # a run config written before --arch existed is the paper's network
 
 
 @dataclass(frozen=True)
@@ -19,6 +23,7 @@ class TrainConfig:
     data: str = "data/screens"  # folder of 224×224 RGB PNGs (what `nesgan crop` writes)
     run: str = "runs/default"  # run folder: config.json, checkpoints/, samples/, metrics.jsonl
     preset: str = "tiny"  # where the defaults below came from (tiny/small/full)
+    arch: str = ARCH_NAMES[0]  # upsample: no checkerboard, NES colours only; dcgan: the paper's
     steps: int = 2000  # tiny: NES-like structure (measured, see PRESETS) in ~2½ min on 2 CPU cores
     batch_size: int = 16  # global batch; split evenly across DDP processes
     width: int = 8  # W: channels 8W,8W,4W,2W,W (G) — 8 learns visibly on a CPU in minutes
@@ -46,6 +51,8 @@ class TrainConfig:
                 raise NesganError(f"{flag(name)} must be at least 1, got {getattr(self, name)}")
         if self.preset not in PRESETS:
             raise NesganError(f"unknown preset {self.preset!r}; pick one of {', '.join(PRESETS)}")
+        if self.arch not in ARCH_NAMES:
+            raise NesganError(f"unknown --arch {self.arch!r}; pick one of {', '.join(ARCH_NAMES)}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise NesganError(f"--device must be auto, cpu or cuda, got {self.device!r}")
         if self.precision not in ("auto", "fp32", "bf16"):
@@ -71,7 +78,7 @@ class TrainConfig:
         if unknown:
             raise NesganError(f"run config has unknown settings {sorted(unknown)}: "
                               "it was written by another nesgan version")
-        return cls(**d)
+        return cls(**{"arch": OLD_RUNS_ARCH, **d})
 
 
 # Presets: what a bare `nesgan train --preset P` means. Explicit flags override them.

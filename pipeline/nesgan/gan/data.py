@@ -1,7 +1,9 @@
-"""Screens in memory as uint8 (N, 224, 224, 3), batches in [-1, 1], a resumable seeded order."""
+"""Screens in memory as uint8 (N, 224, 224, 3), batches in [-1, 1], a resumable seeded order,
+and the run's other random streams."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +34,24 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     """float (B, 3, H, W) in [-1, 1] → uint8 (B, H, W, 3)."""
     x = images.detach().float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
     return x.permute(0, 2, 3, 1).cpu().numpy()  # (B, H, W, 3)
+
+
+def nes_indices(screens: np.ndarray) -> np.ndarray:
+    """uint8 (..., 3) RGB → uint8 (...) NES colour indices of nesgan's default palette, the
+    perceptually nearest (OKLab) as `nesgan quantize` picks them (its lookup table)."""
+    from nesgan.colour.palette import Palette
+    from nesgan.colour.lut import load_lut
+
+    rgb = np.asarray(screens, dtype=np.uint8).astype(np.uint32)
+    return load_lut(Palette.builtin())[(rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]]
+
+
+def on_palette(screens: np.ndarray) -> np.ndarray:
+    """uint8 (..., 3) RGB → the same with every pixel its nearest default-palette NES colour
+    (screenshots from emulators with other palettes land on the one G draws with)."""
+    from nesgan.colour.palette import Palette
+
+    return Palette.builtin().to_rgb(nes_indices(screens))
 
 
 class EpochSampler:
@@ -69,6 +89,26 @@ class EpochSampler:
                               f"has {self.n}; point --data at the run's screens or --overwrite")
         self.gen.set_state(s["gen"])
         self.epoch, self.perm, self.pos = s["epoch"], s["perm"].clone(), s["pos"]
+
+
+@dataclass
+class Streams:
+    """The run's random streams besides torch's global RNG, each seeded from the run's seed:
+    the data order, the training noise, and the fixed noise of the sample grid and of the
+    quality-number set. All of it is checkpointed (`checkpoint.training_state`)."""
+
+    sampler: EpochSampler
+    noise: torch.Generator  # z of every training step
+    fixed_noise: torch.Tensor  # (grid², z_dim): the same screens in every sample grid
+    swd_noise: torch.Tensor  # (swd_images, z_dim): the generated set SWD and quality measure
+
+    @classmethod
+    def seeded(cls, seed: int, screens: int, grid_images: int, swd_images: int, z_dim: int) -> Streams:
+        return cls(
+            sampler=EpochSampler(screens, seed),
+            noise=torch.Generator().manual_seed(seed + 1),
+            fixed_noise=torch.randn(grid_images, z_dim, generator=torch.Generator().manual_seed(seed + 2)),
+            swd_noise=torch.randn(swd_images, z_dim, generator=torch.Generator().manual_seed(seed + 3)))
 
 
 def fake_screens(n: int, seed: int = 0) -> np.ndarray:

@@ -1,21 +1,98 @@
-"""DCGAN at 224×224 (Radford et al., 2015): generator, discriminator, init, weight EMA."""
+"""The GAN at 224×224: generators, discriminator, init, weight EMA.
+
+Two architectures (`ARCHS`, chosen by `nesgan train --arch`):
+- `dcgan`: Radford et al. (2015) — the generator doubles its resolution with stride-2
+  transposed convolutions, whose uneven overlap paints a checkerboard over every screen
+  (Odena, Dumoulin & Olah, "Deconvolution and Checkerboard Artifacts", Distill 2016).
+- `upsample` (the default): nearest-neighbour resize then a 3×3 convolution at each doubling
+  (Odena et al.'s fix); its screens are snapped to the NES palette inside the network with a
+  straight-through gradient (`PaletteSnap`), and D sees each group of screens' spread
+  (`MinibatchStd`, Karras et al., 2018) so that a generator that draws one screen is caught.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
 import torch
 from torch import nn
+
+
+@dataclass(frozen=True)
+class Arch:
+    """What distinguishes the architectures; the widths and depths are shared."""
+
+    upsample: str  # "transposed": stride-2 transposed convs; "nearest": resize, then 3×3 conv
+    palette: bool  # G's screens snapped to nesgan's NES palette (straight-through gradient)
+    mbstd: bool  # D appends the minibatch standard deviation before its last layer
+
+
+# Keyed by `nesgan.gan.config.ARCH_NAMES` (the names --arch offers).
+ARCHS: dict[str, Arch] = {
+    "upsample": Arch(upsample="nearest", palette=True, mbstd=True),
+    "dcgan": Arch(upsample="transposed", palette=False, mbstd=False),  # the paper's network
+}
+
+
+class PaletteSnap(nn.Module):
+    """Screens in [-1, 1] → the same screens with every pixel replaced by its nearest NES colour
+    (nesgan's default palette, matched in OKLab by `nesgan quantize`'s own lookup table).
+
+    Training: straight-through — the forward pass is the snapped screen, the gradient passes as
+    if the snap were the identity (Bengio et al., 2013; van den Oord et al., 2017), so D judges
+    exactly what a user will get and G learns where its colours land. Without gradients
+    (sampling, `generate`) the snapped screen itself is returned, palette-exact.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lut: torch.Tensor | None = None  # (2²⁴,) uint8 NES index per packed RGB
+        self._rgb: torch.Tensor | None = None  # (64, 3) float32 NES colours in [-1, 1]
+
+    def _tables(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._lut is None:  # plain attributes, not buffers: never saved, never DDP-broadcast
+            from nesgan.colour.palette import Palette
+            from nesgan.colour.lut import load_lut
+
+            palette = Palette.builtin()
+            self._lut = torch.from_numpy(load_lut(palette))  # shares the process-wide table
+            self._rgb = torch.from_numpy(palette.rgb.astype(np.float32) / 127.5 - 1.0)
+        if self._lut.device != device:
+            self._lut, self._rgb = self._lut.to(device), self._rgb.to(device)
+        return self._lut, self._rgb
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lut, rgb = self._tables(x.device)
+        with torch.no_grad():
+            q = x.detach().float().add(1).mul(127.5).round().clamp(0, 255).to(torch.int32)  # (B, 3, H, W)
+            index = lut[(q[:, 0] << 16) | (q[:, 1] << 8) | q[:, 2]]  # (B, H, W) NES indices
+            snapped = rgb[index.long()].permute(0, 3, 1, 2)  # (B, 3, H, W)
+        if not torch.is_grad_enabled():
+            return snapped.contiguous(memory_format=torch.channels_last)
+        return x + (snapped.to(x.dtype) - x).detach()
 
 
 class Generator(nn.Module):
     """z (B, z_dim) → screen (B, 3, 224, 224) in [-1, 1]: a 7×7 seed doubled five times."""
 
-    def __init__(self, width: int = 64, z_dim: int = 100):
+    def __init__(self, width: int = 64, z_dim: int = 100, arch: str = "dcgan"):
         super().__init__()
         w = width
         self.z_dim = z_dim
+        self.arch = arch
+        spec = ARCHS[arch]
+
+        if spec.upsample == "transposed":
+            def double(cin: int, cout: int) -> list[nn.Module]:  # (B, cin, s, s) → (B, cout, 2s, 2s)
+                return [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False)]
+        else:  # every output pixel sees the same 3×3 neighbourhood: no uneven overlap
+            def double(cin: int, cout: int) -> list[nn.Module]:
+                return [nn.Upsample(scale_factor=2, mode="nearest"),  # (B, cin, 2s, 2s)
+                        nn.Conv2d(cin, cout, 3, 1, 1, bias=False)]  # (B, cout, 2s, 2s)
 
         def up(cin: int, cout: int) -> list[nn.Module]:
-            return [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True)]
+            return [*double(cin, cout), nn.BatchNorm2d(cout), nn.ReLU(True)]
 
         self.net = nn.Sequential(
             # input (B, z, 1, 1)
@@ -25,20 +102,44 @@ class Generator(nn.Module):
             *up(8 * w, 4 * w),  # (B, 4W, 28, 28)
             *up(4 * w, 2 * w),  # (B, 2W, 56, 56)
             *up(2 * w, w),  # (B, W, 112, 112)
-            nn.ConvTranspose2d(w, 3, 4, 2, 1, bias=False),  # (B, 3, 224, 224)
+            *double(w, 3),  # (B, 3, 224, 224)
             nn.Tanh(),
+            *([PaletteSnap()] if spec.palette else []),  # (B, 3, 224, 224) NES colours only
         )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z.view(z.shape[0], self.z_dim, 1, 1))  # (B, 3, 224, 224)
 
 
+class MinibatchStd(nn.Module):
+    """Appends one channel: the mean standard deviation of the features over each group of
+    `group` consecutive screens (Karras et al., 2018). A generator that draws the same screen
+    for every z has a spread far below real screens', which D can then see.
+
+    Groups are consecutive, so with `group` dividing the per-process batch b, D's real+fake
+    batch (2b) never mixes real and fake screens in one group.
+    """
+
+    def __init__(self, group: int):
+        super().__init__()
+        self.group = group
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        g = self.group if n % self.group == 0 else 1
+        y = x.float().view(n // g, g, c, h, w)  # (N/g, g, C, H, W)
+        spread = (y.var(dim=1, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # (N/g,)
+        extra = spread.repeat_interleave(g).view(n, 1, 1, 1).expand(n, 1, h, w)  # (N, 1, H, W)
+        return torch.cat([x, extra.to(x.dtype)], dim=1)  # (N, C+1, H, W)
+
+
 class Discriminator(nn.Module):
     """screen (B, 3, 224, 224) → one real/fake logit (B,); mirrors the generator."""
 
-    def __init__(self, width: int = 64):
+    def __init__(self, width: int = 64, arch: str = "dcgan", group: int = 4):
         super().__init__()
         w = width
+        mbstd = ARCHS[arch].mbstd
 
         # momentum=1.0: D's running statistics are those of its last training batch (real and
         # fake together). Nothing evaluates D on its own; the generator's step runs D in eval
@@ -54,7 +155,8 @@ class Discriminator(nn.Module):
             *down(2 * w, 4 * w),  # (B, 4W, 28, 28)
             *down(4 * w, 8 * w),  # (B, 8W, 14, 14)
             *down(8 * w, 8 * w),  # (B, 8W, 7, 7)
-            nn.Conv2d(8 * w, 1, 7, 1, 0, bias=False),  # (B, 1, 1, 1)
+            *([MinibatchStd(group)] if mbstd else []),  # (B, 8W+1, 7, 7)
+            nn.Conv2d(8 * w + mbstd, 1, 7, 1, 0, bias=False),  # (B, 1, 1, 1)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -70,9 +172,11 @@ def dcgan_init(m: nn.Module) -> None:
         nn.init.zeros_(m.bias)
 
 
-def build_models(width: int, z_dim: int) -> tuple[Generator, Discriminator]:
-    """Both networks with DCGAN init, drawing from torch's global RNG (seed it first)."""
-    g, d = Generator(width, z_dim), Discriminator(width)
+def build_models(width: int, z_dim: int, arch: str = "dcgan",
+                 group: int = 4) -> tuple[Generator, Discriminator]:
+    """Both networks with DCGAN init, drawing from torch's global RNG (seed it first).
+    `group`: D's minibatch-std group size (architectures that use it; divides the batch)."""
+    g, d = Generator(width, z_dim, arch), Discriminator(width, arch, group)
     g.apply(dcgan_init)
     d.apply(dcgan_init)
     return g, d

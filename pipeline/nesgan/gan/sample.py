@@ -13,7 +13,7 @@ from nesgan.errors import NesganError
 from nesgan.files import MANIFEST, atomic_write_bytes, write_jsonl
 from nesgan.gan.checkpoint import load_checkpoint, load_weights
 from nesgan.gan.config import GenerateConfig, TrainConfig
-from nesgan.gan.data import to_uint8
+from nesgan.gan.data import on_palette, to_uint8
 from nesgan.gan.model import Generator
 from nesgan.gan.snapshots import resolve_checkpoint
 from nesgan.images import encode_png
@@ -21,14 +21,11 @@ from nesgan.images import encode_png
 
 def grid_image(screens: np.ndarray, cols: int) -> np.ndarray:
     """uint8 (B, H, W, 3) → one (rows·H, cols·W, 3) image, screens side by side at 1:1
-    (nearest-neighbour by construction: nothing is resampled)."""
-    b, h, w, _ = screens.shape
-    rows = -(-b // cols)
-    out = np.zeros((rows * h, cols * w, 3), dtype=np.uint8)
-    for i in range(b):
-        r, c = divmod(i, cols)
-        out[r * h:(r + 1) * h, c * w:(c + 1) * w] = screens[i]
-    return out
+    (torchvision's make_grid without padding: nothing is resampled)."""
+    from torchvision.utils import make_grid
+
+    grid = make_grid(torch.from_numpy(screens).permute(0, 3, 1, 2), nrow=cols, padding=0)
+    return grid.permute(1, 2, 0).numpy()  # (rows·H, cols·W, 3)
 
 
 @torch.no_grad()
@@ -49,8 +46,8 @@ def resolve_device(requested: str) -> torch.device:
 
 
 def generate(config: GenerateConfig) -> list[Path]:
-    """Write `config.count` 224×224 RGB PNGs (gen-0000.png …) from the run's EMA generator;
-    the same seed gives the same screens."""
+    """Write `config.count` 224×224 RGB PNGs (gen-0000.png …) from the run's EMA generator,
+    every pixel a colour of nesgan's default NES palette; the same seed gives the same screens."""
     path = resolve_checkpoint(config.run, config.checkpoint, config.step)  # --step / --checkpoint
     state = load_checkpoint(path)
     try:
@@ -59,7 +56,7 @@ def generate(config: GenerateConfig) -> list[Path]:
     except (KeyError, TypeError) as e:
         raise NesganError(f"{path} lacks {e} — not a complete nesgan checkpoint; retrain") from None
     device = resolve_device(config.device)
-    g = Generator(train_cfg.width, train_cfg.z_dim)
+    g = Generator(train_cfg.width, train_cfg.z_dim, train_cfg.arch)
     load_weights(g, weights, "generator", path)
     g.to(device).eval()
     z = torch.randn(config.count, train_cfg.z_dim, generator=torch.Generator().manual_seed(config.seed))
@@ -70,7 +67,8 @@ def generate(config: GenerateConfig) -> list[Path]:
     with tqdm(total=config.count, desc="generating", unit="screen", leave=False,
               disable=config.count < 64 or not os.isatty(2)) as bar:
         for i in range(0, config.count, config.batch_size):
-            screens = to_uint8(render(g, z[i:i + config.batch_size], config.batch_size))
+            # NES colours only, whatever the architecture (a no-op where G draws them already)
+            screens = on_palette(to_uint8(render(g, z[i:i + config.batch_size], config.batch_size)))
             for j, rgb in enumerate(screens):
                 p = out / f"gen-{i + j:04d}.png"
                 atomic_write_bytes(p, encode_png(rgb))

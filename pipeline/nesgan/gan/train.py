@@ -1,11 +1,13 @@
-"""The DCGAN training loop: exact resume, sample grids + SWD, metrics, DDP under torchrun.
+"""The training loop: exact resume, DDP under torchrun, checkpoints.
 
-The step itself (D, then G, then EMA) is `nesgan.gan.step.train_step`.
+The step itself (D, then G, then EMA) is `nesgan.gan.step.train_step`; what a run shows its user
+(sample grids, SWD and quality numbers, metrics.jsonl, metrics.png) is `nesgan.gan.monitor`.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import os
 import shutil
 import time
@@ -17,19 +19,18 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from nesgan.errors import NesganError
-from nesgan.files import JsonlAppender, atomic_write_bytes, read_jsonl, write_json, write_jsonl
-from nesgan.gan import swd
-from nesgan.gan.checkpoint import load_checkpoint, load_weights, save_checkpoint
+from nesgan.files import write_json
+from nesgan.gan.checkpoint import load_checkpoint, restore, save_checkpoint, training_state
 from nesgan.gan.config import TrainConfig, check_resumable
-from nesgan.gan.data import EpochSampler, load_screens, to_float, to_uint8
+from nesgan.gan.data import Streams, load_screens, on_palette, to_float
 from nesgan.gan.interrupt import GracefulStop
-from nesgan.gan.model import build_models
-from nesgan.gan.sample import grid_image, render, resolve_device
+from nesgan.gan.model import ARCHS, build_models
+from nesgan.gan.monitor import Monitor
+from nesgan.gan.sample import resolve_device
 from nesgan.gan.snapshots import keep_sample_step
-from nesgan.gan.step import Nets, adam, train_step
-from nesgan.images import encode_png
+from nesgan.gan.step import Nets, StepOut, adam, train_step
 
-RUN_ARTIFACTS = ("config.json", "checkpoints", "samples", "metrics.jsonl")
+RUN_ARTIFACTS = ("config.json", "checkpoints", "samples", "metrics.jsonl", "metrics.png")
 
 
 @dataclass(frozen=True)
@@ -152,12 +153,6 @@ def _remove_run_artifacts(run: Path) -> None:
             p.unlink()
 
 
-def _save_grid(path_step: Path, latest: Path, screens: torch.Tensor, cols: int) -> None:
-    data = encode_png(grid_image(to_uint8(screens), cols))
-    atomic_write_bytes(path_step, data)
-    atomic_write_bytes(latest, data)
-
-
 def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> TrainResult:
     """Train (or, with `resume`, continue) the run in `config.run`; returns a summary."""
     env = _Dist(config.device)
@@ -184,85 +179,110 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
 def _train(cfg: TrainConfig, env: _Dist, resume: bool) -> TrainResult:
     run, device = Path(cfg.run), env.device
     last = run / "checkpoints" / "last.pt"
-    state = load_checkpoint(last) if resume and last.exists() else None
-    if state is not None:
-        check_resumable(TrainConfig.from_dict(state["config"]), cfg)
-        if cfg.steps < state["step"]:
-            raise NesganError(f"--steps {cfg.steps} is below the run's {state['step']} completed "
-                              "steps; raise --steps to continue")
+    state = _resume_state(cfg, last) if resume and last.exists() else None
+    screens = _load_screens(cfg)  # (N, 224, 224, 3) uint8 as found in --data
+    real = _training_view(cfg, screens)  # what D sees as real (NES colours only for palette archs)
+    if device.type == "cuda":  # fixed 224×224 shapes: cuDNN times its kernels once, then reuses
+        torch.backends.cudnn.benchmark = True
+    autocast_dtype = pick_autocast(device, cfg.precision)
+    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+
+    nets, streams = _build(cfg, screens.shape[0], cfg.batch_size // env.world, autocast_dtype)
+    start = restore(state, nets, streams, last, device) if state is not None else 0
+    _place(nets, device, fmt)
+    _wrap(nets, env, cfg.compile)
+    monitor = None
+    if env.main:
+        run.mkdir(parents=True, exist_ok=True)
+        write_json(run / "config.json", cfg.to_dict())
+        monitor = Monitor(cfg, screens, start)
+    env.barrier()
+    t_start = time.perf_counter()
+    try:
+        step = _loop(cfg, env, nets, streams, real, start, fmt, monitor)
+    finally:
+        if monitor is not None:
+            monitor.close()
+    env.barrier()
+    return TrainResult(run=run, step=step, steps_this_call=step - start,
+                       seconds=time.perf_counter() - t_start,
+                       swd=monitor.last_swd if monitor is not None else None,
+                       precision="bf16" if autocast_dtype is not None else "fp32",
+                       world_size=env.world)
+
+
+def _resume_state(cfg: TrainConfig, last: Path) -> dict:
+    state = load_checkpoint(last)
+    check_resumable(TrainConfig.from_dict(state["config"]), cfg)
+    if cfg.steps < state["step"]:
+        raise NesganError(f"--steps {cfg.steps} is below the run's {state['step']} completed "
+                          "steps; raise --steps to continue")
+    return state
+
+
+def _load_screens(cfg: TrainConfig) -> torch.Tensor:
     try:
         screens_np, _names = load_screens(cfg.data)
     except MemoryError:
         raise NesganError(f"not enough memory to hold the screens of {cfg.data}; use fewer") from None
-    screens = torch.from_numpy(screens_np)  # (N, 224, 224, 3) uint8, shared with numpy
-    n = screens.shape[0]
-    local_b = cfg.batch_size // env.world
-    if device.type == "cuda":  # fixed 224×224 shapes: cuDNN times its kernels once, then reuses
-        torch.backends.cudnn.benchmark = True
-    autocast_dtype = pick_autocast(device, cfg.precision)
-    precision = "bf16" if autocast_dtype is not None else "fp32"
-    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    return torch.from_numpy(screens_np)  # (N, 224, 224, 3) uint8, shared with numpy
 
-    # 1. Everything random derives from the seed; each stream has its own generator.
+
+def _training_view(cfg: TrainConfig, screens: torch.Tensor) -> torch.Tensor:
+    """The real screens D learns from: as found, or, for an architecture whose generator draws
+    NES colours only, each pixel snapped to its nearest colour of that palette (screenshots
+    from emulators with other RGB tables would otherwise tell D real from fake by colour)."""
+    if not ARCHS[cfg.arch].palette:
+        return screens
+    return torch.from_numpy(on_palette(screens.numpy()))
+
+
+def _build(cfg: TrainConfig, n_screens: int, local_batch: int,
+           autocast_dtype: torch.dtype | None) -> tuple[Nets, Streams]:
+    """Networks, optimizers and random streams, everything derived from the seed (on the CPU)."""
     torch.manual_seed(cfg.seed)
-    g, d = build_models(cfg.width, cfg.z_dim)
+    # D's minibatch-std groups must not straddle the real and fake halves of its batch.
+    g, d = build_models(cfg.width, cfg.z_dim, cfg.arch, group=math.gcd(4, local_batch))
     ema = copy.deepcopy(g).eval().requires_grad_(False)
-    sampler = EpochSampler(n, cfg.seed)
-    noise_gen = torch.Generator().manual_seed(cfg.seed + 1)
-    fixed_noise = torch.randn(cfg.grid ** 2, cfg.z_dim, generator=torch.Generator().manual_seed(cfg.seed + 2))
-    swd_noise = torch.randn(cfg.swd_images, cfg.z_dim, generator=torch.Generator().manual_seed(cfg.seed + 3))
-    opt_g = adam(g.parameters(), cfg.generator_lr, (cfg.beta1, cfg.beta2))
-    opt_d = adam(d.parameters(), cfg.lr, (cfg.beta1, cfg.beta2))
-    start = 0
-    if state is not None:  # 2. Exact resume: weights, optimizers, data order, noise, RNG.
-        load_weights(g, state["generator"], "generator", last)
-        load_weights(d, state["discriminator"], "discriminator", last)
-        load_weights(ema, state["ema"], "EMA generator", last)
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
-        sampler.load_state_dict(state["data"])
-        noise_gen.set_state(state["noise"])
-        torch.set_rng_state(state["rng"]["torch"])
-        if device.type == "cuda" and state["rng"].get("cuda"):
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-        fixed_noise, swd_noise, start = state["fixed_noise"], state["swd_noise"], state["step"]
-    g.to(device, memory_format=fmt)
-    d.to(device, memory_format=fmt)
-    ema.to(device, memory_format=fmt)
-    for opt in (opt_g, opt_d):  # optimizer state follows its parameters' device
+    streams = Streams.seeded(cfg.seed, n_screens, cfg.grid ** 2, cfg.swd_images, cfg.z_dim)
+    nets = Nets(g=g, d=d, ema=ema,
+                opt_g=adam(g.parameters(), cfg.generator_lr, (cfg.beta1, cfg.beta2)),
+                opt_d=adam(d.parameters(), cfg.lr, (cfg.beta1, cfg.beta2)),
+                g_train=g, d_train=d, d_plain=d, autocast_dtype=autocast_dtype,
+                ema_decay=cfg.ema_decay)
+    return nets, streams
+
+
+def _place(nets: Nets, device: torch.device, fmt: torch.memory_format) -> None:
+    for m in (nets.g, nets.d, nets.ema):
+        m.to(device, memory_format=fmt)
+    for opt in (nets.opt_g, nets.opt_d):  # optimizer state follows its parameters' device
         for s in opt.state.values():
             for k, v in s.items():
                 if isinstance(v, torch.Tensor) and k != "step":
                     s[k] = v.to(device)
 
-    g_train, d_train = g, d
+
+def _wrap(nets: Nets, env: _Dist, compile: bool) -> None:
+    """DDP (under torchrun) and torch.compile wrappers for the training calls; the plain
+    modules stay what is saved, and G's step goes through D without DDP's gradient sync."""
     if env.world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
-        ids = [device.index] if device.type == "cuda" else None
-        g_train, d_train = DDP(g, device_ids=ids), DDP(d, device_ids=ids)
-    if cfg.compile:
-        g_train, d_train = torch.compile(g_train), torch.compile(d_train)
-    d_plain = torch.compile(d) if cfg.compile else d  # G's step goes through D without DDP sync
+        ids = [env.device.index] if env.device.type == "cuda" else None
+        nets.g_train, nets.d_train, nets.ddp = DDP(nets.g, device_ids=ids), DDP(nets.d, device_ids=ids), True
+    if compile:
+        nets.g_train, nets.d_train = torch.compile(nets.g_train), torch.compile(nets.d_train)
+        nets.d_plain = torch.compile(nets.d)
 
-    real_desc = None
-    if env.main:
-        run.mkdir(parents=True, exist_ok=True)
-        write_json(run / "config.json", cfg.to_dict())
-        metrics_path = run / "metrics.jsonl"
-        kept = [r for r in read_jsonl(metrics_path) if r.get("step", 0) <= start]
-        write_jsonl(metrics_path, kept)  # drop rows a killed run logged after its checkpoint
-        swd_idx = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed + 4))[:cfg.swd_images]
-        real_desc = swd.descriptors(to_float(screens[swd_idx]), seed=cfg.seed)
-    env.barrier()
 
-    nets = Nets(g=g, d=d, ema=ema, opt_g=opt_g, opt_d=opt_d, g_train=g_train, d_train=d_train,
-                d_plain=d_plain, autocast_dtype=autocast_dtype, ema_decay=cfg.ema_decay,
-                ddp=env.world > 1)
+def _loop(cfg: TrainConfig, env: _Dist, nets: Nets, streams: Streams, screens: torch.Tensor,
+          start: int, fmt: torch.memory_format, monitor: Monitor | None) -> int:
+    """Steps from `start` to `cfg.steps`: metrics rows every log_every, samples and quality
+    every sample_every, checkpoints every checkpoint_every (and all three at the end)."""
+    device, local_b = env.device, cfg.batch_size // env.world
     lo, hi = env.rank * local_b, (env.rank + 1) * local_b
-    last_swd, t_start = None, time.perf_counter()
     step_seconds, imgs_since = 0.0, 0  # training time only (not sampling or checkpoints)
-    metrics = JsonlAppender(run / "metrics.jsonl") if env.main else None
     bar = tqdm(total=cfg.steps, initial=start, desc="train", unit="step", disable=not env.main,
                dynamic_ncols=True)
     step = start
@@ -270,9 +290,9 @@ def _train(cfg: TrainConfig, env: _Dist, resume: bool) -> TrainResult:
     try:
         while step < cfg.steps:
             t_step = time.perf_counter()
-            idx = sampler.next(cfg.batch_size)[lo:hi]  # same global order on every rank
+            idx = streams.sampler.next(cfg.batch_size)[lo:hi]  # same global order on every rank
             real = to_float(screens[idx]).to(device, memory_format=fmt)  # (b, 3, 224, 224)
-            z = torch.randn(cfg.batch_size, cfg.z_dim, generator=noise_gen)[lo:hi].to(device)
+            z = torch.randn(cfg.batch_size, cfg.z_dim, generator=streams.noise)[lo:hi].to(device)
             out = train_step(nets, real, z, step)
             step += 1
             imgs_since += cfg.batch_size
@@ -280,61 +300,46 @@ def _train(cfg: TrainConfig, env: _Dist, resume: bool) -> TrainResult:
                 loss_d = (out.loss_d_real + out.loss_d_fake).item()  # .item() syncs: time is honest on CUDA
             step_seconds += time.perf_counter() - t_step
             bar.update(1)
-            logged = None  # metrics rows: means over every process's batch (all ranks take part)
-            if step % cfg.log_every == 0 or step % cfg.sample_every == 0 or step == cfg.steps:
-                logged = torch.stack([out.loss_d_real + out.loss_d_fake, out.loss_g,
-                                      torch.sigmoid(out.out_real.float()).mean(),
-                                      torch.sigmoid(out.out_fake.float()).mean()]).float()
-                if env.world > 1:
-                    dist.all_reduce(logged)
-                    logged /= env.world
-                logged = logged.tolist()
-            if not env.main:
+            at_end = step == cfg.steps
+            sampled = step % cfg.sample_every == 0 or at_end
+            logged = _mean_losses(out, env) if step % cfg.log_every == 0 or sampled else None
+            if monitor is None:
                 continue
             bar.set_postfix(D=f"{loss_d:.3f}", G=f"{out.loss_g.item():.3f}")
-
-            row_swd = None
-            if step % cfg.sample_every == 0 or step == cfg.steps:
-                screens_ema = render(ema, fixed_noise.to(device))
-                _save_grid(run / "samples" / f"step-{step:06d}.png", run / "samples" / "latest.png",
-                           screens_ema, cfg.grid)
-                fake_desc = swd.descriptors(render(ema, swd_noise.to(device)), seed=cfg.seed)
-                levels = swd.swd(real_desc, fake_desc, seed=cfg.seed)
-                row_swd = last_swd = sum(levels) / len(levels)
-                keep_sample_step(run, step, cfg.to_dict(), ema, step % cfg.checkpoint_every == 0
-                                 or step == cfg.steps or stop.requested is not None)
             if logged is not None:
-                metrics.append({
-                    "step": step, "epoch": sampler.epoch,
+                monitor.log({
+                    "step": step, "epoch": streams.sampler.epoch,
                     "loss_d": round(logged[0], 5),
                     "loss_g": round(logged[1], 5),
                     "d_x": round(logged[2], 5),
                     "d_g_z": round(logged[3], 5),
                     "images_per_s": round(imgs_since / max(step_seconds, 1e-9), 2),
-                    "swd": None if row_swd is None else round(row_swd, 3),
-                    "swd_levels": None if row_swd is None else [round(v, 3) for v in levels],
-                    "precision": precision, "world_size": env.world,
+                    **(monitor.sample(step, nets.ema, streams, device) if sampled
+                       else {"swd": None, "swd_levels": None}),
+                    "precision": "bf16" if nets.autocast_dtype is not None else "fp32",
+                    "world_size": env.world,
                 })
                 step_seconds, imgs_since = 0.0, 0
-            if step % cfg.checkpoint_every == 0 or step == cfg.steps or stop.requested is not None:
-                ckpt = run / "checkpoints"
-                save_checkpoint({
-                    "step": step, "config": cfg.to_dict(),
-                    "generator": g.state_dict(), "discriminator": d.state_dict(),
-                    "ema": ema.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
-                    "data": sampler.state_dict(), "noise": noise_gen.get_state(),
-                    "rng": {"torch": torch.get_rng_state(),
-                            "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else []},
-                    "fixed_noise": fixed_noise.cpu(), "swd_noise": swd_noise.cpu(),
-                    "world_size": env.world,
-                }, ckpt / "last.pt", also=ckpt / f"step-{step:06d}.pt")
-            stop.check(run, step)
+            checkpointed = step % cfg.checkpoint_every == 0 or at_end or stop.requested is not None
+            if sampled:  # the EMA generator of every sample step, for `generate --step`
+                keep_sample_step(cfg.run, step, cfg.to_dict(), nets.ema, checkpointed)
+            if checkpointed:
+                ckpt = Path(cfg.run) / "checkpoints"
+                save_checkpoint(training_state(step, cfg.to_dict(), nets, streams, env.world),
+                                ckpt / "last.pt", also=ckpt / f"step-{step:06d}.pt")
+            stop.check(cfg.run, step)
     finally:
         stop.restore()
         bar.close()
-        if metrics is not None:
-            metrics.close()
-    env.barrier()
-    return TrainResult(run=run, step=step, steps_this_call=step - start,
-                       seconds=time.perf_counter() - t_start, swd=last_swd, precision=precision,
-                       world_size=env.world)
+    return step
+
+
+def _mean_losses(out: StepOut, env: _Dist) -> list[float]:
+    """[loss_d, loss_g, D(x), D(G(z))] averaged over every process's batch (all ranks call this)."""
+    logged = torch.stack([out.loss_d_real + out.loss_d_fake, out.loss_g,
+                          torch.sigmoid(out.out_real.float()).mean(),
+                          torch.sigmoid(out.out_fake.float()).mean()]).float()
+    if env.world > 1:
+        dist.all_reduce(logged)
+        logged /= env.world
+    return logged.tolist()
