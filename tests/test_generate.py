@@ -16,15 +16,26 @@ from nesgan.gan.data import write_fake_screens
 from nesgan.gan.sample import generate
 
 
+def _train(root: Path, *args: str) -> Path:
+    if not (root / "screens").exists():
+        write_fake_screens(root / "screens", 4, seed=1)
+    run = root / ("run" + "-".join(args))
+    r = CliRunner().invoke(cli, ["train", "--data", str(root / "screens"), "--run", str(run),
+                                 "--width", "4", "--batch-size", "2", "--precision", "fp32",
+                                 "--swd-images", "4", "--sample-every", "1000", *args])
+    assert r.exit_code == 0, r.output
+    return run
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("gen")
-    write_fake_screens(root / "screens", 4, seed=1)
-    r = CliRunner().invoke(cli, ["train", "--data", str(root / "screens"), "--run", str(root / "run"),
-                                 "--width", "4", "--batch-size", "2", "--steps", "2",
-                                 "--precision", "fp32", "--swd-images", "4"])
-    assert r.exit_code == 0, r.output
-    return root / "run"
+    # 40 steps: before that the default arch's EMA generator draws one flat NES grey for any z
+    return _train(tmp_path_factory.mktemp("gen"), "--steps", "40")
+
+
+@pytest.fixture(scope="module")
+def dcgan_run(tmp_path_factory) -> Path:
+    return _train(tmp_path_factory.mktemp("gen"), "--steps", "2", "--arch", "dcgan")
 
 
 def pixels(paths: list[Path]) -> list[np.ndarray]:
@@ -41,7 +52,34 @@ def test_generate_writes_n_rgb_224_pngs_named_in_order(run, tmp_path):
             assert im.size == (224, 224) and im.mode == "RGB"
     rows = read_jsonl(tmp_path / "g" / "manifest.jsonl")
     assert [(r["file"], r["index"], r["seed"], r["step"]) for r in rows] == [
-        ("gen-0000.png", 0, 0, 2), ("gen-0001.png", 1, 0, 2), ("gen-0002.png", 2, 0, 2)]
+        ("gen-0000.png", 0, 0, 40), ("gen-0001.png", 1, 0, 40), ("gen-0002.png", 2, 0, 40)]
+
+
+@pytest.mark.parametrize("arch", ["upsample", "dcgan"])
+def test_generated_screens_hold_nes_colours_of_the_default_palette_only(run, dcgan_run, tmp_path, arch):
+    from nesgan.palette import EMITTABLE, Palette
+
+    paths = generate(GenerateConfig(run=str(run if arch == "upsample" else dcgan_run), count=2,
+                                    out=str(tmp_path / "g")))
+    allowed = {tuple(c) for c in Palette.builtin().to_rgb(EMITTABLE).tolist()}
+    for screen in pixels(paths):
+        colours = {tuple(c) for c in screen.reshape(-1, 3).tolist()}
+        assert colours <= allowed, f"{len(colours - allowed)} colours off the palette"
+
+
+def test_generate_rebuilds_the_network_the_run_trained(dcgan_run, tmp_path):
+    import json
+
+    assert json.loads((dcgan_run / "config.json").read_text())["arch"] == "dcgan"
+    state = torch.load(dcgan_run / "checkpoints" / "last.pt", weights_only=True)
+    assert state["config"]["arch"] == "dcgan"
+    del state["config"]["arch"]  # a checkpoint from before --arch existed
+    old = tmp_path / "old"
+    (old / "checkpoints").mkdir(parents=True)
+    torch.save(state, old / "checkpoints" / "last.pt")
+    a = generate(GenerateConfig(run=str(dcgan_run), count=2, out=str(tmp_path / "a")))
+    b = generate(GenerateConfig(run=str(old), count=2, out=str(tmp_path / "b")))
+    assert all((x == y).all() for x, y in zip(pixels(a), pixels(b), strict=True))
 
 
 def test_fewer_screens_into_a_folder_of_more_is_refused_unless_overwrite(run, tmp_path):

@@ -62,6 +62,22 @@ def test_train_writes_config_checkpoints_samples_and_metrics(screens, tmp_path):
     for key in ("loss_d", "loss_g", "d_x", "d_g_z", "images_per_s"):
         assert all(isinstance(row[key], float) for row in rows)
     assert all(row["swd"] > 0 and len(row["swd_levels"]) == 4 for row in rows)
+    assert config["arch"] == "upsample"
+
+
+def test_sample_steps_log_quality_numbers_beside_the_training_screens_and_plot_them(screens, tmp_path):
+    run = tmp_path / "run"
+    r = train("--data", str(screens), "--run", str(run), *TINY, "--steps", "4", "--sample-every", "2")
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    for row in rows:
+        for key in ("orphan", "tile_share", "colours_per_cell", "diversity", "coverage"):
+            assert isinstance(row[key], float) and row[key] >= 0, key
+            assert isinstance(row[key + "_train"], float), key
+        assert 0 <= row["orphan"] <= 1 and 0 < row["tile_share"] <= 1 and row["coverage"] <= 1
+    assert rows[0]["orphan_train"] == rows[1]["orphan_train"]  # measured once per run
+    with Image.open(run / "metrics.png") as im:
+        assert im.format == "PNG" and im.width >= 600
 
 
 def test_checkpoint_loads_with_weights_only_and_holds_the_whole_state(screens, tmp_path):
@@ -89,11 +105,12 @@ def _kill_after_checkpoint(cmd: list[str], ckpt: Path) -> None:
     assert proc.returncode == -signal.SIGKILL
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_resume_after_sigkill_ends_bitwise_equal_to_an_uninterrupted_run(screens, tmp_path, precision):
+@pytest.mark.parametrize("arch, precision", [("upsample", "fp32"), ("upsample", "bf16"),
+                                              ("dcgan", "fp32")])
+def test_resume_after_sigkill_ends_bitwise_equal_to_an_uninterrupted_run(screens, tmp_path, arch, precision):
     killed, straight = tmp_path / "killed", tmp_path / "straight"
     common = ["--data", str(screens), "--width", "4", "--batch-size", "2", "--sample-every", "1000",
-              "--swd-images", "4",
+              "--swd-images", "4", "--arch", arch,
               "--precision", precision, "--seed", "7"]
     _kill_after_checkpoint(
         [sys.executable, "-m", "nesgan", "train", "--run-dir", str(killed), *common,
@@ -136,6 +153,27 @@ def test_resume_with_a_different_width_is_refused_naming_the_difference(screens,
     assert r.exit_code == 1
     assert r.output.strip() == "Error: --width 16 differs from the run's 4; resume with the run's " \
                                "settings or start over with --overwrite"
+
+
+def test_resume_with_another_arch_is_refused_and_an_old_run_resumes_as_dcgan(screens, tmp_path):
+    run = tmp_path / "run"
+    assert train("--data", str(screens), "--run", str(run), *TINY, "--steps", "1",
+                 "--arch", "dcgan").exit_code == 0
+    r = train("--run", str(run), "--resume", "--arch", "upsample", "--steps", "2")
+    assert r.exit_code == 1
+    assert "--arch upsample differs from the run's dcgan" in r.output
+    for path in (run / "config.json", run / "checkpoints" / "last.pt"):  # as written before --arch
+        if path.suffix == ".json":
+            config = json.loads(path.read_text())
+            del config["arch"]
+            path.write_text(json.dumps(config))
+        else:
+            state = torch.load(path, weights_only=True)
+            del state["config"]["arch"]
+            torch.save(state, path)
+    r = train("--run", str(run), "--resume", "--steps", "2")
+    assert r.exit_code == 0, r.output
+    assert json.loads((run / "config.json").read_text())["arch"] == "dcgan"
 
 
 def test_resume_keeps_the_runs_settings_and_may_raise_steps(screens, tmp_path):
