@@ -320,9 +320,9 @@ def test_upsample_generator_draws_nes_colours_only():
 def test_palette_snap_picks_what_quantize_picks_forward_and_is_the_identity_backward():
     import numpy as np
 
+    from nesgan.colour.palette import EMITTABLE, Palette
     from nesgan.gan.data import nes_indices, on_palette
     from nesgan.gan.model import PaletteSnap
-    from nesgan.palette import EMITTABLE, Palette
 
     x = (torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1).requires_grad_(True)
     y = PaletteSnap()(x)

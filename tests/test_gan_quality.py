@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
+from nesgan.colour.palette import Palette
 from nesgan.gan import quality
 from nesgan.gan.data import fake_screens, nes_indices
 from nesgan.gan.plot import PANELS, metrics_image
-from nesgan.colour.palette import Palette
 
 
 def test_orphan_rate_counts_pixels_unlike_all_four_neighbours():

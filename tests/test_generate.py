@@ -57,7 +57,7 @@ def test_generate_writes_n_rgb_224_pngs_named_in_order(run, tmp_path):
 
 @pytest.mark.parametrize("arch", ["upsample", "dcgan"])
 def test_generated_screens_hold_nes_colours_of_the_default_palette_only(run, dcgan_run, tmp_path, arch):
-    from nesgan.palette import EMITTABLE, Palette
+    from nesgan.colour.palette import EMITTABLE, Palette
 
     paths = generate(GenerateConfig(run=str(run if arch == "upsample" else dcgan_run), count=2,
                                     out=str(tmp_path / "g")))

@@ -22,22 +22,20 @@ from nesgan.files import read_jsonl
 from nesgan.gan.config import ARCH_NAMES, PRESETS
 
 QUICK_STEPS = 200  # --quick: a smoke run (the numbers say little this early)
+GAMES, SCREENS_PER_GAME, SEED = 12, 16, 0  # the museum of `nesgan demo` (its DemoConfig)
 FIELDS = ("swd", "orphan", "tile_share", "colours_per_cell", "diversity", "coverage")
 
 
 def _museum_screens(out: Path) -> Path:
     """The demo's museum (same size and seed as `nesgan demo`), scraped and cropped."""
-    from nesgan.cli import cli
-    from nesgan.demo.run import DemoConfig
-    from nesgan.demo.site import Museum, serve
+    from nesgan.museum.site import Museum, serve
+    from nesgan.scrape.crawl import ScrapeConfig, scrape
 
     data = out / "data"
     if not (data / "screens" / "manifest.jsonl").exists():
-        demo = DemoConfig()
-        museum = Museum(games=demo.games, screens_per_game=demo.screens_per_game, seed=demo.seed)
+        museum = Museum(games=GAMES, screens_per_game=SCREENS_PER_GAME, seed=SEED)
         with serve(museum) as site:
-            cli.main(args=["scrape", site.url, "--out", str(data), "--delay", "0"],
-                     prog_name="nesgan", standalone_mode=False)
+            scrape(ScrapeConfig(url=site.url, out=data, delay=0.0))
     return data / "screens"
 
 

@@ -39,8 +39,8 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
 def nes_indices(screens: np.ndarray) -> np.ndarray:
     """uint8 (..., 3) RGB → uint8 (...) NES colour indices of nesgan's default palette, the
     perceptually nearest (OKLab) as `nesgan quantize` picks them (its lookup table)."""
-    from nesgan.colour.palette import Palette
     from nesgan.colour.lut import load_lut
+    from nesgan.colour.palette import Palette
 
     rgb = np.asarray(screens, dtype=np.uint8).astype(np.uint32)
     return load_lut(Palette.builtin())[(rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]]

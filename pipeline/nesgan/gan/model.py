@@ -58,8 +58,8 @@ class PaletteSnap(nn.Module):
 
     def _tables(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         if self._lut is None:  # plain attributes, not buffers: never saved, never DDP-broadcast
-            from nesgan.colour.palette import Palette
             from nesgan.colour.lut import load_lut
+            from nesgan.colour.palette import Palette
 
             palette = Palette.builtin()
             step = 1 << (8 - self.BITS)

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nesgan.gan.data import nes_indices
 from nesgan.colour.palette import Palette
+from nesgan.gan.data import nes_indices
 from nesgan.images import TILE
 
 CELL = TILE  # NES attribute cell / tile side
