@@ -25,14 +25,18 @@ class Arch:
     """What distinguishes the architectures; the widths and depths are shared."""
 
     upsample: str  # "transposed": stride-2 transposed convs; "nearest": resize, then 3×3 conv
-    palette: bool  # G's screens snapped to nesgan's NES palette (straight-through gradient)
     mbstd: bool  # D appends the minibatch standard deviation before its last layer
+    # How G's screens meet the NES palette: "none"; "snap": snapped inside the network
+    # (straight-through gradient); "pull": a loss of weight `pull` draws each pixel towards its
+    # nearest NES colour. With "snap" or "pull", D's real screens are snapped too.
+    palette: str = "none"
+    pull: float = 0.0
 
 
 # Keyed by `nesgan.gan.config.ARCH_NAMES` (the names --arch offers).
 ARCHS: dict[str, Arch] = {
-    "upsample": Arch(upsample="nearest", palette=True, mbstd=True),
-    "dcgan": Arch(upsample="transposed", palette=False, mbstd=False),  # the paper's network
+    "upsample": Arch(upsample="nearest", mbstd=True, palette="pull", pull=1.0),
+    "dcgan": Arch(upsample="transposed", mbstd=False),  # the paper's network
 }
 
 
@@ -71,16 +75,20 @@ class PaletteSnap(nn.Module):
             self._lut, self._rgb = self._lut.to(device), self._rgb.to(device)
         return self._lut, self._rgb
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    @torch.no_grad()
+    def nearest(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) in [-1, 1] → the NES colour of each pixel, float32, no gradient."""
         lut, rgb = self._tables(x.device)
         levels = 1 << self.BITS
-        with torch.no_grad():
-            # [-1, 1] → cell 0…63 per channel; channels last so that the result needs no copy
-            q = x.detach().permute(0, 2, 3, 1).float().add(1.0).mul_(levels / 2.0)
-            q = q.to(torch.int32).clamp_(0, levels - 1)  # (B, H, W, 3)
-            cell = (q[..., 0] * levels + q[..., 1]) * levels + q[..., 2]  # (B, H, W)
-            index = lut.index_select(0, cell.flatten()).view(cell.shape)  # NES indices
-            snapped = F.embedding(index.long(), rgb).permute(0, 3, 1, 2)  # (B, 3, H, W)
+        # [-1, 1] → cell 0…63 per channel; channels last so that the result needs no copy
+        q = x.detach().permute(0, 2, 3, 1).float().add(1.0).mul_(levels / 2.0)
+        q = q.to(torch.int32).clamp_(0, levels - 1)  # (B, H, W, 3)
+        cell = (q[..., 0] * levels + q[..., 1]) * levels + q[..., 2]  # (B, H, W)
+        index = lut.index_select(0, cell.flatten()).view(cell.shape)  # NES indices
+        return F.embedding(index.long(), rgb).permute(0, 3, 1, 2)  # (B, 3, H, W)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        snapped = self.nearest(x)
         if not torch.is_grad_enabled():
             return snapped
         return x + (snapped.to(x.dtype) - x).detach()
@@ -117,7 +125,7 @@ class Generator(nn.Module):
             *up(2 * w, w),  # (B, W, 112, 112)
             *double(w, 3),  # (B, 3, 224, 224)
             nn.Tanh(),
-            *([PaletteSnap()] if spec.palette else []),  # (B, 3, 224, 224) NES colours only
+            *([PaletteSnap()] if spec.palette == "snap" else []),  # (B, 3, 224, 224) NES colours only
         )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

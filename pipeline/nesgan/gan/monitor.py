@@ -11,7 +11,7 @@ import torch
 from nesgan.files import JsonlAppender, atomic_write_bytes, read_jsonl, write_jsonl
 from nesgan.gan import quality, swd
 from nesgan.gan.config import TrainConfig
-from nesgan.gan.data import Streams, to_float, to_uint8
+from nesgan.gan.data import Streams, on_palette, to_float, to_uint8
 from nesgan.gan.plot import metrics_image
 from nesgan.gan.sample import grid_image, render
 from nesgan.images import encode_png
@@ -38,8 +38,10 @@ class Monitor:
     def sample(self, step: int, ema: torch.nn.Module, streams: Streams,
                device: torch.device) -> dict:
         """Sample grid (samples/step-NNNNNN.png and latest.png), SWD and the quality numbers of
-        the fixed generated set; returns the fields for this step's metrics row."""
-        grid = encode_png(grid_image(to_uint8(render(ema, streams.fixed_noise.to(device))), self.cfg.grid))
+        the fixed generated set; returns the fields for this step's metrics row. The grid shows
+        the screens as `generate` writes them: in NES colours."""
+        screens = on_palette(to_uint8(render(ema, streams.fixed_noise.to(device))))
+        grid = encode_png(grid_image(screens, self.cfg.grid))
         atomic_write_bytes(self.run / "samples" / f"step-{step:06d}.png", grid)
         atomic_write_bytes(self.run / "samples" / "latest.png", grid)
         fakes = render(ema, streams.swd_noise.to(device))  # (swd_images, 3, 224, 224)

@@ -24,7 +24,7 @@ from nesgan.gan.checkpoint import load_checkpoint, restore, save_checkpoint, tra
 from nesgan.gan.config import TrainConfig, check_resumable
 from nesgan.gan.data import Streams, load_screens, on_palette, to_float
 from nesgan.gan.interrupt import GracefulStop
-from nesgan.gan.model import ARCHS, build_models
+from nesgan.gan.model import ARCHS, PaletteSnap, build_models
 from nesgan.gan.monitor import Monitor
 from nesgan.gan.sample import resolve_device
 from nesgan.gan.snapshots import keep_sample_step
@@ -232,7 +232,7 @@ def _training_view(cfg: TrainConfig, screens: torch.Tensor) -> torch.Tensor:
     """The real screens D learns from: as found, or, for an architecture whose generator draws
     NES colours only, each pixel snapped to its nearest colour of that palette (screenshots
     from emulators with other RGB tables would otherwise tell D real from fake by colour)."""
-    if not ARCHS[cfg.arch].palette:
+    if ARCHS[cfg.arch].palette == "none":
         return screens
     return torch.from_numpy(on_palette(screens.numpy()))
 
@@ -245,7 +245,9 @@ def _build(cfg: TrainConfig, n_screens: int, local_batch: int,
     g, d = build_models(cfg.width, cfg.z_dim, cfg.arch, group=math.gcd(4, local_batch))
     ema = copy.deepcopy(g).eval().requires_grad_(False)
     streams = Streams.seeded(cfg.seed, n_screens, cfg.grid ** 2, cfg.swd_images, cfg.z_dim)
-    nets = Nets(g=g, d=d, ema=ema,
+    spec = ARCHS[cfg.arch]
+    pull = spec.pull if spec.palette == "pull" else 0.0
+    nets = Nets(g=g, d=d, ema=ema, palette_pull=pull, snap=PaletteSnap() if pull else None,
                 opt_g=adam(g.parameters(), cfg.generator_lr, (cfg.beta1, cfg.beta2)),
                 opt_d=adam(d.parameters(), cfg.lr, (cfg.beta1, cfg.beta2)),
                 g_train=g, d_train=d, d_plain=d, autocast_dtype=autocast_dtype,
