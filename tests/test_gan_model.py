@@ -294,47 +294,8 @@ def test_upsample_generator_resizes_then_convolves_at_every_doubling_up_to_224()
         ("Upsample", (16, 56, 56)), ("Conv2d", (8, 56, 56)), ("BatchNorm2d", (8, 56, 56)), ("ReLU", (8, 56, 56)),
         ("Upsample", (8, 112, 112)), ("Conv2d", (4, 112, 112)), ("BatchNorm2d", (4, 112, 112)), ("ReLU", (4, 112, 112)),
         ("Upsample", (4, 224, 224)), ("Conv2d", (3, 224, 224)), ("Tanh", (3, 224, 224)),
-        ("PaletteSnap", (3, 224, 224)),
     ]
-
-
-def _palette_set():
-    import numpy as np
-
-    from nesgan.colour.palette import EMITTABLE, Palette
-
-    rgb = Palette.builtin().to_rgb(EMITTABLE)
-    return {tuple(int(v) for v in c) for c in np.asarray(rgb)}
-
-
-def test_upsample_generator_draws_nes_colours_only():
-    torch.manual_seed(0)
-    g, _ = build_models(4, 100, "upsample")
-    with torch.no_grad():
-        g.train()  # batch statistics: the outputs spread over many colours
-        screens = to_uint8(g(torch.randn(2, 100)))
-    colours = {tuple(c) for c in screens.reshape(-1, 3).tolist()}
-    assert len(colours) > 3 and colours <= _palette_set()
-
-
-def test_palette_snap_picks_what_quantize_picks_forward_and_is_the_identity_backward():
-    import numpy as np
-
-    from nesgan.colour.palette import EMITTABLE, Palette
-    from nesgan.gan.data import nes_indices, on_palette
-    from nesgan.gan.model import PaletteSnap
-
-    x = (torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1).requires_grad_(True)
-    y = PaletteSnap()(x)
-    snapped = to_uint8(y)
-    assert (on_palette(snapped) == snapped).all()  # NES colours only
-    assert (nes_indices(snapped) == nes_indices(to_uint8(x))).mean() > 0.9  # as quantize would
-    (y * torch.arange(32.0)).sum().backward()
-    assert torch.equal(x.grad, torch.arange(32.0).expand(2, 3, 32, 32))
-    nes = Palette.builtin().to_rgb(EMITTABLE)  # (54, 3): each NES colour stays itself
-    screen = torch.from_numpy(nes.astype(np.float32) / 127.5 - 1).T.reshape(1, 3, 6, 9)
-    with torch.no_grad():
-        assert (to_uint8(PaletteSnap()(screen)).reshape(-1, 3) == nes).all()
+    assert x.min() >= -1 and x.max() <= 1
 
 
 def test_minibatch_std_of_a_real_group_ignores_the_fake_half_of_ds_batch():

@@ -207,9 +207,10 @@ def _preset_help(what: str, keys: tuple[str, ...], **notes: str) -> str:
                                 tiny="minutes on a CPU", small="about 75 minutes on 2 CPU cores",
                                 full="the paper's widths, for a GPU"))
 @click.option("--arch", default=None, type=click.Choice(ARCH_NAMES),
-              help=f"Network (default {ARCH_NAMES[0]}): upsample = nearest-neighbour resize + "
-                   "convolution, screens drawn in NES colours only; dcgan = the paper's transposed "
-                   "convolutions (a checkerboard texture over every screen). Kept by --resume.")
+              help=f"Generator (default {ARCH_NAMES[0]}): upsample = nearest-neighbour resize + "
+                   "convolution at each doubling, and D sees how alike a batch's screens are; "
+                   "dcgan = the paper's transposed convolutions (a checkerboard texture over "
+                   "every screen). Recorded in the run; kept by --resume.")
 @click.option("--steps", default=None, type=click.IntRange(1),
               help="Total training steps (overrides the preset); with --resume, the total to reach.")
 @click.option("--batch-size", default=None, type=click.IntRange(1), help="Images per step (overrides the preset).")

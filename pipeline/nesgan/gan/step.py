@@ -33,8 +33,6 @@ class Nets:
     autocast_dtype: torch.dtype | None = None  # bf16 autocast, or None for float32
     ema_decay: float = 0.999
     ddp: bool = False
-    palette_pull: float = 0.0  # weight of the loss drawing G's pixels onto their NES colours
-    snap: nn.Module | None = None  # a PaletteSnap, where palette_pull > 0
 
     def autocast(self):
         if self.autocast_dtype is None:
@@ -90,10 +88,7 @@ def train_step(n: Nets, real: torch.Tensor, z: torch.Tensor, step: int) -> StepO
     with n.autocast():
         out_gen = n.d_plain(fake)  # (b,)
     loss_g = F.binary_cross_entropy_with_logits(out_gen.float(), ones)
-    loss = loss_g
-    if n.palette_pull:  # squared distance of each pixel to its NES colour, summed over RGB
-        loss = loss + n.palette_pull * (fake.float() - n.snap.nearest(fake)).square().sum(1).mean()
-    loss.backward()
+    loss_g.backward()
     n.d.train()
     n.d.requires_grad_(True)
     n.opt_g.step()

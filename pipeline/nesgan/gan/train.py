@@ -22,9 +22,9 @@ from nesgan.errors import NesganError
 from nesgan.files import write_json
 from nesgan.gan.checkpoint import load_checkpoint, restore, save_checkpoint, training_state
 from nesgan.gan.config import TrainConfig, check_resumable
-from nesgan.gan.data import Streams, load_screens, on_palette, to_float
+from nesgan.gan.data import Streams, load_screens, to_float
 from nesgan.gan.interrupt import GracefulStop
-from nesgan.gan.model import ARCHS, PaletteSnap, build_models
+from nesgan.gan.model import build_models
 from nesgan.gan.monitor import Monitor
 from nesgan.gan.sample import resolve_device
 from nesgan.gan.snapshots import keep_sample_step
@@ -181,7 +181,6 @@ def _train(cfg: TrainConfig, env: _Dist, resume: bool) -> TrainResult:
     last = run / "checkpoints" / "last.pt"
     state = _resume_state(cfg, last) if resume and last.exists() else None
     screens = _load_screens(cfg)  # (N, 224, 224, 3) uint8 as found in --data
-    real = _training_view(cfg, screens)  # what D sees as real (NES colours only for palette archs)
     if device.type == "cuda":  # fixed 224×224 shapes: cuDNN times its kernels once, then reuses
         torch.backends.cudnn.benchmark = True
     autocast_dtype = pick_autocast(device, cfg.precision)
@@ -199,7 +198,7 @@ def _train(cfg: TrainConfig, env: _Dist, resume: bool) -> TrainResult:
     env.barrier()
     t_start = time.perf_counter()
     try:
-        step = _loop(cfg, env, nets, streams, real, start, fmt, monitor)
+        step = _loop(cfg, env, nets, streams, screens, start, fmt, monitor)
     finally:
         if monitor is not None:
             monitor.close()
@@ -228,15 +227,6 @@ def _load_screens(cfg: TrainConfig) -> torch.Tensor:
     return torch.from_numpy(screens_np)  # (N, 224, 224, 3) uint8, shared with numpy
 
 
-def _training_view(cfg: TrainConfig, screens: torch.Tensor) -> torch.Tensor:
-    """The real screens D learns from: as found, or, for an architecture whose generator draws
-    NES colours only, each pixel snapped to its nearest colour of that palette (screenshots
-    from emulators with other RGB tables would otherwise tell D real from fake by colour)."""
-    if ARCHS[cfg.arch].palette == "none":
-        return screens
-    return torch.from_numpy(on_palette(screens.numpy()))
-
-
 def _build(cfg: TrainConfig, n_screens: int, local_batch: int,
            autocast_dtype: torch.dtype | None) -> tuple[Nets, Streams]:
     """Networks, optimizers and random streams, everything derived from the seed (on the CPU)."""
@@ -245,9 +235,7 @@ def _build(cfg: TrainConfig, n_screens: int, local_batch: int,
     g, d = build_models(cfg.width, cfg.z_dim, cfg.arch, group=math.gcd(4, local_batch))
     ema = copy.deepcopy(g).eval().requires_grad_(False)
     streams = Streams.seeded(cfg.seed, n_screens, cfg.grid ** 2, cfg.swd_images, cfg.z_dim)
-    spec = ARCHS[cfg.arch]
-    pull = spec.pull if spec.palette == "pull" else 0.0
-    nets = Nets(g=g, d=d, ema=ema, palette_pull=pull, snap=PaletteSnap() if pull else None,
+    nets = Nets(g=g, d=d, ema=ema,
                 opt_g=adam(g.parameters(), cfg.generator_lr, (cfg.beta1, cfg.beta2)),
                 opt_d=adam(d.parameters(), cfg.lr, (cfg.beta1, cfg.beta2)),
                 g_train=g, d_train=d, d_plain=d, autocast_dtype=autocast_dtype,
