@@ -39,9 +39,11 @@ def _museum_screens(out: Path) -> Path:
     return data / "screens"
 
 
-def _train_all(screens: Path, out: Path, steps: int) -> dict[str, subprocess.CompletedProcess]:
+def _train_all(screens: Path, out: Path, steps: int) -> None:
+    """Both trainings at once; each one's output goes to train-ARCH.log (a pipe nobody reads
+    while waiting on the other process would fill up and stall it)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    procs = {}
+    procs, logs = {}, {}
     for arch in ARCH_NAMES:
         run = out / "runs" / arch
         shutil.rmtree(run, ignore_errors=True)
@@ -50,15 +52,13 @@ def _train_all(screens: Path, out: Path, steps: int) -> dict[str, subprocess.Com
                "--device", "cpu"]
         if steps < PRESETS["tiny"]["sample_every"]:
             cmd += ["--sample-every", str(steps)]
-        procs[arch] = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                       text=True)
-    done = {}
+        logs[arch] = out / f"train-{arch}.log"
+        with open(logs[arch], "wb") as log:
+            procs[arch] = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     for arch, p in procs.items():
-        stdout, stderr = p.communicate()
-        if p.returncode:
-            raise RuntimeError(f"arch bench: training {arch} failed: {stderr.strip()[-400:]}")
-        done[arch] = subprocess.CompletedProcess(p.args, p.returncode, stdout, stderr)
-    return done
+        if p.wait():
+            tail = logs[arch].read_text(errors="replace").strip()[-400:]
+            raise RuntimeError(f"arch bench: training {arch} failed: {tail}")
 
 
 def _figures(run: Path, batch: int) -> dict:
