@@ -19,8 +19,8 @@ def run(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("snap")
     write_fake_screens(root / "screens", 4, seed=1)
     r = CliRunner().invoke(cli, ["train", "--data", str(root / "screens"), "--run", str(root / "run"),
-                                 "--width", "4", "--batch-size", "2", "--steps", "4",
-                                 "--sample-every", "1", "--checkpoint-every", "4",
+                                 "--width", "4", "--batch-size", "2", "--steps", "60",
+                                 "--sample-every", "20", "--checkpoint-every", "60",
                                  "--precision", "fp32", "--swd-images", "4"])
     assert r.exit_code == 0, r.output
     return root / "run"
@@ -32,26 +32,27 @@ def generate(*args: str):
 
 def test_a_run_keeps_a_checkpoint_at_every_sample_step_and_only_the_generator_between(run):
     ckpt = run / "checkpoints"
-    assert run_steps(run) == [1, 2, 3, 4]
+    assert run_steps(run) == [20, 40, 60]
     assert sorted(p.name for p in (run / "samples").glob("step-*.png")) == [
-        f"step-{s:06d}.png" for s in (1, 2, 3, 4)]
-    slim = torch.load(ckpt / "step-000002.pt", weights_only=True)
-    full = torch.load(ckpt / "step-000004.pt", weights_only=True)
-    assert slim["step"] == 2 and set(slim) == {"format", "step", "config", "ema", "generator_only"}
-    assert "opt_g" in full and full["step"] == 4
-    assert (ckpt / "step-000002.pt").stat().st_size * 3 < (ckpt / "step-000004.pt").stat().st_size
+        f"step-{s:06d}.png" for s in (20, 40, 60)]
+    slim = torch.load(ckpt / "step-000040.pt", weights_only=True)
+    full = torch.load(ckpt / "step-000060.pt", weights_only=True)
+    assert slim["step"] == 40 and set(slim) == {"format", "step", "config", "ema", "generator_only"}
+    assert "opt_g" in full and full["step"] == 60
+    assert (ckpt / "step-000040.pt").stat().st_size * 3 < (ckpt / "step-000060.pt").stat().st_size
 
 
 def test_generate_step_uses_that_steps_generator(run, tmp_path):
-    r = generate("--run", str(run), "-n", "2", "--out", str(tmp_path / "s2"), "--step", "2")
+    # 40 and 60 steps: the default arch's screens, in NES colours, are one flat grey until ~40
+    r = generate("--run", str(run), "-n", "2", "--out", str(tmp_path / "s2"), "--step", "40")
     assert r.exit_code == 0, r.output
     rows = read_jsonl(tmp_path / "s2" / "manifest.jsonl")
-    assert {row["step"] for row in rows} == {2} and rows[0]["checkpoint"].endswith("step-000002.pt")
+    assert {row["step"] for row in rows} == {40} and rows[0]["checkpoint"].endswith("step-000040.pt")
     assert generate("--run", str(run), "-n", "2", "--out", str(tmp_path / "last")).exit_code == 0
     a = np.asarray(Image.open(tmp_path / "s2" / "gen-0000.png"))
     b = np.asarray(Image.open(tmp_path / "last" / "gen-0000.png"))
-    assert not np.array_equal(a, b), "step 2's generator is not the last one"
-    path = run / "checkpoints" / "step-000002.pt"
+    assert not np.array_equal(a, b), "step 40's generator is not the last one"
+    path = run / "checkpoints" / "step-000040.pt"
     r = generate("--run", str(run), "-n", "2", "--out", str(tmp_path / "p"), "--checkpoint", str(path))
     assert r.exit_code == 0, r.output
     assert np.array_equal(np.asarray(Image.open(tmp_path / "p" / "gen-0000.png")), a)
@@ -60,16 +61,16 @@ def test_generate_step_uses_that_steps_generator(run, tmp_path):
 def test_a_missing_step_is_one_line_naming_the_steps_the_run_has(run, tmp_path):
     r = generate("--run", str(run), "--out", str(tmp_path / "g"), "--step", "7")
     assert r.exit_code == 1 and len(r.output.strip().splitlines()) == 1
-    assert "no checkpoint at step 7" in r.output and "1, 2, 3, 4" in r.output
+    assert "no checkpoint at step 7" in r.output and "20, 40, 60" in r.output
     r = generate("--run", str(tmp_path / "nothing"), "--out", str(tmp_path / "g"), "--step", "7")
     assert r.exit_code == 1 and "no step checkpoints" in r.output
-    r = generate("--run", str(run), "--step", "2", "--checkpoint", "last.pt")
+    r = generate("--run", str(run), "--step", "40", "--checkpoint", "last.pt")
     assert r.exit_code == 2
 
 
 def test_generate_help_lists_the_steps_of_the_run_given_before_it(run):
     r = generate("--run", str(run), "--help")
-    assert r.exit_code == 0 and f"Steps with a checkpoint in {run}: 1, 2, 3, 4." in " ".join(r.output.split())
+    assert r.exit_code == 0 and f"Steps with a checkpoint in {run}: 20, 40, 60." in " ".join(r.output.split())
     assert "Put --run RUN before --help" in " ".join(generate("--help").output.split())
 
 
