@@ -438,8 +438,8 @@ def export_nes_cmd(tmx: Path, out: Path, layer: str | None, palette_file: Path |
 @cli.command("demo")
 @click.option("--workdir", default="demo", show_default=True, type=P, help="Folder for everything the demo writes.")
 @click.option("--steps", default=None, type=click.IntRange(1),
-              help="Training steps (default: the tiny preset's 2000; the whole demo took 3.1–5.4 minutes "
-                   "on 2 CPU cores, lightly to heavily loaded).")
+              help=f"Training steps (default: the tiny preset's {PRESETS['tiny']['steps']}; the whole "
+                   "demo took 3.1–5.4 minutes on 2 CPU cores, lightly to heavily loaded).")
 @click.option("--games", default=12, show_default=True, type=click.IntRange(1, 500),
               help="Games in the embedded museum.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed for the museum and training.")
