@@ -314,7 +314,7 @@ def test_resize_conv_is_a_nearest_resize_then_a_3x3_convolution_in_value_and_gra
     assert y.shape == (2, 3, 18, 14) and torch.allclose(y, want, atol=1e-5)
     (gx, gw), (wx, ww) = (torch.autograd.grad((out * torch.arange(14.0)).sum(), (x, layer.weight))
                           for out in (y, want))
-    assert torch.allclose(gx, wx, atol=1e-4) and torch.allclose(gw, ww, atol=1e-4)
+    assert torch.allclose(gx, wx, rtol=1e-5, atol=1e-4) and torch.allclose(gw, ww, rtol=1e-5, atol=1e-4)
 
 
 def test_upsample_generator_draws_no_checkerboard_at_initialisation():
