@@ -8,7 +8,6 @@ nearest-neighbour so no colour is invented; the level is rendered by Tiled's own
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -52,8 +51,8 @@ def main(work: Path, out: Path) -> None:
     # 2. the 224×224 crops those shots became
     screens = [r for r in read_jsonl(work / "data" / "screens" / "manifest.jsonl") if r["status"] == "ok"]
     _row([Image.open(work / "data" / "screens" / r["path"]) for r in screens[:3]]).save(out / "screens.png")
-    # 3. training samples (EMA generator, fixed noise)
-    shutil.copyfile(work / "runs" / "demo" / "samples" / "latest.png", out / "samples.png")
+    # 3. training samples (EMA generator, fixed noise): the README shows `make bench`'s
+    # side-by-side grids of both architectures instead (docs/img/samples-*.png)
     # 4. the level as Tiled renders it (the first 8 screens)
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
     subprocess.run(["tmxrasterizer", "--no-smoothing", "--scale", "1", str(work / "level.tmx"),
@@ -78,9 +77,33 @@ def main(work: Path, out: Path) -> None:
     diff.crop((0, 0, diff.width, min(diff.height, 224))).save(out / "rebuild-diff.png")
     sheet = Image.open(work / "tiles" / "contact-000.png")
     sheet.crop((0, 0, sheet.width, min(sheet.height, 420))).save(out / "contact.png")
+    # 7. the demo's ROM in an emulator beside Tiled's render of the same 256 px
+    nes_vs_tiled(work / "level.nes", out / "level-tiled.png", out / "nes-vs-tiled.png")
     sizes = {p.name: Image.open(p).size for p in sorted(out.glob("*.png"))}
     print("\n".join(f"{k}: {v[0]}×{v[1]}" for k, v in sizes.items()))
     assert np.asarray(Image.open(out / "level-tiled.png")).size
+
+
+def nes_vs_tiled(rom: Path, tiled_png: Path, dest: Path, frames: int = 10) -> None:
+    """The ROM's frame after boot (cynes, the visible rows 8–231) beside Tiled's render of the
+    map's first 256 px, and a third panel marking any pixel whose colour class differs."""
+    from cynes import NES
+
+    nes = NES(str(rom))
+    for _ in range(frames):
+        frame = np.asarray(nes.step(), dtype=np.uint8)  # (240, 256, 3), cynes's own RGB table
+    emu = frame[8:232]
+    tiled = np.asarray(Image.open(tiled_png).convert("RGB"))[:224, :256]
+    # one colour mapping: Tiled's RGB -> cynes RGB must be a function for the frames to agree
+    pairs = {}
+    bad = np.zeros(emu.shape[:2], bool)
+    for y, x in np.ndindex(*bad.shape):
+        key = tuple(tiled[y, x])
+        bad[y, x] = pairs.setdefault(key, tuple(emu[y, x])) != tuple(emu[y, x])
+    mask = np.where(bad[..., None], np.array([255, 0, 0], np.uint8), np.uint8(24))
+    print(f"nes-vs-tiled: {int(bad.sum())} pixels disagree under one colour mapping")
+    panels = [Image.fromarray(a).resize((512, 448), Image.NEAREST) for a in (emu, tiled, mask)]
+    _row(panels).save(dest)
 
 
 if __name__ == "__main__":
