@@ -12,6 +12,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from checkpoint_trees import states_equal
 from nesgan.cli import cli
 from nesgan.gan.data import write_fake_screens
 from nesgan.gan.interrupt import GracefulStop, TrainingInterrupted
@@ -48,18 +49,6 @@ def _signal_mid_run(cmd: list[str], started: Path, sig: int) -> subprocess.Compl
             proc.kill()
             proc.wait()
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
-
-
-def states_equal(a, b, path="") -> list[str]:
-    if isinstance(a, torch.Tensor):
-        return [] if isinstance(b, torch.Tensor) and torch.equal(a, b) else [path]
-    if isinstance(a, dict):
-        if set(a) != set(b):
-            return [path + " keys"]
-        return [d for k in a for d in states_equal(a[k], b[k], f"{path}/{k}")]
-    if isinstance(a, (list, tuple)):
-        return [d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in states_equal(x, y, f"{path}[{i}]")]
-    return [] if a == b else [path]
 
 
 def test_ctrl_c_mid_run_checkpoints_and_resume_equals_an_uninterrupted_run(screens, tmp_path):

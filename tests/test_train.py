@@ -14,6 +14,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
+from checkpoint_trees import states_equal
 from nesgan.cli import cli
 from nesgan.gan.data import write_fake_screens
 
@@ -30,19 +31,6 @@ def screens(tmp_path_factory) -> Path:
 
 def train(*args: str):
     return CliRunner().invoke(cli, ["train", *args])
-
-
-def states_equal(a, b, path="") -> list[str]:
-    """Paths where two checkpoint trees differ (tensors compared bitwise)."""
-    if isinstance(a, torch.Tensor):
-        return [] if isinstance(b, torch.Tensor) and torch.equal(a, b) else [path]
-    if isinstance(a, dict):
-        if set(a) != set(b):
-            return [path + " keys"]
-        return [d for k in a for d in states_equal(a[k], b[k], f"{path}/{k}")]
-    if isinstance(a, (list, tuple)):
-        return [d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in states_equal(x, y, f"{path}[{i}]")]
-    return [] if a == b else [path]
 
 
 def test_train_writes_config_checkpoints_samples_and_metrics(screens, tmp_path):
