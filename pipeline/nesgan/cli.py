@@ -277,13 +277,9 @@ def train_cmd(resume: bool, overwrite: bool, threads: int | None, **options) -> 
     if result.world_size > 1 and int(os.environ.get("RANK", "0")) != 0:
         return
     if result.steps_this_call == 0:
-        click.echo(f"{result.run} is already at step {result.step} = --steps; --steps is the total "
-                   f"to reach, so pass a larger one (e.g. --steps {2 * result.step}) to train more")
+        click.echo(result.summary())
         return
-    swd = "n/a" if result.swd is None else f"{result.swd:.2f}"
-    click.echo(f"trained {result.steps_this_call} steps (now at {result.step}) in "
-               f"{result.seconds:.0f} s, {result.precision}, {result.world_size} process(es); "
-               f"SWD {swd}; run in {result.run}; {threads_used}")
+    click.echo(f"{result.summary()}; {threads_used}")
 
 
 class _GenerateCommand(click.Command):

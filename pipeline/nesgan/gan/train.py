@@ -43,6 +43,15 @@ class TrainResult:
     precision: str
     world_size: int
 
+    def summary(self) -> str:
+        """The line `nesgan train` ends with (the CLI adds the thread count)."""
+        if self.steps_this_call == 0:
+            return (f"{self.run} is already at step {self.step} = --steps; --steps is the total to "
+                    f"reach, so pass a larger one (e.g. --steps {2 * self.step}) to train more")
+        swd = "n/a" if self.swd is None else f"{self.swd:.2f}"
+        return (f"trained {self.steps_this_call} steps (now at {self.step}) in {self.seconds:.0f} s, "
+                f"{self.precision}, {self.world_size} process(es); SWD {swd}; run in {self.run}")
+
 
 def cpu_has_fast_bf16() -> bool:
     """bf16 convolutions are fast on CPUs with AMX tiles (amx_bf16) or AVX-512 BF16 dot
