@@ -49,7 +49,7 @@ def cli() -> None:
     The pipeline, one command per stage:
       nesgan scrape        screenshots from a museum site -> data/raw, data/screens
       nesgan crop          your own screenshots -> pixel-exact 224×224 screens
-      nesgan train         a DCGAN on data/screens -> runs/default
+      nesgan train         a GAN on data/screens -> runs/default
       nesgan generate      new screens from a trained run -> data/generated
       nesgan quantize      any images onto the NES palette
       nesgan export-tiles  a tile sheet, near-copy flags, Tiled tilesets and a map
@@ -236,7 +236,11 @@ def _preset_help(what: str, keys: tuple[str, ...], **notes: str) -> str:
               help="Real and generated screens in the fixed sets the SWD quality number compares (default 64).")
 @click.option("--threads", default=None, type=click.IntRange(1), help=THREADS_HELP)
 def train_cmd(resume: bool, overwrite: bool, threads: int | None, **options) -> None:
-    """Train the DCGAN on 224×224 screens.
+    """Train the GAN on 224×224 screens.
+
+    Every --sample-every steps: a grid of samples in RUN/samples, and SWD, orphan pixels,
+    distinct tiles, colours per cell, diversity and mode coverage (each beside the training
+    screens' own value) in RUN/metrics.jsonl, plotted in RUN/metrics.png.
 
     Ctrl-C (or SIGTERM) finishes the current step, saves a checkpoint and prints how to
     continue with --resume (exit status 130; 143 for SIGTERM); a second Ctrl-C stops at once.

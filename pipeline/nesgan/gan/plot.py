@@ -42,13 +42,13 @@ def _font(size: int) -> ImageFont.ImageFont:
         return ImageFont.load_default()
 
 
-def _nice_range(values: list[float]) -> tuple[float, float]:
+def _nice_range(values: list[float], top: float | None) -> tuple[float, float]:
+    """The values' range padded by 8 %, never below 0 (every number here is ≥ 0) nor above
+    `top` (100 for percentages)."""
     lo, hi = min(values), max(values)
-    if hi - lo < 1e-9:
-        pad = abs(hi) * 0.1 or 1.0
-        return lo - pad, hi + pad
-    pad = (hi - lo) * 0.08
-    return lo - pad, hi + pad
+    pad = (hi - lo) * 0.08 if hi - lo >= 1e-9 else (abs(hi) * 0.1 or 1.0)
+    lo, hi = max(0.0, lo - pad), hi + pad
+    return lo, hi if top is None else min(top, max(hi, lo + 1e-6))
 
 
 def _draw_panel(draw: ImageDraw.ImageDraw, x0: int, y0: int, panel: Panel,
@@ -66,7 +66,8 @@ def _draw_panel(draw: ImageDraw.ImageDraw, x0: int, y0: int, panel: Panel,
     draw.rectangle([left, top, right, bottom], outline=INK)
     if not points:
         return
-    lo, hi = _nice_range([v for _, v in points] + ([train] if train is not None else []))
+    lo, hi = _nice_range([v for _, v in points] + ([train] if train is not None else []),
+                         100.0 if panel.scale == 100.0 else None)
     s_lo, s_hi = min(s for s, _ in points), max(s for s, _ in points)
     s_hi = s_hi if s_hi > s_lo else s_lo + 1
 
