@@ -1,0 +1,250 @@
+"""The occluded reading: a training tile with a sprite drawn over part of it (opt-in).
+
+A sprite is drawn with its own palette over the background, so in a cell it stands on, its
+pixels are mostly colours the training tile's recolouring does not produce, in one blob that
+comes in from the cell's border. The **occluded distance** from training tile t to query q
+(aligned, one flip) is computed as follows, with σ always a one-to-one map from t's colours to
+q's chosen greedily (the largest co-occurrence count first, then the next among colours still
+free):
+
+1. σ from the pixels still counted (at first all of them); **foreign** pixels are those whose
+   query colour is not in σ's image — colours t cannot explain.
+2. The **excused** pixels: the foreign ones, grown through differing pixels they touch (8-way),
+   so a sprite's outline in a colour the tile also uses goes with its body. Steps 1–2 run twice
+   (the second σ from the pixels left visible).
+3. The distance is the differing pixels outside the excused ones under a last σ from them.
+
+A pair **matches** when that distance is ≤ K and the visible part still holds the evidence:
+at least MIN_VISIBLE visible pixels, at least MIN_DRAWING of them not t's most common visible
+colour (a sky is nobody's drawing), every colour of t at least MIN_SHOWN of its pixels visible
+(a sprite may cover a detail, not a whole colour), some foreign pixel, and the excused blob
+touching the cell's border (a 16×16 sprite on a 16×16 cell always does).
+
+A reading that ignored *any* sprite-sized corner rectangle (not only foreign colours) caught more
+sprites but also tiles that merely share half a drawing with a training tile in the same colours
+(`make bench`, real_reuse); one-to-one σ and foreign colours are what keep those out. Merges
+under a sprite are not covered (σ is one-to-one).
+
+**Candidates.** Training tiles are indexed by the colour partition of their two halves each way
+and of their 4-pixel edge strips (top, bottom, left, right): a sprite that leaves 8 columns or
+rows of the cell clean lets a half find the tile, one that leaves 4 lets a strip find it. A
+partition shared by more than STRIP_CAP training tiles, or a flat half or strip, is no evidence
+and is not read (a sparse one is: requiring 4 pixels of drawing per key lost a sixth of the
+sprites found, those over a starry sky's few dots).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from nesgan.tiles.search import (
+    LABEL_CAP,
+    PIXELS,
+    _unique,
+    frequency_labels,
+    label_weights,
+    partition_hashes,
+)
+from nesgan.tiles.tile import TILE, flips
+
+MIN_VISIBLE = 128  # pixels the sprite must leave visible: at least half the tile is evidence
+MIN_DRAWING = 8  # visible pixels off the most common visible colour: a drawing, not a sky
+MIN_SHOWN = 0.5  # share of each training colour's pixels that must stay visible
+MIN_BLOCK_DRAWING = 4  # a half or strip with fewer pixels off its most common colour is not a key
+STRIP_CAP = 4000  # training tiles read per key: a partition shared by more says little
+CHUNK = 20000  # pairs decided at a time
+_S = slice(None)
+REGIONS = (  # top, bottom, left, right halves; top, bottom, left, right 4-pixel strips
+    (slice(0, 8), _S), (slice(8, 16), _S), (_S, slice(0, 8)), (_S, slice(8, 16)),
+    (slice(0, 4), _S), (slice(12, 16), _S), (_S, slice(0, 4)), (_S, slice(12, 16)),
+)
+
+
+def _greedy_map(co: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(P, L, L) co-occurrence counts [t label, q label] -> (σ (P, L) q label per t label, −1
+    where unmatched; matched pixel count (P,)): greedy one-to-one, largest count first."""
+    p, n, _ = co.shape
+    m = co.astype(np.int64).copy()
+    sig = np.full((p, n), -1, np.int64)
+    total = np.zeros(p, np.int64)
+    rows = np.arange(p)
+    for _ in range(n):
+        j = m.reshape(p, -1).argmax(1)
+        v = m.reshape(p, -1)[rows, j]
+        live = v > 0
+        if not live.any():
+            break
+        a, b = j // n, j % n
+        sig[rows[live], a[live]] = b[live]
+        total += v
+        m[rows, a, :] = 0
+        m[rows, :, b] = 0
+    return sig, total
+
+
+def _cooccur(t_lab: np.ndarray, q_lab: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """(P, 256) labels and (P, 256) bool -> (P, L, L) counts over the kept pixels."""
+    p = len(t_lab)
+    cc = LABEL_CAP * LABEL_CAP
+    codes = (np.arange(p)[:, None] * cc + t_lab.astype(np.intp) * LABEL_CAP + q_lab)[keep]
+    return np.bincount(codes, minlength=p * cc).reshape(p, LABEL_CAP, LABEL_CAP)
+
+
+def _grow(seed: np.ndarray, through: np.ndarray) -> np.ndarray:
+    """(P, 16, 16) bool: `seed` grown 8-way through `through` pixels until it stops."""
+    out = seed.copy()
+    for _ in range(PIXELS):
+        d = out.copy()
+        d[:, 1:] |= out[:, :-1]
+        d[:, :-1] |= out[:, 1:]
+        d2 = d.copy()
+        d2[:, :, 1:] |= d[:, :, :-1]
+        d2[:, :, :-1] |= d[:, :, 1:]
+        new = out | (d2 & through)
+        if (new == out).all():
+            break
+        out = new
+    return out
+
+
+@dataclass
+class Occluded:
+    """The occluded reading of aligned pairs."""
+
+    distance: np.ndarray  # (P,) differing pixels outside the excused ones
+    excused: np.ndarray  # (P, 16, 16) bool: the pixels not counted (where the sprite stands)
+    matches: np.ndarray  # (P,) distance ≤ K and the visible part holds the evidence
+
+
+def occluded_reading(q_tiles: np.ndarray, t_tiles: np.ndarray, k: int) -> Occluded:
+    """The occluded distance and verdict (module docstring) for aligned (P, 16, 16) pairs, no
+    flips. Tiles with more than LABEL_CAP colours have their rarest ones lumped together."""
+    p = len(q_tiles)
+    dist = np.full(p, PIXELS, np.int64)
+    excused = np.zeros((p, TILE, TILE), bool)
+    ok = np.zeros(p, bool)
+    for s in range(0, p, CHUNK):
+        sl = slice(s, s + CHUNK)
+        d, e, m = _reading_chunk(np.asarray(q_tiles[sl]), np.asarray(t_tiles[sl]), k)
+        dist[sl], excused[sl], ok[sl] = d, e, m
+    return Occluded(dist, excused, ok)
+
+
+def _reading_chunk(q_tiles: np.ndarray, t_tiles: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    p = len(q_tiles)
+    q_lab, _ = frequency_labels(q_tiles)
+    t_lab, _ = frequency_labels(t_tiles)
+    q_lab, t_lab = q_lab.astype(np.intp), t_lab.astype(np.intp)
+    rows = np.arange(p)[:, None]
+    keep = np.ones((p, PIXELS), bool)
+    excl = ~keep
+    any_foreign = np.zeros(p, bool)
+    for _ in range(2):
+        sig, _ = _greedy_map(_cooccur(t_lab, q_lab, keep))
+        image = np.zeros((p, LABEL_CAP + 1), bool)
+        image[np.broadcast_to(rows, sig.shape), np.where(sig >= 0, sig, LABEL_CAP)] = True
+        foreign = ~image[rows, q_lab]  # (P, 256)
+        any_foreign = foreign.any(1)
+        diff = np.take_along_axis(sig, t_lab, 1) != q_lab
+        excl = _grow(foreign.reshape(p, TILE, TILE), diff.reshape(p, TILE, TILE)).reshape(p, PIXELS)
+        keep = ~excl
+    _, matched = _greedy_map(_cooccur(t_lab, q_lab, keep))
+    visible = keep.sum(1)
+    dist = visible - matched
+    counts = np.zeros((p, LABEL_CAP), np.int64)
+    np.add.at(counts, (np.broadcast_to(rows, t_lab.shape), t_lab), 1)
+    shown = np.zeros((p, LABEL_CAP), np.int64)
+    np.add.at(shown, (np.broadcast_to(rows, t_lab.shape)[keep], t_lab[keep]), 1)
+    drawing = visible - shown.max(1)
+    enough = (shown >= MIN_SHOWN * counts).all(1)
+    e2 = excl.reshape(p, TILE, TILE)
+    touch = e2[:, 0].any(1) | e2[:, -1].any(1) | e2[:, :, 0].any(1) | e2[:, :, -1].any(1)
+    ok = (dist <= k) & (visible >= MIN_VISIBLE) & (drawing >= MIN_DRAWING) & enough & any_foreign & touch
+    return dist, e2, ok
+
+
+@dataclass
+class OccludedFound:
+    """What the occlusion search found per query."""
+
+    train_id: np.ndarray  # (Q,) best matching training tile (-1: none)
+    distance: np.ndarray  # (Q,) its occluded distance (PIXELS where none)
+    flip: np.ndarray  # (Q,) flip of the query that matches it
+    excused: np.ndarray  # (Q, 16, 16) bool: pixels not counted, in the query's own orientation
+    matches: np.ndarray  # (Q,) a training tile matched under the occluded reading
+
+
+class OcclusionSearch:
+    """Training tiles indexed by the colour partitions of their halves and edge strips
+    (module docstring); `search` decides each candidate with `occluded_reading`."""
+
+    def __init__(self, tiles: np.ndarray, k: int):
+        self.k = int(k)
+        self.tiles = np.ascontiguousarray(np.asarray(tiles, dtype=np.uint8))
+        lab, _ = frequency_labels(self.tiles)
+        lab = lab.reshape(-1, TILE, TILE)
+        self.hash: list[np.ndarray] = []
+        self.ids: list[np.ndarray] = []
+        for ys, xs in REGIONS:
+            h, _ = partition_hashes(label_weights(lab[:, ys, xs].reshape(len(lab), -1)), coarse=False)
+            order = np.argsort(h, kind="stable")
+            self.hash.append(h[order])
+            self.ids.append(order)
+
+    def candidates(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Triples (query, flip, training id) sharing a half or strip partition."""
+        q, m = len(queries), len(self.tiles)
+        if not q or not m:
+            e = np.zeros(0, np.int64)
+            return e, e, e
+        keys = []
+        lab, _ = frequency_labels(queries)
+        for f, lf in enumerate(flips(lab.reshape(-1, TILE, TILE))):
+            for r, (ys, xs) in enumerate(REGIONS):
+                block = lf[:, ys, xs].reshape(q, -1)
+                counts = np.zeros((q, LABEL_CAP), np.int64)
+                np.add.at(counts, (np.broadcast_to(np.arange(q)[:, None], block.shape), block), 1)
+                h, _ = partition_hashes(label_weights(block), coarse=False)
+                lo = np.searchsorted(self.hash[r], h, "left")
+                n = np.searchsorted(self.hash[r], h, "right") - lo
+                n[(n > STRIP_CAP) | (block.shape[1] - counts.max(1) < MIN_BLOCK_DRAWING)] = 0
+                if not n.any():
+                    continue
+                qq = np.repeat(np.arange(q), n)
+                start = np.repeat(lo - np.concatenate([[0], np.cumsum(n)[:-1]]), n)
+                keys.append((qq * 4 + f).astype(np.int64) * m + self.ids[r][start + np.arange(len(qq))])
+        if not keys:
+            e = np.zeros(0, np.int64)
+            return e, e, e
+        keys = _unique(np.concatenate(keys))
+        return keys // m // 4, keys // m % 4, keys % m
+
+    def search(self, queries: np.ndarray) -> OccludedFound:
+        """For each (Q, 16, 16) query, the matching candidate with the fewest excused pixels
+        (ties: the smaller distance, then the earlier flip and lower id)."""
+        queries = np.ascontiguousarray(np.asarray(queries, dtype=np.uint8))
+        q = len(queries)
+        out = OccludedFound(np.full(q, -1, np.int64), np.full(q, PIXELS, np.int64), np.zeros(q, np.int64),
+                            np.zeros((q, TILE, TILE), bool), np.zeros(q, bool))
+        qq, ff, rr = self.candidates(queries)
+        if not len(qq):
+            return out
+        q_flips = flips(queries)
+        found = occluded_reading(q_flips[ff, qq], self.tiles[rr], self.k)
+        hit = np.flatnonzero(found.matches)
+        if not len(hit):
+            return out
+        area = found.excused[hit].reshape(len(hit), -1).sum(1)
+        order = hit[np.lexsort((rr[hit], ff[hit], found.distance[hit], area, qq[hit]))]
+        firsts = order[np.r_[True, qq[order[1:]] != qq[order[:-1]]]]
+        w = qq[firsts]
+        out.train_id[w], out.distance[w], out.flip[w] = rr[firsts], found.distance[firsts], ff[firsts]
+        out.matches[w] = True
+        # the excused pixels back in the query's own orientation (flips are their own inverses)
+        for f in range(4):
+            sel = ff[firsts] == f
+            if sel.any():
+                out.excused[w[sel]] = flips(found.excused[firsts[sel]])[f]
+        return out
