@@ -52,8 +52,8 @@ from nesgan.tiles.tile import TILE, flips
 MIN_VISIBLE = 128  # pixels the sprite must leave visible: at least half the tile is evidence
 MIN_DRAWING = 8  # visible pixels off the most common visible colour: a drawing, not a sky
 MIN_SHOWN = 0.5  # share of each training colour's pixels that must stay visible
-MIN_BLOCK_DRAWING = 4  # a half or strip with fewer pixels off its most common colour is not a key
-STRIP_CAP = 4000  # training tiles read per key: a partition shared by more says little
+MIN_BLOCK_DRAWING = 1  # a flat half or strip is no key (sparse ones are: a starry sky's few dots)
+STRIP_CAP = 400  # training tiles read per key: a partition shared by more says little
 CHUNK = 20000  # pairs decided at a time
 _S = slice(None)
 REGIONS = (  # top, bottom, left, right halves; top, bottom, left, right 4-pixel strips
