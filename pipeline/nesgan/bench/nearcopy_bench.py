@@ -18,7 +18,8 @@ reference), their recall of the exact nearest (recolouring- and flip-invariant m
 within K, and the K-choice evidence (distances of planted edits vs distances between distinct
 drawings); and **real reuse** (`real_reuse`): precision and recall per way a real game reuses its
 own art — another palette set, colours merged into the backdrop, sprites over tiles, a status
-bar off the level's grid — with what an occluded reading and shifted windows would add and cost.
+bar off the level's grid — by default and with `--under-sprites` (the occluded reading), next to
+what a rectangle reading and shifted windows (both not shipped) would add and cost.
 """
 
 from __future__ import annotations
@@ -349,7 +350,8 @@ def reuse_queries(seed: int, games: range, shots: range, kind: str, rng: np.rand
     return np.concatenate(queries), np.concatenate(sources), np.concatenate(covered)
 
 
-# ---- sprites over tiles: an occluded reading, measured (not shipped: see real_reuse) ------------------------------------------------
+# ---- sprites over tiles: the rectangle reading, measured and not shipped ----------------------
+# (the shipped, opt-in reading is nesgan.tiles.occlusion; real_reuse measures both)
 
 HALVES = ((slice(0, 8), slice(None)), (slice(8, 16), slice(None)),
           (slice(None), slice(0, 8)), (slice(None), slice(8, 16)))  # top, bottom, left, right
@@ -398,11 +400,10 @@ def occluded_distances(q_tiles: np.ndarray, t_tiles: np.ndarray, area: int) -> n
     return out
 
 
-class OcclusionSearch:
-    """Training tiles indexed by their four halves (top, bottom, left, right): a sprite standing
-    on a tile at any position leaves at least one half unseen by it whenever it covers at most
-    8 columns or 8 rows of the cell, so the clean half finds the tile (up to a one-to-one
-    recolouring); `occluded_distances` then decides."""
+class RectangleSearch:
+    """The rectangle reading (not shipped): training tiles indexed by their four halves; a query
+    matches when the pixels differing outside the best sprite-sized corner rectangle (≤ `area`
+    pixels, whatever their colours) are ≤ K."""
 
     def __init__(self, tiles: np.ndarray, k: int, area: int = 128):
         self.k, self.area = int(k), int(area)
@@ -416,9 +417,8 @@ class OcclusionSearch:
             self.hash.append(h[order])
             self.ids.append(order)
 
-    def search(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(Q, 16, 16) -> occluded distance (Q,), training id (Q,), flip (Q,) of the best
-        candidate (distance PIXELS where no half matched)."""
+    def search(self, queries: np.ndarray) -> np.ndarray:
+        """(Q, 16, 16) -> (Q,) the best candidate's rectangle distance (PIXELS: no candidate)."""
         queries = np.asarray(queries, np.uint8)
         q, m = len(queries), len(self.tiles)
         keys = []
@@ -434,16 +434,12 @@ class OcclusionSearch:
                 start = np.repeat(lo - np.concatenate([[0], np.cumsum(n)[:-1]]), n)
                 keys.append((qq * 4 + f).astype(np.int64) * m + self.ids[half][start + np.arange(len(qq))])
         dist = np.full(q, PIXELS, np.int64)
-        best_r, best_f = np.zeros(q, np.int64), np.zeros(q, np.int64)
         keys = _unique(np.concatenate(keys)) if keys and m else np.zeros(0, np.int64)
         if not len(keys):
-            return dist, best_r, best_f
+            return dist
         qq, ff, rr = keys // m // 4, keys // m % 4, keys % m
-        d = occluded_distances(flips(queries)[ff, qq], self.tiles[rr], self.area)
-        order = np.lexsort((rr, ff, d, qq))
-        firsts = order[np.r_[True, qq[order[1:]] != qq[order[:-1]]]]
-        dist[qq[firsts]], best_r[qq[firsts]], best_f[qq[firsts]] = d[firsts], rr[firsts], ff[firsts]
-        return dist, best_r, best_f
+        np.minimum.at(dist, qq, occluded_distances(flips(queries)[ff, qq], self.tiles[rr], self.area))
+        return dist
 
 
 def shifted_flags(search: TileSearch, screen: np.ndarray, phase: tuple[int, int], k: int
@@ -470,7 +466,7 @@ def shifted_flags(search: TileSearch, screen: np.ndarray, phase: tuple[int, int]
 
 
 def real_reuse(seed: int = 0, train_games: int = 8, held_out_games: int = 6, shots: int = 8,
-               query_shots: int = 6, k: int = DEFAULT_NEAR_COPY_PIXELS) -> dict:
+               query_shots: int = 6, sprite_shots: int = 24, k: int = DEFAULT_NEAR_COPY_PIXELS) -> dict:
     """Precision and recall per kind of reuse (REUSE_KINDS), as real games reuse their art.
 
     Training: every grid cell of `shots` screens of each training game (HUD and sprites
@@ -478,18 +474,29 @@ def real_reuse(seed: int = 0, train_games: int = 8, held_out_games: int = 6, sho
     within K of a training tile) and of held-out games (negatives: cells whose clean source is
     more than 2K from every training tile — the museum's games share a font and stock art), each
     made by one kind: another palette set; one or two colours of each sub-palette merged into the
-    backdrop; sprites drawn over the background; the level scrolled while the status bar stays
-    (its text off the level's grid). Trivial cells are left out. Also measured: what an occluded
-    reading (a sprite-sized corner rectangle ignored) and shifted windows would add, and cost."""
+    backdrop; sprites drawn over the background (`sprite_shots` screens: only the cells a sprite
+    stands on count); the level scrolled while the status bar stays (its text off the level's
+    grid). Trivial cells are left out.
+
+    Per kind: the default reading; `--under-sprites` (the shipped occluded reading,
+    nesgan.tiles.occlusion); the rectangle reading (a sprite-sized corner ignored whatever its
+    colours: measured, not shipped). Negatives are labelled by their source; each false flag is
+    also checked by brute force against every training tile, and `precision_by_definition`
+    counts only those more than K away under the merge distance as false (a held-out tile whose
+    colours merged into a training tile's drawing *is* a copy by the definition)."""
+    from nesgan.tiles.occlusion import OcclusionSearch
+
     train = reuse_training(seed, range(train_games), range(shots))
     search, wide = TileSearch(train, k), TileSearch(train, 2 * k)
-    occlusion = OcclusionSearch(train, k, area=128)
+    occlusion = OcclusionSearch(train, k)
+    rectangle = RectangleSearch(train, k, area=128)
     rng = np.random.default_rng(seed + 1)
-    new_shots = range(100, 100 + query_shots)
     out: dict[str, object] = {"train_tiles": int(len(train))}
+    bands = ((1, 16), (17, 64), (65, 128), (129, 256))
     for kind in REUSE_KINDS:
+        new_shots = range(100, 100 + (sprite_shots if kind == "sprites" else query_shots))
         fig: dict[str, object] = {}
-        counts = {}
+        flags: dict[str, dict[str, np.ndarray]] = {}
         for label, games in (("pos", range(train_games)), ("neg", range(train_games, train_games + held_out_games))):
             q, src, cover = reuse_queries(seed, games, new_shots, kind, rng)
             near = np.stack([wide.search(src[:, j]).distance for j in range(2)], 1)
@@ -497,21 +504,33 @@ def real_reuse(seed: int = 0, train_games: int = 8, held_out_games: int = 6, sho
             keep &= (near.max(1) <= k) if label == "pos" else (near.min(1) > 2 * k)
             q, cover = q[keep], cover[keep]
             flag = search.search(q, trivial_mask(q, k)).distance <= k
-            occluded = flag | (occlusion.search(q)[0] <= k) if len(q) else flag
-            counts[label] = (len(q), int(flag.sum()), int(occluded.sum()))
+            occluded = flag.copy()
+            if (~flag).any():
+                occluded[~flag] = occlusion.search(q[~flag]).matches
+            rect = flag | (rectangle.search(q) <= k) if len(q) else flag
+            flags[label] = {"default": flag, "under_sprites": occluded, "rectangle": rect}
+            if label == "neg":  # false flags by source: which are copies by the definition?
+                fig["false_flags_within_k_by_brute_force"] = int(sum(
+                    brute_nearest_merge(q[i], train)[0] <= k for i in np.flatnonzero(flag)))
             if kind == "sprites" and label == "pos":
-                fig["recall_by_sprite_pixels"] = {
-                    f"{lo}-{hi}": round(float(flag[(cover >= lo) & (cover <= hi)].mean()), 3)
-                    for lo, hi in ((1, 16), (17, 64), (65, 128), (129, 256)) if ((cover >= lo) & (cover <= hi)).any()}
-        (npos, tp, tp_occ), (nneg, fp, fp_occ) = counts["pos"], counts["neg"]
-        fig.update({"positives": npos, "negatives": nneg, "recall": round(tp / max(npos, 1), 3),
-                    "precision": round(tp / max(tp + fp, 1), 3), "false_flags": fp,
-                    "with_occluded_reading": {"recall": round(tp_occ / max(npos, 1), 3),
-                                              "precision": round(tp_occ / max(tp_occ + fp_occ, 1), 3),
-                                              "false_flags": fp_occ}})
+                sel = [(lo, hi, (cover >= lo) & (cover <= hi)) for lo, hi in bands]
+                fig["positives_by_sprite_pixels"] = {f"{lo}-{hi}": int(m.sum()) for lo, hi, m in sel}
+                for name in ("default", "under_sprites"):
+                    fig[f"recall_by_sprite_pixels_{name}"] = {
+                        f"{lo}-{hi}": round(float(flags[label][name][m].mean()), 3) for lo, hi, m in sel if m.any()}
+        npos, nneg = len(flags["pos"]["default"]), len(flags["neg"]["default"])
+        fig.update({"positives": npos, "negatives": nneg})
+        for name in ("default", "under_sprites", "rectangle"):
+            tp, fp = int(flags["pos"][name].sum()), int(flags["neg"][name].sum())
+            fig[name] = {"recall": round(tp / max(npos, 1), 3), "precision": round(tp / max(tp + fp, 1), 3),
+                         "false_flags": fp}
+        tp, fp = int(flags["pos"]["default"].sum()), int(flags["neg"]["default"].sum())
+        fp_def = fp - int(fig["false_flags_within_k_by_brute_force"])
+        fig["default"]["precision_by_definition"] = round(tp / max(tp + fp_def, 1), 3)
         out[kind] = fig
         print(f"  real reuse {kind}: {fig}", flush=True)
-    out["shifted_windows"] = _shift_figures(seed, search, train_games, held_out_games, new_shots, k, rng)
+    out["shifted_windows"] = _shift_figures(seed, search, train_games, held_out_games,
+                                            range(100, 100 + query_shots), k, rng)
     return out
 
 
