@@ -128,3 +128,26 @@ def test_the_contact_sheet_hatches_the_pixels_an_occluded_match_did_not_count(tm
     plain = np.kron(PAL.to_rgb(v.shown[0]), np.ones((SCALE, SCALE, 1), np.uint8))
     assert np.array_equal(shown[~np.kron(body, np.ones((SCALE, SCALE), bool))],
                           plain[~np.kron(body, np.ones((SCALE, SCALE), bool))])
+
+
+def test_a_sprite_outlined_in_a_colour_the_tile_also_uses_is_excused_with_its_outline():
+    q = _swap(TRAIN[12])
+    colours, body = _critter(9)
+    colours[colours == SPRITE[0]] = 0x01  # the outline in the tile's own darkest colour
+    q[body] = colours[body]
+    outline = body & (colours == 0x01)
+    assert (q[outline] != _swap(TRAIN[12])[outline]).sum() > 4  # more than K outline pixels differ
+    v = nearcopy.verdicts(_index(TRAIN), q[None], 4, occluded=True)
+    assert v.verdict == ["near_copy"] and v.match == ["occluded"] and v.found.train_id[0] == 12
+    assert v.excused[0][body & (q != _swap(TRAIN[12]))].all()
+
+
+def test_differences_far_from_the_sprite_are_not_excused():
+    query, body = _stood_on()
+    far = np.zeros((16, 16), bool)
+    far[1:7, 0:5] = True
+    patch = query.copy()
+    patch[far] = np.where(_swap(TRAIN[12])[far] == 0x01, 0x36, 0x01)  # tile colours, changed
+    assert (patch[far] != _swap(TRAIN[12])[far]).sum() > 4
+    r = occluded_reading(patch[None], _swap(TRAIN[12])[None], 4)
+    assert not r.matches[0] and not r.excused[0][far].any()
