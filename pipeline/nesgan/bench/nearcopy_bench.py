@@ -516,8 +516,13 @@ def real_reuse(seed: int = 0, train_games: int = 8, held_out_games: int = 6, sho
             rect = flag | (rectangle.search(q) <= k) if len(q) else flag
             flags[label] = {"default": flag, "under_sprites": occluded, "rectangle": rect}
             if label == "neg":  # false flags by source: which are copies by the definition?
-                fig["false_flags_within_k_by_brute_force"] = int(sum(
-                    brute_nearest_merge(q[i], train)[0] <= k for i in np.flatnonzero(flag)))
+                d = np.array([brute_nearest_merge(q[i], train)[0] for i in np.flatnonzero(flag)], np.int64)
+                fig["false_flags_within_k_by_brute_force"] = int((d <= k).sum())
+                fig["false_flag_brute_force_distances"] = {str(v): int(c) for v, c in enumerate(np.bincount(d)) if c}
+                if kind.startswith("merge"):  # a stricter rule for merges? what the flags rest on
+                    fig["false_flags_two_colour_merge_only"] = _merge_only_share(q, train, search, k)
+            if label == "pos" and kind.startswith("merge"):
+                fig["true_flags_two_colour_merge_only"] = _merge_only_share(q, train, search, k)
             if kind == "sprites" and label == "pos":
                 sel = [(lo, hi, (cover >= lo) & (cover <= hi)) for lo, hi in bands]
                 fig["positives_by_sprite_pixels"] = {f"{lo}-{hi}": int(m.sum()) for lo, hi, m in sel}
@@ -541,6 +546,24 @@ def real_reuse(seed: int = 0, train_games: int = 8, held_out_games: int = 6, sho
     out["shifted_windows"] = _shift_figures(seed, search, train_games, held_out_games,
                                             range(100, 100 + query_shots), k, rng)
     return out
+
+
+def _merge_only_share(q: np.ndarray, train: np.ndarray, search: TileSearch, k: int) -> dict:
+    """Of the flagged cells: how many show ≤ 2 colours and match only through a merge (the
+    one-to-one reading is farther than K) — what a stricter rule for 2-colour merges would
+    unflag."""
+    from nesgan.tiles.search import frequency_labels, pair_readings
+
+    found = search.search(q, trivial_mask(q, k))
+    flag = np.flatnonzero(found.distance <= k)
+    if not len(flag):
+        return {"flagged": 0, "two_colour_merge_only": 0}
+    readings = pair_readings(q[flag], train[found.train_id[flag]])
+    _, colours = frequency_labels(q[flag])
+    only = (colours <= 2) & (readings["recolour"] > k)
+    hist = np.bincount(found.distance[flag][only], minlength=k + 1)
+    return {"flagged": int(len(flag)), "two_colour_merge_only": int(only.sum()),
+            "their_distances": {str(v): int(c) for v, c in enumerate(hist) if c}}
 
 
 def _only_under_sprite(sources: np.ndarray, sprites: np.ndarray, train: np.ndarray, occ, k: int) -> int:
