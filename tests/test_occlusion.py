@@ -151,3 +151,24 @@ def test_differences_far_from_the_sprite_are_not_excused():
     assert (patch[far] != _swap(TRAIN[12])[far]).sum() > 4
     r = occluded_reading(patch[None], _swap(TRAIN[12])[None], 4)
     assert not r.matches[0] and not r.excused[0][far].any()
+
+
+def test_two_training_halves_side_by_side_are_not_a_tile_under_a_sprite():
+    colours = np.array([0x11, 0x2B, 0x38, 0x05], np.uint8)  # none the first tile can explain
+    other = np.kron(np.random.default_rng(77).choice(colours, size=(8, 8)), np.ones((2, 2), np.uint8))
+    collage = TRAIN[12].copy()
+    collage[:, 8:] = other[:, 8:]  # the right half of another training tile
+    train = np.concatenate([TRAIN, other[None]])
+    assert nearcopy.verdicts(_index(train), collage[None], 4).verdict == ["original"]
+    # two training halves: not flagged; the same cell with the second tile unknown: a sprite
+    assert nearcopy.verdicts(_index(train), collage[None], 4, occluded=True).verdict == ["original"]
+    assert nearcopy.verdicts(_index(TRAIN), collage[None], 4, occluded=True).verdict == ["near_copy"]
+
+
+def test_a_blob_spread_over_the_whole_tile_is_not_a_sprite():
+    q = _swap(TRAIN[12])
+    spread = np.zeros((16, 16), bool)
+    spread[::5, ::5] = True  # 16 specks all over the cell: no sprite's corner or band
+    q[spread] = SPRITE[1]
+    r = occluded_reading(q[None], _swap(TRAIN[12])[None], 4)
+    assert r.distance[0] == 0 and not r.matches[0]
