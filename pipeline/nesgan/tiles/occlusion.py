@@ -72,7 +72,7 @@ MIN_VISIBLE = 128  # pixels the sprite must leave visible: at least half the til
 MAX_BOX = 192  # the excused pixels' bounding box: a sprite's part of the cell leaves a quarter clear
 MIN_DRAWING = 8  # visible pixels off the most common visible colour: a drawing, not a sky
 MIN_BLOCK_DRAWING = 1  # a flat half or strip is no key (sparse ones are: a starry sky's few dots)
-STRIP_CAP = 400  # training tiles read per key: a partition shared by more says little
+STRIP_CAP = 100  # training tiles read per key: a partition shared by more says little
 CHUNK = 20000  # pairs decided at a time
 COLLAGES = True  # reject a match whose excused half is itself a training tile's half
 GROW = 2  # pixels the excused blob grows through differing pixels: a sprite's outline (measured)
@@ -87,30 +87,31 @@ def _greedy_map(co: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(P, L, L) co-occurrence counts [t label, q label] -> (σ (P, L) q label per t label, −1
     where unmatched; matched pixel count (P,)): greedy one-to-one, largest count first."""
     p, n, _ = co.shape
-    m = co.astype(np.int64).copy()
+    m = co.astype(np.int32)  # a copy, struck out as pairs are taken
+    flat = m.reshape(p, n * n)
     sig = np.full((p, n), -1, np.int64)
     total = np.zeros(p, np.int64)
-    rows = np.arange(p)
+    live = np.arange(p)
     for _ in range(n):
-        j = m.reshape(p, -1).argmax(1)
-        v = m.reshape(p, -1)[rows, j]
-        live = v > 0
-        if not live.any():
+        j = flat[live].argmax(1)
+        v = flat[live, j]
+        more = v > 0
+        live, j, v = live[more], j[more], v[more]
+        if not len(live):
             break
         a, b = j // n, j % n
-        sig[rows[live], a[live]] = b[live]
-        total += v
-        m[rows, a, :] = 0
-        m[rows, :, b] = 0
+        sig[live, a] = b
+        total[live] += v
+        m[live, a, :] = 0
+        m[live, :, b] = 0
     return sig, total
 
 
-def _cooccur(t_lab: np.ndarray, q_lab: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    """(P, 256) labels and (P, 256) bool -> (P, L, L) counts over the kept pixels."""
-    p = len(t_lab)
-    cc = LABEL_CAP * LABEL_CAP
-    codes = (np.arange(p)[:, None] * cc + t_lab.astype(np.intp) * LABEL_CAP + q_lab)[keep]
-    return np.bincount(codes, minlength=p * cc).reshape(p, LABEL_CAP, LABEL_CAP)
+def _cooccur(codes: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """(P, 256) pair codes (pair · L² + t label · L + q label) and (P, 256) bool -> (P, L, L)
+    counts over the kept pixels."""
+    p = len(codes)
+    return np.bincount(codes[keep], minlength=p * LABEL_CAP * LABEL_CAP).reshape(p, LABEL_CAP, LABEL_CAP)
 
 
 def _grow(seed: np.ndarray, through: np.ndarray) -> np.ndarray:
@@ -166,13 +167,14 @@ def _reading_chunk(q_tiles: np.ndarray, t_tiles: np.ndarray, k: int, seed: np.nd
     t_lab, _ = frequency_labels(t_tiles)
     q_lab, t_lab = q_lab.astype(np.intp), t_lab.astype(np.intp)
     rows = np.arange(p)[:, None]
+    codes = rows * (LABEL_CAP * LABEL_CAP) + t_lab * LABEL_CAP + q_lab  # (P, 256)
     keep = np.ones((p, PIXELS), bool)
     excl = ~keep
     any_foreign = np.zeros(p, bool)
     for step in range(2):
-        co = _cooccur(t_lab, q_lab, keep)
+        co = _cooccur(codes, keep)
         if step == 0 and seed.any():  # pairs the clear pixels show outrank all others
-            co = co + (PIXELS + 1) * _cooccur(t_lab, q_lab, seed)
+            co = co + (PIXELS + 1) * _cooccur(codes, seed)
         sig, _ = _greedy_map(co)
         image = np.zeros((p, LABEL_CAP + 1), bool)
         image[np.broadcast_to(rows, sig.shape), np.where(sig >= 0, sig, LABEL_CAP)] = True
@@ -181,11 +183,10 @@ def _reading_chunk(q_tiles: np.ndarray, t_tiles: np.ndarray, k: int, seed: np.nd
         diff = np.take_along_axis(sig, t_lab, 1) != q_lab
         excl = _grow(foreign.reshape(p, TILE, TILE), diff.reshape(p, TILE, TILE)).reshape(p, PIXELS)
         keep = ~excl
-    _, matched = _greedy_map(_cooccur(t_lab, q_lab, keep))
+    _, matched = _greedy_map(_cooccur(codes, keep))
     visible = keep.sum(1)
     dist = visible - matched
-    shown = np.zeros((p, LABEL_CAP), np.int64)
-    np.add.at(shown, (np.broadcast_to(rows, t_lab.shape)[keep], t_lab[keep]), 1)
+    shown = np.bincount((rows * LABEL_CAP + t_lab)[keep], minlength=p * LABEL_CAP).reshape(p, LABEL_CAP)
     drawing = visible - shown.max(1)
     e2 = excl.reshape(p, TILE, TILE)
     touch = e2[:, 0].any(1) | e2[:, -1].any(1) | e2[:, :, 0].any(1) | e2[:, :, -1].any(1)
