@@ -35,7 +35,7 @@ them, mostly recombined halves whose second half is in colours the first cannot 
 collage check takes that to 108, the box to 60, and reading at most STRIP_CAP = 100 training
 tiles per key (not 400) to 0.966 precision with the reading on (0.998 off), while on real
 reuse's 304 sprite cells these together lose 2 of the 200 found. Also asking that half of each
-of t's pixels' colours stay visible was measured and dropped: it cost a tenth of the sprites
+of t's colours stay visible was measured and dropped: it cost a tenth of the sprites
 found (most of those covering 65–128 pixels) for a few false flags.
 
 A reading that ignored *any* sprite-sized corner rectangle (not only foreign colours) caught more
