@@ -172,3 +172,33 @@ def test_a_blob_spread_over_the_whole_tile_is_not_a_sprite():
     q[spread] = SPRITE[1]
     r = occluded_reading(q[None], _swap(TRAIN[12])[None], 4)
     assert r.distance[0] == 0 and not r.matches[0]
+
+
+def test_export_stage_flags_a_training_cell_with_a_sprite_over_it_only_with_under_sprites(tmp_path):
+    import json
+
+    from nesgan.museum.synth import make_game, render_frame
+    from nesgan.tiles.build import TileConfig, build_tiles
+
+    screen = render_frame(make_game(0, 1), 1, sprites=False).indices[16:240, 16:240].copy()  # on the grid
+    cells = screen.reshape(14, 16, 14, 16).swapaxes(1, 2)
+    drawing = np.array([[256 - np.bincount(c.ravel()).max() for c in row] for row in cells])
+    r, c = np.unravel_index(drawing.argmax(), drawing.shape)  # the cell with the most drawing
+    generated = screen.copy()
+    colours, body = _critter(9)
+    cell = generated[16 * r : 16 * r + 16, 16 * c : 16 * c + 16]
+    cell[body] = colours[body]
+    for folder, img in (("train", screen), ("gen", generated)):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(PAL.to_rgb(img)).save(tmp_path / folder / "s.png")
+    rows = {}
+    for on in (False, True):
+        out = tmp_path / f"tiles-{on}"
+        report = build_tiles(TileConfig(tmp_path / "gen", tmp_path / "train", out, max_tiles=0, under_sprites=on))
+        rows[on] = report.rows[int(report.screens[0][1][r, c])]
+        on_disk = [json.loads(line) for line in (out / "tiles.jsonl").read_text().splitlines()]
+        assert on_disk[rows[on]["id"]]["nearest"] == rows[on]["nearest"]
+    assert rows[False]["verdict"] == "original"
+    assert rows[True]["verdict"] == "near_copy" and rows[True]["nearest"]["match"] == "occluded"
+    assert rows[True]["nearest"]["excused"] == int(body.sum())
+    assert (rows[True]["nearest"]["x"], rows[True]["nearest"]["y"]) == (16 * c, 16 * r)
