@@ -228,7 +228,7 @@ class OcclusionSearch:
             h, _ = partition_hashes(label_weights(lab[:, ys, xs].reshape(len(lab), -1)), coarse=False)
             order = np.argsort(h, kind="stable")
             self.hash.append(h[order])
-            self.ids.append(order)
+            self.ids.append(order.astype(np.int32))  # 4 bytes a tile per key: 32 MB at 10⁶
 
     def candidates(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Quadruples (query, flip, training id, region) sharing a half or strip partition
