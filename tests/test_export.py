@@ -205,6 +205,7 @@ def _fake_tiles_module(report):
         palette_file: Path | None = None
         max_tiles: int = 256
         palettes: int | None = None
+        under_sprites: bool = False
 
     mod.TileConfig = TileConfig
     mod.calls = []
@@ -218,11 +219,12 @@ def test_cli_export_tiles_passes_its_options_and_summarises(tmp_path, monkeypatc
     monkeypatch.chdir(tmp_path)
     res = CliRunner().invoke(cli, ["export-tiles", "--generated", "g", "--tmx", "maps/level.tmx",
                                    "--name", "dungeon", "--near-copy-pixels", "3", "--max-tiles", "64",
-                                   "--palettes", "4"])
+                                   "--palettes", "4", "--under-sprites"])
     assert res.exit_code == 0, res.output
     assert "20 unique tiles, 4 near-copies" in res.output
     assert fake.calls[0].near_copy_pixels == 3 and fake.calls[0].generated == Path("g")
     assert fake.calls[0].max_tiles == 64 and fake.calls[0].palettes == 4
+    assert fake.calls[0].under_sprites is True
     assert (tmp_path / "tilesets" / "dungeon.tsx").exists() and (tmp_path / "maps" / "level.png").exists()
     root = ET.parse(tmp_path / "maps" / "level.tmx").getroot()
     assert root.find("tileset").get("source") == "../tilesets/dungeon.tsx"

@@ -376,8 +376,15 @@ def quantize_cmd(src: Path, out: Path | None, nes_attributes: bool, palette_file
 @click.option("--palettes", default=None, type=int,
               help="Cap the whole sheet at one backdrop and K 3-colour sub-palettes (1–4; 4 = one NES "
                    "palette set, what an NES export needs). Without it each tile still shows ≤ 4 colours.")
+@click.option("--under-sprites/--no-under-sprites", default=False, show_default=True,
+              help="Also flag a tile that is a training tile with a sprite drawn over part of it: "
+                   "pixels in colours the training tile cannot explain, in one blob from the tile's "
+                   "edge, are not counted, if at least half the tile stays visible and matches within "
+                   "K (match 'occluded'; the contact sheet hatches the pixels not counted). Off by "
+                   "default: on the museum benchmark it finds about two thirds of such tiles, and a "
+                   "few tiles that only share half a drawing with a training tile are flagged too.")
 def export_tiles_cmd(generated, train_dir, tmx, tilesets, tiles_dir, name, near_copy_pixels, max_tiles,
-                     palettes) -> None:
+                     palettes, under_sprites) -> None:
     """Make a compact 16×16 tile sheet from generated screens; export it for Tiled.
 
     The sheet has at most --max-tiles tiles of at most 4 colours each (a backdrop plus a 3-colour
@@ -396,7 +403,8 @@ def export_tiles_cmd(generated, train_dir, tmx, tilesets, tiles_dir, name, near_
 
     config = ExportConfig(generated=generated, train=tuple(train_dir), tilesets_dir=tilesets,
                           tiles_dir=tiles_dir, name=name, tmx=tmx,
-                          near_copy_pixels=near_copy_pixels, max_tiles=max_tiles, palettes=palettes)
+                          near_copy_pixels=near_copy_pixels, max_tiles=max_tiles, palettes=palettes,
+                          under_sprites=under_sprites)
     for line in export_tiles(config).summary_lines():
         click.echo(line)
 

@@ -18,7 +18,8 @@ reference), their recall of the exact nearest (recolouring- and flip-invariant m
 within K, and the K-choice evidence (distances of planted edits vs distances between distinct
 drawings); and **real reuse** (`real_reuse`): precision and recall per way a real game reuses its
 own art — another palette set, colours merged into the backdrop, sprites over tiles, a status
-bar off the level's grid — with what an occluded reading and shifted windows would add and cost.
+bar off the level's grid — by default and with `--under-sprites` (the occluded reading), next to
+what a rectangle reading and shifted windows (both not shipped) would add and cost.
 """
 
 from __future__ import annotations
@@ -167,12 +168,18 @@ def make_benchmark(train_size: int, queries: int, seed: int = 0, train_games: in
     return Benchmark(train, np.stack(out), np.array(label), kind)
 
 
-def score(bench: Benchmark, k: int = DEFAULT_NEAR_COPY_PIXELS) -> dict:
-    """Precision / recall of the flags on the non-trivial queries, and the per-kind flag rates."""
+def score(bench: Benchmark, k: int = DEFAULT_NEAR_COPY_PIXELS, occluded: bool = False) -> dict:
+    """Precision / recall of the flags on the non-trivial queries, and the per-kind flag rates;
+    with `occluded`, as `--under-sprites` flags them (the occluded reading on top)."""
     search = TileSearch(bench.train, k)
     trivial = trivial_mask(bench.queries, k)
     found = search.search(bench.queries, trivial)
     flag = (found.distance <= k) & ~trivial
+    if occluded:
+        from nesgan.tiles.occlusion import OcclusionSearch
+
+        ask = np.flatnonzero(~flag & ~trivial)
+        flag[ask[OcclusionSearch(bench.train, k).search(bench.queries[ask]).matches]] = True
     keep = ~trivial
     tp = int((flag & (bench.label == 1) & keep).sum())
     fp = int((flag & (bench.label == 0) & keep).sum())
@@ -262,11 +269,16 @@ def k_choice(seed: int = 0, games: int = 10, shots: int = 4) -> dict:
 
 def run(out: Path, quick: bool) -> dict:
     out.mkdir(parents=True, exist_ok=True)
-    q = score(make_benchmark(2000 if quick else 20000, 400 if quick else 2000, seed=1))
+    planted = make_benchmark(2000 if quick else 20000, 400 if quick else 2000, seed=1)
+    q = score(planted)
     q.pop("found")
     figures = {"flags": q, "k": DEFAULT_NEAR_COPY_PIXELS}
+    q = score(planted, occluded=True)
+    q.pop("found")
+    figures["flags_under_sprites"] = q
     sizes = [(20000, 1000, 200, 30)] if quick else [(100000, 10000, 1000, 20), (1000000, 10000, 300, 0)]
     figures["speed"] = [speed(*s) for s in sizes]
+    figures["occluded_speed"] = occluded_speed(20000 if quick else 100000, 1000 if quick else 10000)
     figures["k_choice"] = k_choice()
     figures["real_reuse"] = (real_reuse(train_games=4, held_out_games=3, shots=4, query_shots=2) if quick
                              else real_reuse())
@@ -308,7 +320,7 @@ def reuse_queries(seed: int, games: range, shots: range, kind: str, rng: np.rand
     """Query cells of `kind` from new shots of `games`, with the clean source cells each one
     shows (original palette, no sprites; (Q, 2, 16, 16): for a status bar off the grid the two
     HUD cells a query cell straddles, else the same cell twice), and per query the pixels a
-    sprite covers."""
+    sprite covers ((Q, 16, 16) bool)."""
     from nesgan.museum.synth import make_game, render_frame, render_scrolled
 
     queries, sources, covered = [], [], []
@@ -317,7 +329,7 @@ def reuse_queries(seed: int, games: range, shots: range, kind: str, rng: np.rand
         for s in shots:
             clean = render_frame(game, s, sprites=False).indices
             src, _ = slice_tiles(clean)
-            cover = np.zeros(len(src), np.int64)
+            cover = np.zeros((len(src), TILE, TILE), bool)
             if kind in ("palette", "merge1", "merge2"):
                 other = _repalette(game, rng, {"palette": 0, "merge1": 1, "merge2": 2}[kind])
                 q, _ = slice_tiles(render_frame(other, s, sprites=False).indices)
@@ -325,8 +337,8 @@ def reuse_queries(seed: int, games: range, shots: range, kind: str, rng: np.rand
             elif kind == "sprites":
                 frame = render_frame(game, s, sprites=True)
                 q, _ = slice_tiles(frame.indices)
-                cover = slice_tiles(frame.sprite_mask.astype(np.uint8))[0].reshape(len(q), -1).sum(1)
-                keep = cover > 0  # only the cells a sprite stands on
+                cover = slice_tiles(frame.sprite_mask.astype(np.uint8))[0].astype(bool)
+                keep = cover.any((1, 2))  # only the cells a sprite stands on
                 q, pair, cover = q[keep], np.stack([src, src], 1)[keep], cover[keep]
             else:  # statusbar: the level scrolled by a non-multiple of 16 px, the HUD fixed
                 if not game.hud_top:  # a bottom panel's text is off the 16-px grid already
@@ -342,14 +354,15 @@ def reuse_queries(seed: int, games: range, shots: range, kind: str, rng: np.rand
                 right = np.stack([hud[:, min(16 * ((px + 16 * i) // 16 + 1), 240) : min(16 * ((px + 16 * i) // 16 + 1), 240) + 16]
                                   for i in range(n)])
                 pair = np.stack([left, right], 1)
-                cover = np.zeros(n, np.int64)
+                cover = np.zeros((n, TILE, TILE), bool)
             queries.append(q)
             sources.append(pair)
             covered.append(cover)
     return np.concatenate(queries), np.concatenate(sources), np.concatenate(covered)
 
 
-# ---- sprites over tiles: an occluded reading, measured (not shipped: see real_reuse) ------------------------------------------------
+# ---- sprites over tiles: the rectangle reading, measured and not shipped ----------------------
+# (the shipped, opt-in reading is nesgan.tiles.occlusion; real_reuse measures both)
 
 HALVES = ((slice(0, 8), slice(None)), (slice(8, 16), slice(None)),
           (slice(None), slice(0, 8)), (slice(None), slice(8, 16)))  # top, bottom, left, right
@@ -398,11 +411,10 @@ def occluded_distances(q_tiles: np.ndarray, t_tiles: np.ndarray, area: int) -> n
     return out
 
 
-class OcclusionSearch:
-    """Training tiles indexed by their four halves (top, bottom, left, right): a sprite standing
-    on a tile at any position leaves at least one half unseen by it whenever it covers at most
-    8 columns or 8 rows of the cell, so the clean half finds the tile (up to a one-to-one
-    recolouring); `occluded_distances` then decides."""
+class RectangleSearch:
+    """The rectangle reading (not shipped): training tiles indexed by their four halves; a query
+    matches when the pixels differing outside the best sprite-sized corner rectangle (≤ `area`
+    pixels, whatever their colours) are ≤ K."""
 
     def __init__(self, tiles: np.ndarray, k: int, area: int = 128):
         self.k, self.area = int(k), int(area)
@@ -416,9 +428,8 @@ class OcclusionSearch:
             self.hash.append(h[order])
             self.ids.append(order)
 
-    def search(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(Q, 16, 16) -> occluded distance (Q,), training id (Q,), flip (Q,) of the best
-        candidate (distance PIXELS where no half matched)."""
+    def search(self, queries: np.ndarray) -> np.ndarray:
+        """(Q, 16, 16) -> (Q,) the best candidate's rectangle distance (PIXELS: no candidate)."""
         queries = np.asarray(queries, np.uint8)
         q, m = len(queries), len(self.tiles)
         keys = []
@@ -434,16 +445,12 @@ class OcclusionSearch:
                 start = np.repeat(lo - np.concatenate([[0], np.cumsum(n)[:-1]]), n)
                 keys.append((qq * 4 + f).astype(np.int64) * m + self.ids[half][start + np.arange(len(qq))])
         dist = np.full(q, PIXELS, np.int64)
-        best_r, best_f = np.zeros(q, np.int64), np.zeros(q, np.int64)
         keys = _unique(np.concatenate(keys)) if keys and m else np.zeros(0, np.int64)
         if not len(keys):
-            return dist, best_r, best_f
+            return dist
         qq, ff, rr = keys // m // 4, keys // m % 4, keys % m
-        d = occluded_distances(flips(queries)[ff, qq], self.tiles[rr], self.area)
-        order = np.lexsort((rr, ff, d, qq))
-        firsts = order[np.r_[True, qq[order[1:]] != qq[order[:-1]]]]
-        dist[qq[firsts]], best_r[qq[firsts]], best_f[qq[firsts]] = d[firsts], rr[firsts], ff[firsts]
-        return dist, best_r, best_f
+        np.minimum.at(dist, qq, occluded_distances(flips(queries)[ff, qq], self.tiles[rr], self.area))
+        return dist
 
 
 def shifted_flags(search: TileSearch, screen: np.ndarray, phase: tuple[int, int], k: int
@@ -470,7 +477,7 @@ def shifted_flags(search: TileSearch, screen: np.ndarray, phase: tuple[int, int]
 
 
 def real_reuse(seed: int = 0, train_games: int = 8, held_out_games: int = 6, shots: int = 8,
-               query_shots: int = 6, k: int = DEFAULT_NEAR_COPY_PIXELS) -> dict:
+               query_shots: int = 6, sprite_shots: int = 24, k: int = DEFAULT_NEAR_COPY_PIXELS) -> dict:
     """Precision and recall per kind of reuse (REUSE_KINDS), as real games reuse their art.
 
     Training: every grid cell of `shots` screens of each training game (HUD and sprites
@@ -478,41 +485,130 @@ def real_reuse(seed: int = 0, train_games: int = 8, held_out_games: int = 6, sho
     within K of a training tile) and of held-out games (negatives: cells whose clean source is
     more than 2K from every training tile — the museum's games share a font and stock art), each
     made by one kind: another palette set; one or two colours of each sub-palette merged into the
-    backdrop; sprites drawn over the background; the level scrolled while the status bar stays
-    (its text off the level's grid). Trivial cells are left out. Also measured: what an occluded
-    reading (a sprite-sized corner rectangle ignored) and shifted windows would add, and cost."""
+    backdrop; sprites drawn over the background (`sprite_shots` screens: only the cells a sprite
+    stands on count); the level scrolled while the status bar stays (its text off the level's
+    grid). Trivial cells are left out.
+
+    Per kind: the default reading; `--under-sprites` (the shipped occluded reading,
+    nesgan.tiles.occlusion); the rectangle reading (a sprite-sized corner ignored whatever its
+    colours: measured, not shipped). Negatives are labelled by their source; each false flag is
+    also checked by brute force against every training tile, and `precision_by_definition`
+    counts only those more than K away under the merge distance as false (a held-out tile whose
+    colours merged into a training tile's drawing *is* a copy by the definition)."""
+    from nesgan.tiles.occlusion import OcclusionSearch
+
     train = reuse_training(seed, range(train_games), range(shots))
     search, wide = TileSearch(train, k), TileSearch(train, 2 * k)
-    occlusion = OcclusionSearch(train, k, area=128)
+    occlusion = OcclusionSearch(train, k)
+    rectangle = RectangleSearch(train, k, area=128)
     rng = np.random.default_rng(seed + 1)
-    new_shots = range(100, 100 + query_shots)
     out: dict[str, object] = {"train_tiles": int(len(train))}
+    bands = ((1, 16), (17, 64), (65, 128), (129, 256))
     for kind in REUSE_KINDS:
+        new_shots = range(100, 100 + (sprite_shots if kind == "sprites" else query_shots))
         fig: dict[str, object] = {}
-        counts = {}
+        flags: dict[str, dict[str, np.ndarray]] = {}
         for label, games in (("pos", range(train_games)), ("neg", range(train_games, train_games + held_out_games))):
             q, src, cover = reuse_queries(seed, games, new_shots, kind, rng)
             near = np.stack([wide.search(src[:, j]).distance for j in range(2)], 1)
             keep = ~trivial_mask(q, k) & ~(trivial_mask(src[:, 0], k) & trivial_mask(src[:, 1], k))
             keep &= (near.max(1) <= k) if label == "pos" else (near.min(1) > 2 * k)
-            q, cover = q[keep], cover[keep]
+            q, src, sprite = q[keep], src[keep, 0], cover[keep]
+            cover = sprite.reshape(len(q), -1).sum(1)
             flag = search.search(q, trivial_mask(q, k)).distance <= k
-            occluded = flag | (occlusion.search(q)[0] <= k) if len(q) else flag
-            counts[label] = (len(q), int(flag.sum()), int(occluded.sum()))
+            occluded = flag.copy()
+            if (~flag).any():
+                occ = occlusion.search(q[~flag])
+                occluded[~flag] = occ.matches
+                if label == "neg":  # as shown, the training tile under a sprite?
+                    fig["under_sprites_false_flags_only_under_the_sprite"] = _only_under_sprite(
+                        src[~flag], sprite[~flag], train, occ, k)
+            rect = flag | (rectangle.search(q) <= k) if len(q) else flag
+            flags[label] = {"default": flag, "under_sprites": occluded, "rectangle": rect}
+            if label == "neg":  # false flags by source: which are copies by the definition?
+                d = np.array([brute_nearest_merge(q[i], train)[0] for i in np.flatnonzero(flag)], np.int64)
+                fig["false_flags_within_k_by_brute_force"] = int((d <= k).sum())
+                fig["false_flag_brute_force_distances"] = {str(v): int(c) for v, c in enumerate(np.bincount(d)) if c}
+                if kind.startswith("merge"):  # a stricter rule for merges? what the flags rest on
+                    fig["false_flags_two_colour_merge_only"] = _merge_only_share(q, train, search, k)
+            if label == "pos" and kind.startswith("merge"):
+                fig["true_flags_two_colour_merge_only"] = _merge_only_share(q, train, search, k)
             if kind == "sprites" and label == "pos":
-                fig["recall_by_sprite_pixels"] = {
-                    f"{lo}-{hi}": round(float(flag[(cover >= lo) & (cover <= hi)].mean()), 3)
-                    for lo, hi in ((1, 16), (17, 64), (65, 128), (129, 256)) if ((cover >= lo) & (cover <= hi)).any()}
-        (npos, tp, tp_occ), (nneg, fp, fp_occ) = counts["pos"], counts["neg"]
-        fig.update({"positives": npos, "negatives": nneg, "recall": round(tp / max(npos, 1), 3),
-                    "precision": round(tp / max(tp + fp, 1), 3), "false_flags": fp,
-                    "with_occluded_reading": {"recall": round(tp_occ / max(npos, 1), 3),
-                                              "precision": round(tp_occ / max(tp_occ + fp_occ, 1), 3),
-                                              "false_flags": fp_occ}})
+                sel = [(lo, hi, (cover >= lo) & (cover <= hi)) for lo, hi in bands]
+                fig["positives_by_sprite_pixels"] = {f"{lo}-{hi}": int(m.sum()) for lo, hi, m in sel}
+                for name in ("default", "under_sprites"):
+                    fig[f"recall_by_sprite_pixels_{name}"] = {
+                        f"{lo}-{hi}": round(float(flags[label][name][m].mean()), 3) for lo, hi, m in sel if m.any()}
+        npos, nneg = len(flags["pos"]["default"]), len(flags["neg"]["default"])
+        fig.update({"positives": npos, "negatives": nneg})
+        for name in ("default", "under_sprites", "rectangle"):
+            tp, fp = int(flags["pos"][name].sum()), int(flags["neg"][name].sum())
+            fig[name] = {"recall": round(tp / max(npos, 1), 3), "precision": round(tp / max(tp + fp, 1), 3),
+                         "false_flags": fp}
+        tp, fp = int(flags["pos"]["default"].sum()), int(flags["neg"]["default"].sum())
+        fp_def = fp - int(fig["false_flags_within_k_by_brute_force"])
+        fig["default"]["precision_by_definition"] = round(tp / max(tp + fp_def, 1), 3)
+        tp, fp_more = int(flags["pos"]["under_sprites"].sum()), int((flags["neg"]["under_sprites"] & ~flags["neg"]["default"]).sum())
+        fp_def += fp_more - int(fig.get("under_sprites_false_flags_only_under_the_sprite", 0))
+        fig["under_sprites"]["precision_by_definition"] = round(tp / max(tp + fp_def, 1), 3)
         out[kind] = fig
         print(f"  real reuse {kind}: {fig}", flush=True)
-    out["shifted_windows"] = _shift_figures(seed, search, train_games, held_out_games, new_shots, k, rng)
+    out["shifted_windows"] = _shift_figures(seed, search, train_games, held_out_games,
+                                            range(100, 100 + query_shots), k, rng)
     return out
+
+
+def _merge_only_share(q: np.ndarray, train: np.ndarray, search: TileSearch, k: int) -> dict:
+    """Of the flagged cells: how many show ≤ 2 colours and match only through a merge (the
+    one-to-one reading is farther than K) — what a stricter rule for 2-colour merges would
+    unflag."""
+    from nesgan.tiles.search import frequency_labels, pair_readings
+
+    found = search.search(q, trivial_mask(q, k))
+    flag = np.flatnonzero(found.distance <= k)
+    if not len(flag):
+        return {"flagged": 0, "two_colour_merge_only": 0}
+    readings = pair_readings(q[flag], train[found.train_id[flag]])
+    _, colours = frequency_labels(q[flag])
+    only = (colours <= 2) & (readings["recolour"] > k)
+    hist = np.bincount(found.distance[flag][only], minlength=k + 1)
+    return {"flagged": int(len(flag)), "two_colour_merge_only": int(only.sum()),
+            "their_distances": {str(v): int(c) for v, c in enumerate(hist) if c}}
+
+
+def _only_under_sprite(sources: np.ndarray, sprites: np.ndarray, train: np.ndarray, occ, k: int) -> int:
+    """How many occluded matches are, as shown, their training tile under a sprite: outside the
+    pixels the real sprite covers, the clean source cell is within K of the matched training
+    tile (mirrored the way it matched, recoloured by those pixels). A query with no sprite
+    never is."""
+    from nesgan.tiles.search import recolour_map
+
+    n = 0
+    for i in np.flatnonzero(occ.matches):
+        if not sprites[i].any():
+            continue
+        t = flips(train[occ.train_id[i]][None])[int(occ.flip[i]), 0]  # in the query's orientation
+        seen = ~sprites[i]
+        n += int((recolour_map(sources[i][seen], t[seen])[t[seen]] != sources[i][seen]).sum() <= k)
+    return n
+
+
+def occluded_speed(train_size: int, n_queries: int, seed: int = 0, k: int = DEFAULT_NEAR_COPY_PIXELS) -> dict:
+    """What `--under-sprites` costs: the default search vs the default search then the occluded
+    reading on the queries it leaves original (index builds included), same data, same run."""
+    from nesgan.tiles.occlusion import OcclusionSearch
+
+    bench = make_benchmark(train_size, n_queries, seed=seed, k=k, screen_held_out=False)
+    trivial = trivial_mask(bench.queries, k)
+    t0 = time.perf_counter()
+    found = TileSearch(bench.train, k).search(bench.queries, trivial)
+    t1 = time.perf_counter()
+    ask = np.flatnonzero((found.distance > k) & ~trivial)
+    occ = OcclusionSearch(bench.train, k).search(bench.queries[ask])
+    t2 = time.perf_counter()
+    return {"train_tiles": train_size, "queries": n_queries, "default_s": round(t1 - t0, 2),
+            "occluded_extra_s": round(t2 - t1, 2), "ratio": round((t2 - t0) / max(t1 - t0, 1e-9), 2),
+            "asked": int(len(ask)), "occluded_flags": int(occ.matches.sum())}
 
 
 def _shift_figures(seed: int, search: TileSearch, train_games: int, held_out_games: int, shots: range,

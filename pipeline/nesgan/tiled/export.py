@@ -48,6 +48,7 @@ class ExportConfig:
     columns: int = 16  # atlas width for a NEW tileset (256 px); an existing one keeps its own
     max_tiles: int = 256  # the sheet's budget (nesgan.tiles.sheet); 0 = every distinct tile as quantized
     palettes: int | None = None  # cap on shared sub-palettes (4 = one NES palette set)
+    under_sprites: bool = False  # also flag training tiles with a sprite over them (opt-in)
 
     def __post_init__(self) -> None:
         if not _NAME.fullmatch(self.name):
@@ -133,7 +134,8 @@ def export_tiles(config: ExportConfig) -> ExportReport:
 
     kwargs = {"generated": config.generated, "train": config.train,
               "tiles_dir": config.tiles_dir, "palette_file": config.palette_file,
-              "max_tiles": config.max_tiles, "palettes": config.palettes}
+              "max_tiles": config.max_tiles, "palettes": config.palettes,
+              "under_sprites": config.under_sprites}
     if config.near_copy_pixels is not None:
         kwargs["near_copy_pixels"] = config.near_copy_pixels
     return export_report(build_tiles(TileConfig(**kwargs)), config)

@@ -48,6 +48,7 @@ class TileConfig:
     contact_sheets: bool = True  # off only for benchmarks and tests that do not look at them
     max_tiles: int = DEFAULT_MAX_TILES  # sheet budget; 0 = every distinct quantized cell, as it is
     palettes: int | None = None  # cap on shared sub-palettes (4 = one NES palette set)
+    under_sprites: bool = False  # also the occluded reading (nesgan.tiles.occlusion): opt-in
 
     def __post_init__(self) -> None:
         if not 0 <= int(self.near_copy_pixels) <= TILE * TILE:
@@ -128,7 +129,7 @@ def build_tiles(config: TileConfig) -> TileReport:
     group_of: dict[int, int] = {}
     groups = [group_of.setdefault(int(k), len(group_of)) for k in keys]
     # 5. nearest training tile for every sheet tile, and the verdict
-    found = verdicts(index, tiles, config.near_copy_pixels)
+    found = verdicts(index, tiles, config.near_copy_pixels, occluded=config.under_sprites)
 
     inverse_cells = np.full(len(cells), -1, np.int64)
     inverse_cells[cell_of[::-1]] = np.arange(len(cell_of))[::-1]  # distinct cell -> its first occurrence
@@ -158,7 +159,7 @@ def build_tiles(config: TileConfig) -> TileReport:
     config.tiles_dir.mkdir(parents=True, exist_ok=True)
     sheets = []
     if config.contact_sheets:
-        sheets = write_contact_sheets(config.tiles_dir, tiles, found.shown, rows, palette)
+        sheets = write_contact_sheets(config.tiles_dir, tiles, found.shown, rows, palette, found.excused)
         if sheet is not None:
             sheets += write_member_sheets(config.tiles_dir, tiles, rows, [cells[m] for m in sheet.members],
                                           palette)

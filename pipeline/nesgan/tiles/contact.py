@@ -7,7 +7,8 @@ way they match and recoloured by the best map from its colours onto the generate
 colours, and a merge shows as two of the training tile's colours drawn in one. Enlarged by an integer factor with nearest-neighbour
 pixels, above a bar coloured by verdict (red near-copy, grey trivial, green original), a white
 line whose length grows with the distance (full at 64 px), and the tile id and distance in a 3×5
-bitmap font. Near-copies come first, then originals from the closest up, then trivial tiles.
+bitmap font. Pixels an occluded match (`--under-sprites`) did not count are hatched in magenta on
+the training tile: there the sprite hides it. Near-copies come first, then originals from the closest up, then trivial tiles.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ BAR_FULL = 64  # distance at which the bar is full width
 _PAD = 6
 _VERDICT_RGB = {"near_copy": (220, 40, 40), "trivial": (120, 120, 120), "original": (40, 170, 70)}
 _BG = (24, 24, 28)
+_HATCH = (255, 0, 255)  # lines over the pixels an occluded match did not count
 
 # 3×5 glyphs, one string of 15 bits per character, rows top to bottom.
 _GLYPHS = {
@@ -64,9 +66,10 @@ def _order(rows: list[dict]) -> list[int]:
 
 
 def render_sheet(entries: list[int], tiles: np.ndarray, nearest: np.ndarray | None, rows: list[dict],
-                 palette: Palette) -> np.ndarray:
+                 palette: Palette, excused: np.ndarray | None = None) -> np.ndarray:
     """(H, W, 3) uint8 sheet for the given tile ids; nearest[i] is tile i's nearest training tile,
-    as it matched."""
+    as it matched; excused[i] (16, 16) bool the pixels an occluded match did not count (hatched
+    on the training tile: where the sprite hides it)."""
     t = TILE * SCALE
     text_h = 5 * FONT_SCALE
     cell_w, cell_h = 2 * t + 3 * _PAD, t + 4 * _PAD + text_h + 6
@@ -83,8 +86,10 @@ def render_sheet(entries: list[int], tiles: np.ndarray, nearest: np.ndarray | No
         img[y0 : y0 + t, x0 : x0 + t] = big
         if nearest is not None and near.get("distance") is not None:
             src = nearest[i]  # already mirrored and recoloured the way it matched
-            img[y0 : y0 + t, x0 + t + _PAD : x0 + 2 * t + _PAD] = np.kron(
-                palette.to_rgb(src), np.ones((SCALE, SCALE, 1), np.uint8))
+            big = np.kron(palette.to_rgb(src), np.ones((SCALE, SCALE, 1), np.uint8))
+            if excused is not None and excused[i].any():
+                big[hatch_mask(excused[i])] = _HATCH
+            img[y0 : y0 + t, x0 + t + _PAD : x0 + 2 * t + _PAD] = big
         d = near.get("distance")
         colour = _VERDICT_RGB.get(row["verdict"], (200, 200, 200))
         bar_y = y0 + t + _PAD
@@ -97,12 +102,20 @@ def render_sheet(entries: list[int], tiles: np.ndarray, nearest: np.ndarray | No
     return img
 
 
+def hatch_mask(pixels: np.ndarray) -> np.ndarray:
+    """(16, 16) bool -> (16·SCALE, 16·SCALE) bool: diagonal lines over the marked pixels."""
+    big = np.kron(pixels, np.ones((SCALE, SCALE), bool))
+    yy, xx = np.indices(big.shape)
+    return big & ((yy + xx) % SCALE == 0)
+
+
 def write_contact_sheets(tiles_dir: Path, tiles: np.ndarray, nearest: np.ndarray | None, rows: list[dict],
-                         palette: Palette) -> list[Path]:
+                         palette: Palette, excused: np.ndarray | None = None) -> list[Path]:
     """Write tiles_dir/contact-000.png, … (near-copies first); stale sheets of an earlier run go.
 
     tiles: (N, 16, 16) generated; nearest: (N, 16, 16) each one's nearest training tile as it
-    matched (`nearcopy.Verdicts.shown`), or None.
+    matched (`nearcopy.Verdicts.shown`), or None; excused: (N, 16, 16) bool pixels an occluded
+    match did not count (`nearcopy.Verdicts.excused`), hatched, or None.
     """
     tiles_dir.mkdir(parents=True, exist_ok=True)
     for old in tiles_dir.glob("contact-[0-9][0-9][0-9].png"):
@@ -111,7 +124,7 @@ def write_contact_sheets(tiles_dir: Path, tiles: np.ndarray, nearest: np.ndarray
     per = COLUMNS * ROWS
     out = []
     for s in range(0, min(len(order), per * MAX_SHEETS), per):
-        img = render_sheet(order[s : s + per], tiles, nearest, rows, palette)
+        img = render_sheet(order[s : s + per], tiles, nearest, rows, palette, excused)
         buf = io.BytesIO()
         Image.fromarray(img, "RGB").save(buf, format="PNG")
         path = tiles_dir / f"contact-{s // per:03d}.png"
