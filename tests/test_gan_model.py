@@ -356,13 +356,73 @@ def test_every_arch_name_the_cli_offers_has_a_network():
     from nesgan.gan.config import ARCH_NAMES
     from nesgan.gan.model import ARCHS
 
-    assert set(ARCH_NAMES) == set(ARCHS) and ARCH_NAMES[0] == "upsample"
+    assert set(ARCH_NAMES) == set(ARCHS) and ARCH_NAMES[0] == "nes"
 
 
 def test_run_config_written_before_arch_existed_loads_as_the_dcgan_it_trained():
     d = TrainConfig().to_dict()
     del d["arch"]
     assert TrainConfig.from_dict(d).arch == "dcgan"
-    assert TrainConfig().arch == "upsample"
+    assert TrainConfig().arch == "nes"
     with pytest.raises(NesganError, match="unknown --arch 'wgan'"):
         TrainConfig(arch="wgan")
+
+
+# --- the nes architecture: screens the PPU could show --------------------------------------------
+
+def _nes_colour_sets(x: torch.Tensor) -> list:
+    """(B, 3, 224, 224) in [-1, 1] → per screen, per 16×16 cell, the set of RGB triples."""
+    rgb = to_uint8(x)  # (B, 224, 224, 3)
+    out = []
+    for s in rgb:
+        cells = s.reshape(14, 16, 14, 16, 3).transpose(0, 2, 1, 3, 4).reshape(196, 256, 3)
+        out.append([{tuple(p) for p in c.tolist()} for c in cells])
+    return out
+
+
+def test_nes_generator_draws_one_backdrop_four_subpalettes_and_one_per_16px_cell():
+    from nesgan.colour.palette import EMITTABLE, Palette
+
+    torch.manual_seed(3)
+    g = Generator(width=4, z_dim=100, arch="nes")
+    with torch.no_grad():  # random weights far from init, so that every choice varies
+        for p in g.parameters():
+            p.normal_(0, 1)
+    g.eval()
+    z = torch.randn(6, 100)
+    with torch.no_grad():
+        x = g(z)
+        seed = g.seed(z.view(6, 100, 1, 1))
+        palette = g.head.palette(seed.mean(dim=(2, 3))).view(6, 13, 54).argmax(-1)  # (6, 13)
+        attribute = g.head.attribute(g.cells(seed)).argmax(1)  # (6, 14, 14)
+    assert x.shape == (6, 3, 224, 224)
+    rgb = Palette.builtin().rgb[EMITTABLE]  # (54, 3)
+    nes = {tuple(c) for c in rgb.tolist()}
+    used_subpalettes = set()
+    for s, cells in enumerate(_nes_colour_sets(x)):
+        screen = set().union(*cells)
+        assert screen <= nes and len(screen) <= 13
+        assert max(len(c) for c in cells) <= 4
+        backdrop = tuple(rgb[palette[s, 0]].tolist())
+        for i, cell in enumerate(cells):
+            j = int(attribute[s, i // 14, i % 14])
+            used_subpalettes.add(j)
+            allowed = {backdrop} | {tuple(rgb[palette[s, 1 + 3 * j + k]].tolist()) for k in range(3)}
+            assert cell <= allowed, (s, i)
+    assert len(used_subpalettes) > 1  # the test saw cells of different sub-palettes
+
+
+def test_nes_generator_is_palette_exact_in_training_too_and_every_choice_gets_a_gradient():
+    torch.manual_seed(0)
+    g, d = build_models(4, 100, "nes")
+    g.train()
+    x = g(torch.randn(4, 100))
+    from nesgan.colour.palette import EMITTABLE, Palette
+
+    nes = {tuple(c) for c in Palette.builtin().rgb[EMITTABLE].tolist()}
+    assert {tuple(p) for p in to_uint8(x).reshape(-1, 3).tolist()} <= nes  # straight-through: hard forward
+    d(x).sum().backward()
+    head = g.head
+    for name, p in (("palette", head.palette.weight), ("attribute", head.attribute.weight),
+                    ("slot", head.slot.weight), ("trunk", g.pixels[0].weight)):
+        assert p.grad is not None and p.grad.abs().sum() > 0, name

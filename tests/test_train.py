@@ -50,7 +50,7 @@ def test_train_writes_config_checkpoints_samples_and_metrics(screens, tmp_path):
     for key in ("loss_d", "loss_g", "d_x", "d_g_z", "images_per_s"):
         assert all(isinstance(row[key], float) for row in rows)
     assert all(row["swd"] > 0 and len(row["swd_levels"]) == 4 for row in rows)
-    assert config["arch"] == "upsample"
+    assert config["arch"] == "nes"
 
 
 def test_sample_steps_log_quality_numbers_beside_the_training_screens_and_plot_them(screens, tmp_path):
@@ -93,7 +93,7 @@ def _kill_after_checkpoint(cmd: list[str], ckpt: Path) -> None:
     assert proc.returncode == -signal.SIGKILL
 
 
-@pytest.mark.parametrize("arch, precision", [("upsample", "fp32"), ("upsample", "bf16"),
+@pytest.mark.parametrize("arch, precision", [("nes", "fp32"), ("nes", "bf16"), ("upsample", "fp32"),
                                               ("dcgan", "fp32")])
 def test_resume_after_sigkill_ends_bitwise_equal_to_an_uninterrupted_run(screens, tmp_path, arch, precision):
     killed, straight = tmp_path / "killed", tmp_path / "straight"

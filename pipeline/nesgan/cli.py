@@ -15,7 +15,7 @@ import click
 
 from nesgan import __version__
 from nesgan.errors import NesganError
-from nesgan.gan.config import ARCH_NAMES, PRESETS
+from nesgan.gan.config import ARCH_NAMES, AUGMENT_NAMES, PRESETS
 
 VGMUSEUM_NES = "https://www.vgmuseum.com/nes.htm"
 
@@ -207,10 +207,18 @@ def _preset_help(what: str, keys: tuple[str, ...], **notes: str) -> str:
                                 tiny="minutes on a CPU", small="about 75 minutes on 2 CPU cores",
                                 full="the paper's widths, for a GPU"))
 @click.option("--arch", default=None, type=click.Choice(ARCH_NAMES),
-              help=f"Generator (default {ARCH_NAMES[0]}): upsample = nearest-neighbour resize + "
-                   "convolution at each doubling, and D sees how alike a batch's screens are; "
-                   "dcgan = the paper's transposed convolutions (a checkerboard texture over "
-                   "every screen). Recorded in the run; kept by --resume.")
+              help=f"Generator (default {ARCH_NAMES[0]}): nes = draws as the NES does — per screen "
+                   "a backdrop and 4 sub-palettes of 3 colours, per 16×16 cell one sub-palette, per "
+                   "pixel one of its 4 colours — so every screen is NES-legal; upsample = RGB from "
+                   "nearest-neighbour resize + convolution at each doubling (snapped to NES colours "
+                   "afterwards: speckle where it falls between two); dcgan = the paper's transposed "
+                   "convolutions (a checkerboard texture over every screen). Recorded in the run; "
+                   "kept by --resume.")
+@click.option("--augment", default=None, type=click.Choice(AUGMENT_NAMES),
+              help="What D's inputs, real and generated alike, go through: shift-cut = a random "
+                   "shift of up to 28 px and a 112-px square blacked out (Zhao et al., 2020), so D "
+                   "cannot learn a few hundred screens by heart; none = as they are. Recorded in "
+                   "the run; kept by --resume.")
 @click.option("--steps", default=None, type=click.IntRange(1),
               help="Total training steps (overrides the preset); with --resume, the total to reach.")
 @click.option("--batch-size", default=None, type=click.IntRange(1), help="Images per step (overrides the preset).")

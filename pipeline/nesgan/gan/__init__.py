@@ -1,7 +1,7 @@
 """The GAN stage: `train(TrainConfig)` and `generate(GenerateConfig)`.
 
-Modules: `config` (frozen settings, presets, architecture names), `model` (the `upsample` and
-`dcgan` generators, discriminator, EMA), `data` (screens in memory, seeded order and noise
+Modules: `config` (frozen settings, presets, architecture names), `model` (the `nes`, `upsample`
+and `dcgan` generators, discriminator, EMA), `augment` (shift and cut-out of D's inputs), `data` (screens in memory, seeded order and noise
 streams, NES-palette snapping), `step` (one D + G + EMA step), `swd` (sliced Wasserstein
 distance), `quality` (orphan pixels, distinct tiles, colours per cell, diversity, mode coverage),
 `monitor` (sample grids and metrics rows), `plot` (metrics.png), `checkpoint` (atomic,

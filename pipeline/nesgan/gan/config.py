@@ -14,8 +14,10 @@ from nesgan.images import SCREEN
 SIZE = SCREEN  # 7·2⁵: five stride-2 blocks from a 7×7 seed; 14×14 NES cells of 16 px
 # The architectures `--arch` names (defined in `nesgan.gan.model.ARCHS`; listed here so that the
 # CLI can offer them without importing torch). The first is the default.
-ARCH_NAMES = ("upsample", "dcgan")
+ARCH_NAMES = ("nes", "upsample", "dcgan")
 OLD_RUNS_ARCH = "dcgan"  # a run config written before --arch existed is the paper's network
+# What `--augment` offers (defined in `nesgan.gan.augment`; listed here to keep torch out of the CLI).
+AUGMENT_NAMES = ("none", "shift-cut")
 
 
 @dataclass(frozen=True)
@@ -23,7 +25,7 @@ class TrainConfig:
     data: str = "data/screens"  # folder of 224×224 RGB PNGs (what `nesgan crop` writes)
     run: str = "runs/default"  # run folder: config.json, checkpoints/, samples/, metrics.jsonl
     preset: str = "tiny"  # where the defaults below came from (tiny/small/full)
-    arch: str = ARCH_NAMES[0]  # upsample: no checkerboard, NES colours only; dcgan: the paper's
+    arch: str = ARCH_NAMES[0]  # nes: NES-legal screens; upsample: RGB, no checkerboard; dcgan: the paper's
     steps: int = 1600  # tiny: NES-like structure (measured, see PRESETS) in ~3 min on 2 CPU cores
     batch_size: int = 16  # global batch; split evenly across DDP processes
     width: int = 8  # W: channels 8W,8W,4W,2W,W (G) — 8 learns visibly on a CPU in minutes
@@ -33,6 +35,7 @@ class TrainConfig:
     beta1: float = 0.5  # Radford et al.: 0.9 oscillates
     beta2: float = 0.999  # Adam default
     ema_decay: float = 0.99  # tiny runs are short; small/full use 0.999 (warm-up ramps it)
+    augment: str = "none"  # what D's inputs go through: none, or shift-cut (see gan/augment.py)
     seed: int = 0  # weights, noise and data order all derive from it
     device: str = "auto"  # auto picks CUDA when present
     precision: str = "auto"  # auto: bf16 autocast where the hardware has fast bf16, else fp32
@@ -53,6 +56,8 @@ class TrainConfig:
             raise NesganError(f"unknown preset {self.preset!r}; pick one of {', '.join(PRESETS)}")
         if self.arch not in ARCH_NAMES:
             raise NesganError(f"unknown --arch {self.arch!r}; pick one of {', '.join(ARCH_NAMES)}")
+        if self.augment not in AUGMENT_NAMES:
+            raise NesganError(f"unknown --augment {self.augment!r}; pick one of {', '.join(AUGMENT_NAMES)}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise NesganError(f"--device must be auto, cpu or cuda, got {self.device!r}")
         if self.precision not in ("auto", "fp32", "bf16"):
@@ -78,7 +83,7 @@ class TrainConfig:
         if unknown:
             raise NesganError(f"run config has unknown settings {sorted(unknown)}: "
                               "it was written by another nesgan version")
-        return cls(**{"arch": OLD_RUNS_ARCH, **d})
+        return cls(**{"arch": OLD_RUNS_ARCH, "augment": "none", **d})
 
 
 # Presets: what a bare `nesgan train --preset P` means. Explicit flags override them.

@@ -1,15 +1,20 @@
 """The GAN at 224×224: generators, discriminator, init, weight EMA.
 
-Two architectures (`ARCHS`, chosen by `nesgan train --arch`):
+Three architectures (`ARCHS`, chosen by `nesgan train --arch`):
 - `dcgan`: Radford et al. (2015) — the generator doubles its resolution with stride-2
   transposed convolutions, whose uneven overlap paints a checkerboard over every screen
   (Odena, Dumoulin & Olah, "Deconvolution and Checkerboard Artifacts", Distill 2016).
-- `upsample` (the default): nearest-neighbour resize then a 3×3 convolution at each doubling
-  (Odena et al.'s fix), and D sees each group of screens' spread (`MinibatchStd`, Karras et al.,
-  2018): with the resize alone every sample came to look alike (diversity 0.40 of the training
-  screens'; with the spread 0.84–0.97 over the same run).
-
-Both draw RGB; `generate` and the sample grids snap every pixel to its nearest NES colour.
+- `upsample`: nearest-neighbour resize then a 3×3 convolution at each doubling (Odena et al.'s
+  fix), and D sees each group of screens' spread (`MinibatchStd`, Karras et al., 2018): with the
+  resize alone every sample came to look alike (diversity 0.40 of the training screens'; with
+  the spread 0.84–0.97 over the same run). Draws RGB, which the sample grids and `generate` snap
+  to the nearest NES colours — where G's RGB sits between two colours, as speckle.
+- `nes` (the default): upsample's trunk drawing the way the PPU does (`NesHead`): a backdrop and
+  4 sub-palettes per screen, one sub-palette per 16×16 cell, one of its 4 colours per pixel, every
+  choice a straight-through argmax, so every screen — in training too — is NES-legal. Its D is
+  spectrally normalised (Miyato et al., 2018) instead of batch-normalised: with batch norm D won
+  at once (loss ~0.01) and every sample took one palette; with spectral norm D's loss stayed
+  near 0.2–0.5 and the samples spread over the training games' palettes.
 """
 
 from __future__ import annotations
@@ -27,13 +32,69 @@ class Arch:
 
     upsample: str  # "transposed": stride-2 transposed convs; "nearest": resize, then 3×3 conv
     mbstd: bool  # D appends the minibatch standard deviation before its last layer
+    head: str = "rgb"  # "rgb": tanh RGB; "nes": NES-legal colours (see NesHead)
+    d_norm: str = "batch"  # D's normalisation: "batch" (Radford et al.) or "spectral" (Miyato et al.)
 
 
 # Keyed by `nesgan.gan.config.ARCH_NAMES` (the names --arch offers).
 ARCHS: dict[str, Arch] = {
     "upsample": Arch(upsample="nearest", mbstd=True),
     "dcgan": Arch(upsample="transposed", mbstd=False),  # the paper's network
+    "nes": Arch(upsample="nearest", mbstd=True, head="nes", d_norm="spectral"),
 }
+
+SUBPALETTES, SLOTS = 4, 4  # NES background: 4 sub-palettes of backdrop + 3 colours
+CELL = 16  # one attribute area: all its pixels draw from one sub-palette
+
+
+def palette_colours() -> torch.Tensor:
+    """(54, 3) float32 in [-1, 1]: the emittable NES colours of nesgan's default palette."""
+    from nesgan.colour.palette import EMITTABLE, Palette
+
+    rgb = Palette.builtin().rgb[EMITTABLE].astype("float32")
+    return torch.from_numpy(rgb / 127.5 - 1.0)
+
+
+class NesHead(nn.Module):
+    """Draws a screen the way the PPU does: per screen a backdrop and 4 sub-palettes of 3 colours
+    (13 choices among the 54 NES colours), per 16×16 cell one sub-palette, per pixel one of its 4
+    slots (backdrop + 3). In training every choice is a softmax and the screen is the expected
+    colour (differentiable); in eval mode every choice is its argmax, so the screen is NES-legal
+    by construction: ≤ 4 colours per cell, ≤ 13 per screen."""
+
+    def __init__(self, seed_ch: int, cell_ch: int, pixel_ch: int):
+        super().__init__()
+        self.palette = nn.Linear(seed_ch, (1 + SUBPALETTES * (SLOTS - 1)) * 54)
+        self.attribute = nn.Conv2d(cell_ch, SUBPALETTES, 1)
+        self.slot = ResizeConv(pixel_ch, SLOTS)
+        self.register_buffer("colours", palette_colours(), persistent=False)
+
+    def _pick(self, logits: torch.Tensor, dim: int) -> torch.Tensor:
+        """One-hot of the argmax along `dim`; in training with the softmax's gradient
+        (straight-through), so D always sees exact NES colours and G still learns every choice.
+        Measured against the alternatives (tiny, demo museum): D fed the softmax mixture itself
+        wins at once (loss 0.002 by step 100: no real screen has in-between colours); a
+        Gumbel-noised pick drew flat one-colour screens by step 200."""
+        logits = logits.float()
+        hard = F.one_hot(logits.argmax(dim), logits.shape[dim]).movedim(-1, dim).to(logits.dtype)
+        if not self.training:
+            return hard
+        soft = torch.softmax(logits, dim=dim)
+        return hard + (soft - soft.detach())
+
+    def forward(self, seed: torch.Tensor, cells: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
+        b = seed.shape[0]
+        pal = self._pick(self.palette(seed.float().mean(dim=(2, 3))).view(b, -1, 54), 2) @ self.colours  # (B, 13, 3)
+        back, subs = pal[:, :1], pal[:, 1:].view(b, SUBPALETTES, SLOTS - 1, 3)
+        att = self._pick(self.attribute(cells), 1)  # (B, 4, 14, 14)
+        cell_colours = torch.einsum("bjyx,bjsc->bscyx", att, subs)  # (B, 3, 3, 14, 14): slots 1-3
+        back = back.view(b, 1, 3, 1, 1).expand(b, 1, 3, *cell_colours.shape[-2:])
+        cell_colours = torch.cat([back, cell_colours], 1)  # (B, 4, 3, 14, 14)
+        slot = self._pick(self.slot(pixels), 1)  # (B, 4, 224, 224)
+        h, w = slot.shape[-2:]
+        slot = slot.view(b, SLOTS, h // CELL, CELL, w // CELL, CELL)
+        out = torch.einsum("bsyixj,bscyx->bcyixj", slot, cell_colours)
+        return out.reshape(b, 3, h, w)
 
 
 # How a 3×3 kernel over a 2×-nearest-resized map reads the map itself: an output pixel in row
@@ -81,9 +142,16 @@ class Generator(nn.Module):
         def up(cin: int, cout: int) -> list[nn.Module]:
             return [*double(cin, cout), nn.BatchNorm2d(cout), nn.ReLU(True)]
 
+        seed = [nn.ConvTranspose2d(z_dim, 8 * w, 7, 1, 0, bias=False), nn.BatchNorm2d(8 * w), nn.ReLU(True)]
+        if spec.head == "nes":
+            self.seed = nn.Sequential(*seed)  # (B, 8W, 7, 7)
+            self.cells = nn.Sequential(*up(8 * w, 8 * w))  # (B, 8W, 14, 14): one per 16×16 cell
+            self.pixels = nn.Sequential(*up(8 * w, 4 * w), *up(4 * w, 2 * w), *up(2 * w, w))  # (B, W, 112, 112)
+            self.head = NesHead(8 * w, 8 * w, w)
+            return
         self.net = nn.Sequential(
             # input (B, z, 1, 1)
-            nn.ConvTranspose2d(z_dim, 8 * w, 7, 1, 0, bias=False), nn.BatchNorm2d(8 * w), nn.ReLU(True),
+            *seed,
             # (B, 8W, 7, 7)
             *up(8 * w, 8 * w),  # (B, 8W, 14, 14)
             *up(8 * w, 4 * w),  # (B, 4W, 28, 28)
@@ -94,7 +162,12 @@ class Generator(nn.Module):
         )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z.view(z.shape[0], self.z_dim, 1, 1))  # (B, 3, 224, 224)
+        z = z.view(z.shape[0], self.z_dim, 1, 1)
+        if ARCHS[self.arch].head == "nes":
+            seed = self.seed(z)
+            cells = self.cells(seed)
+            return self.head(seed, cells, self.pixels(cells))  # (B, 3, 224, 224)
+        return self.net(z)  # (B, 3, 224, 224)
 
 
 class MinibatchStd(nn.Module):
@@ -130,19 +203,27 @@ class Discriminator(nn.Module):
         # momentum=1.0: D's running statistics are those of its last training batch (real and
         # fake together). Nothing evaluates D on its own; the generator's step runs D in eval
         # mode so that fakes are normalised with that mixed batch's statistics.
+        sn = ARCHS[arch].d_norm == "spectral"
+
+        def conv(cin: int, cout: int, k: int, stride: int, pad: int) -> nn.Module:
+            if sn:  # every layer's largest singular value held at 1: D stays smooth
+                return nn.utils.parametrizations.spectral_norm(nn.Conv2d(cin, cout, k, stride, pad))
+            return nn.Conv2d(cin, cout, k, stride, pad, bias=False)
+
         def down(cin: int, cout: int) -> list[nn.Module]:
-            return [nn.Conv2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout, momentum=1.0),
-                    nn.LeakyReLU(0.2, True)]
+            if sn:
+                return [conv(cin, cout, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+            return [conv(cin, cout, 4, 2, 1), nn.BatchNorm2d(cout, momentum=1.0), nn.LeakyReLU(0.2, True)]
 
         self.net = nn.Sequential(
             # input (B, 3, 224, 224); no BatchNorm on the first layer (Radford et al.)
-            nn.Conv2d(3, w, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True),  # (B, W, 112, 112)
+            conv(3, w, 4, 2, 1), nn.LeakyReLU(0.2, True),  # (B, W, 112, 112)
             *down(w, 2 * w),  # (B, 2W, 56, 56)
             *down(2 * w, 4 * w),  # (B, 4W, 28, 28)
             *down(4 * w, 8 * w),  # (B, 8W, 14, 14)
             *down(8 * w, 8 * w),  # (B, 8W, 7, 7)
             *([MinibatchStd(group)] if mbstd else []),  # (B, 8W+1, 7, 7)
-            nn.Conv2d(8 * w + mbstd, 1, 7, 1, 0, bias=False),  # (B, 1, 1, 1)
+            conv(8 * w + mbstd, 1, 7, 1, 0),  # (B, 1, 1, 1)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -150,7 +231,12 @@ class Discriminator(nn.Module):
 
 
 def dcgan_init(m: nn.Module) -> None:
-    """Radford et al.: conv weights ~ N(0, 0.02); BatchNorm scale ~ N(1, 0.02), shift 0."""
+    """Radford et al.: conv weights ~ N(0, 0.02); BatchNorm scale ~ N(1, 0.02), shift 0.
+    Spectrally normalised layers keep PyTorch's default init (their scale is normalised away)."""
+    from torch.nn.utils import parametrize
+
+    if parametrize.is_parametrized(m):
+        return
     if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
         nn.init.normal_(m.weight, 0.0, 0.02)
     elif isinstance(m, nn.BatchNorm2d):

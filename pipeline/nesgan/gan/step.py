@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nesgan.gan import augment
 from nesgan.gan.model import ema_decay_at, ema_update
 
 
@@ -56,8 +57,10 @@ class StepOut:
     out_fake: torch.Tensor  # (b,) logits on G(z) before D's update
 
 
-def train_step(n: Nets, real: torch.Tensor, z: torch.Tensor, step: int) -> StepOut:
-    """real (b, 3, 224, 224) in [-1, 1], z (b, z_dim); `step` counts completed steps."""
+def train_step(n: Nets, real: torch.Tensor, z: torch.Tensor, step: int,
+               aug: augment.StepDraws | None = None) -> StepOut:
+    """real (b, 3, 224, 224) in [-1, 1], z (b, z_dim); `step` counts completed steps; `aug`:
+    how D's inputs are shifted and cut this step (None: D sees the screens as they are)."""
     n.g_train.train()
     n.d_train.train()
     ones = torch.ones(real.shape[0], device=real.device)
@@ -71,7 +74,10 @@ def train_step(n: Nets, real: torch.Tensor, z: torch.Tensor, step: int) -> StepO
     b = real.shape[0]
     n.opt_d.zero_grad(set_to_none=True)
     with n.autocast():
-        out = n.d_train(torch.cat([real, fake.detach()]))  # (2b,)
+        seen_real, seen_fake = real, fake.detach()
+        if aug is not None:
+            seen_real, seen_fake = augment.apply(real, aug.real), augment.apply(seen_fake, aug.fake)
+        out = n.d_train(torch.cat([seen_real, seen_fake]))  # (2b,)
     out_real, out_fake = out[:b], out[b:]
     loss_d_real = F.binary_cross_entropy_with_logits(out_real.float(), ones)  # float32 losses
     loss_d_fake = F.binary_cross_entropy_with_logits(out_fake.float(), zeros)
@@ -86,7 +92,7 @@ def train_step(n: Nets, real: torch.Tensor, z: torch.Tensor, step: int) -> StepO
     n.d.requires_grad_(False)
     n.d.eval()
     with n.autocast():
-        out_gen = n.d_plain(fake)  # (b,)
+        out_gen = n.d_plain(fake if aug is None else augment.apply(fake, aug.gen))  # (b,)
     loss_g = F.binary_cross_entropy_with_logits(out_gen.float(), ones)
     loss_g.backward()
     n.d.train()

@@ -20,9 +20,10 @@ from tqdm import tqdm
 
 from nesgan.errors import NesganError
 from nesgan.files import write_json
+from nesgan.gan import augment
 from nesgan.gan.checkpoint import load_checkpoint, restore, save_checkpoint, training_state
-from nesgan.gan.config import TrainConfig, check_resumable
-from nesgan.gan.data import Streams, load_screens, to_float
+from nesgan.gan.config import SIZE, TrainConfig, check_resumable
+from nesgan.gan.data import Streams, load_screens, on_palette, to_float
 from nesgan.gan.interrupt import GracefulStop
 from nesgan.gan.model import build_models
 from nesgan.gan.monitor import Monitor
@@ -189,7 +190,7 @@ def _train(cfg: TrainConfig, env: _Dist, resume: bool) -> TrainResult:
     run, device = Path(cfg.run), env.device
     last = run / "checkpoints" / "last.pt"
     state = _resume_state(cfg, last) if resume and last.exists() else None
-    screens = _load_screens(cfg)  # (N, 224, 224, 3) uint8 as found in --data
+    screens = _load_screens(cfg)  # (N, 224, 224, 3) uint8: --data on the NES palette
     if device.type == "cuda":  # fixed 224×224 shapes: cuDNN times its kernels once, then reuses
         torch.backends.cudnn.benchmark = True
     autocast_dtype = pick_autocast(device, cfg.precision)
@@ -233,6 +234,11 @@ def _load_screens(cfg: TrainConfig) -> torch.Tensor:
         screens_np, _names = load_screens(cfg.data)
     except MemoryError:
         raise NesganError(f"not enough memory to hold the screens of {cfg.data}; use fewer") from None
+    # D compares G's screens with these: put them on the 54 colours G draws with (screenshots
+    # from emulators with other RGB tables would otherwise differ from every G output in colour
+    # alone). In place, a chunk at a time: the lookup needs 4 bytes per pixel.
+    for i in range(0, len(screens_np), 256):
+        screens_np[i:i + 256] = on_palette(screens_np[i:i + 256])
     return torch.from_numpy(screens_np)  # (N, 224, 224, 3) uint8, shared with numpy
 
 
@@ -292,7 +298,9 @@ def _loop(cfg: TrainConfig, env: _Dist, nets: Nets, streams: Streams, screens: t
             idx = streams.sampler.next(cfg.batch_size)[lo:hi]  # same global order on every rank
             real = to_float(screens[idx]).to(device, memory_format=fmt)  # (b, 3, 224, 224)
             z = torch.randn(cfg.batch_size, cfg.z_dim, generator=streams.noise)[lo:hi].to(device)
-            out = train_step(nets, real, z, step)
+            aug = (None if cfg.augment == "none"  # drawn after z from the same stream: resumable
+                   else augment.draw_step(cfg.batch_size, SIZE, streams.noise).part(lo, hi))
+            out = train_step(nets, real, z, step, aug)
             step += 1
             imgs_since += cfg.batch_size
             if env.main:
