@@ -93,12 +93,14 @@ def _kill_after_checkpoint(cmd: list[str], ckpt: Path) -> None:
     assert proc.returncode == -signal.SIGKILL
 
 
-@pytest.mark.parametrize("arch, precision", [("nes", "fp32"), ("nes", "bf16"), ("upsample", "fp32"),
-                                              ("dcgan", "fp32")])
-def test_resume_after_sigkill_ends_bitwise_equal_to_an_uninterrupted_run(screens, tmp_path, arch, precision):
+@pytest.mark.parametrize("arch, precision, augment", [
+    ("nes", "fp32", "none"), ("nes", "bf16", "shift-cut"), ("upsample", "fp32", "none"),
+    ("dcgan", "fp32", "none")])
+def test_resume_after_sigkill_ends_bitwise_equal_to_an_uninterrupted_run(screens, tmp_path, arch, precision,
+                                                                         augment):
     killed, straight = tmp_path / "killed", tmp_path / "straight"
     common = ["--data", str(screens), "--width", "4", "--batch-size", "2", "--sample-every", "1000",
-              "--swd-images", "4", "--arch", arch,
+              "--swd-images", "4", "--arch", arch, "--augment", augment,
               "--precision", precision, "--seed", "7", "--threads", "1"]
     # --threads pinned: the default counts the cores other processes keep busy, and a different
     # thread count sums convolutions in another order (not bitwise the same run)
