@@ -104,6 +104,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     # steps in about the same time. On the same data and seed, upsample's SWD at steps 200-2000:
     # 167, 161, 135, 120, 100, 101, 92, 101, 120, 119 (dcgan's: 347, 304, 265, 224, 203, 197,
     # 198, 192, 181, 192), orphan pixels 7-13 % (dcgan's 29-45 %), diversity 0.84-0.97.
+    # --arch nes (the default since) costs 1.1x upsample's step (0.73x dcgan's images/s, side by
+    # side); at steps 200-1600: SWD 155, 171, 141, 176, 163, 175, 188, 157; orphan pixels 0.0-3.0 %;
+    # diversity 0.79-1.04 (one dip to 0.41 at step 800); mode coverage 0.08-0.33 (arch_bench).
     "tiny": dict(steps=1600, batch_size=16, width=8, lr_g=1e-3, ema_decay=0.99,
                  checkpoint_every=200, sample_every=200, log_every=20),
     # A longer CPU run or a small GPU: more channels, more steps. Measured on the demo museum
