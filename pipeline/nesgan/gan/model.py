@@ -44,6 +44,7 @@ ARCHS: dict[str, Arch] = {
 }
 
 SUBPALETTES, SLOTS = 4, 4  # NES background: 4 sub-palettes of backdrop + 3 colours
+NES_COLOURS = 54  # the distinct colours the PPU emits (nesgan.colour.palette.EMITTABLE)
 CELL = 16  # one attribute area: all its pixels draw from one sub-palette
 
 
@@ -57,14 +58,15 @@ def palette_colours() -> torch.Tensor:
 
 class NesHead(nn.Module):
     """Draws a screen the way the PPU does: per screen a backdrop and 4 sub-palettes of 3 colours
-    (13 choices among the 54 NES colours), per 16×16 cell one sub-palette, per pixel one of its 4
-    slots (backdrop + 3). In training every choice is a softmax and the screen is the expected
-    colour (differentiable); in eval mode every choice is its argmax, so the screen is NES-legal
-    by construction: ≤ 4 colours per cell, ≤ 13 per screen."""
+    (13 picks among the 54 NES colours, from the seed's pooled features), per 16×16 cell one
+    sub-palette (from the 14×14 map: one feature vector per cell), per pixel one of its 4 slots
+    (backdrop + 3, from a 4-channel last layer). Every pick is an argmax, in training too (with
+    the softmax's gradient, `_pick`), so every screen is NES-legal as drawn: ≤ 4 colours per
+    cell, ≤ 13 per screen, one backdrop and 4 sub-palettes."""
 
     def __init__(self, seed_ch: int, cell_ch: int, pixel_ch: int):
         super().__init__()
-        self.palette = nn.Linear(seed_ch, (1 + SUBPALETTES * (SLOTS - 1)) * 54)
+        self.palette = nn.Linear(seed_ch, (1 + SUBPALETTES * (SLOTS - 1)) * NES_COLOURS)
         self.attribute = nn.Conv2d(cell_ch, SUBPALETTES, 1)
         self.slot = ResizeConv(pixel_ch, SLOTS)
         self.register_buffer("colours", palette_colours(), persistent=False)
@@ -84,7 +86,8 @@ class NesHead(nn.Module):
 
     def forward(self, seed: torch.Tensor, cells: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
         b = seed.shape[0]
-        pal = self._pick(self.palette(seed.float().mean(dim=(2, 3))).view(b, -1, 54), 2) @ self.colours  # (B, 13, 3)
+        picks = self.palette(seed.float().mean(dim=(2, 3))).view(b, -1, NES_COLOURS)  # (B, 13, 54)
+        pal = self._pick(picks, 2) @ self.colours  # (B, 13, 3)
         back, subs = pal[:, :1], pal[:, 1:].view(b, SUBPALETTES, SLOTS - 1, 3)
         att = self._pick(self.attribute(cells), 1)  # (B, 4, 14, 14)
         cell_colours = torch.einsum("bjyx,bjsc->bscyx", att, subs)  # (B, 3, 3, 14, 14): slots 1-3
