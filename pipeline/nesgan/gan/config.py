@@ -26,7 +26,7 @@ class TrainConfig:
     run: str = "runs/default"  # run folder: config.json, checkpoints/, samples/, metrics.jsonl
     preset: str = "tiny"  # where the defaults below came from (tiny/small/full)
     arch: str = ARCH_NAMES[0]  # nes: NES-legal screens; upsample: RGB, no checkerboard; dcgan: the paper's
-    steps: int = 1600  # tiny: NES-like structure (measured, see PRESETS) in ~3 min on 2 CPU cores
+    steps: int = 1600  # tiny: NES-like structure (measured, see PRESETS); 3.5-8 min on 2 CPU cores
     batch_size: int = 16  # global batch; split evenly across DDP processes
     width: int = 8  # W: channels 8W,8W,4W,2W,W (G) — 8 learns visibly on a CPU in minutes
     z_dim: int = 100  # Radford et al. (2015)
@@ -104,8 +104,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # steps in about the same time. On the same data and seed, upsample's SWD at steps 200-2000:
     # 167, 161, 135, 120, 100, 101, 92, 101, 120, 119 (dcgan's: 347, 304, 265, 224, 203, 197,
     # 198, 192, 181, 192), orphan pixels 7-13 % (dcgan's 29-45 %), diversity 0.84-0.97.
-    # --arch nes (the default since) costs 1.1x upsample's step (0.73x dcgan's images/s, side by
-    # side); at steps 200-1600: SWD 155, 171, 141, 176, 163, 175, 188, 157; orphan pixels 0.0-3.0 %;
+    # --arch nes (the default since) costs 1.15x upsample's step and 1.4-1.8x dcgan's (0.73x its
+    # images/s with 1 thread side by side; 115 s vs 65 s for 400 steps with 2 threads, fp32 CPU); at steps 200-1600: SWD 155, 171, 141, 176, 163, 175, 188, 157; orphan pixels 0.0-3.0 %;
     # diversity 0.79-1.04 (one dip to 0.41 at step 800); mode coverage 0.08-0.33 (arch_bench).
     "tiny": dict(steps=1600, batch_size=16, width=8, lr_g=1e-3, ema_decay=0.99,
                  checkpoint_every=200, sample_every=200, log_every=20),
