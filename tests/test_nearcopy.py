@@ -60,12 +60,18 @@ def test_distance_counts_changed_pixels_under_the_best_bijection():
     assert d.tolist() == [1, 3]
 
 
-def test_distance_of_a_colour_merge_counts_the_smaller_colour():
+def _third_colour_merged() -> tuple[np.ndarray, np.ndarray]:
+    """A two-colour tile with 16 pixels of a third colour, and the same with those merged away."""
     t = np.zeros((16, 16), np.uint8) + 0x0F
     t[:, 8:] = 0x16
     t[:4, :4] = 0x27  # 16 pixels of a third colour
     merged = t.copy()
     merged[merged == 0x27] = 0x0F
+    return t, merged
+
+
+def test_distance_of_a_colour_merge_counts_the_smaller_colour():
+    t, merged = _third_colour_merged()
     d, _ = exact_distances(merged[None], t[None])
     assert d.tolist() == [16]
 
@@ -295,11 +301,7 @@ def test_a_copy_with_colours_merged_is_flagged_and_says_merge():
 
 
 def test_merge_distance_counts_pixels_no_many_to_one_map_can_explain():
-    t = np.zeros((16, 16), np.uint8) + 0x0F
-    t[:, 8:] = 0x16
-    t[:4, :4] = 0x27  # 16 pixels of a third colour
-    merged = t.copy()
-    merged[merged == 0x27] = 0x0F
+    t, merged = _third_colour_merged()
     assert merge_exact_distances(merged[None], t[None])[0].tolist() == [0]
     # the other way round the map cannot split one colour in two: the 16 pixels differ
     assert merge_exact_distances(t[None], merged[None])[0].tolist() == [16]

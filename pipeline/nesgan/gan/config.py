@@ -105,7 +105,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # 167, 161, 135, 120, 100, 101, 92, 101, 120, 119 (dcgan's: 347, 304, 265, 224, 203, 197,
     # 198, 192, 181, 192), orphan pixels 7-13 % (dcgan's 29-45 %), diversity 0.84-0.97.
     # --arch nes (the default since) costs 1.15x upsample's step and 1.4-1.8x dcgan's (0.73x its
-    # images/s with 1 thread side by side; 115 s vs 65 s for 400 steps with 2 threads, fp32 CPU); at steps 200-1600: SWD 155, 171, 141, 176, 163, 175, 188, 157; orphan pixels 0.0-3.0 %;
+    # images/s with 1 thread side by side; 115 s vs 65 s for 400 steps with 2 threads, fp32 CPU);
+    # at steps 200-1600: SWD 155, 171, 141, 176, 163, 175, 188, 157; orphan pixels 0.0-3.0 %;
     # diversity 0.79-1.04 (one dip to 0.41 at step 800); mode coverage 0.08-0.33 (arch_bench).
     "tiny": dict(steps=1600, batch_size=16, width=8, lr_g=1e-3, ema_decay=0.99,
                  checkpoint_every=200, sample_every=200, log_every=20),
