@@ -77,7 +77,7 @@ def test_a_sprite_over_a_training_tile_is_flagged_only_with_the_occluded_reading
 
 
 def test_a_mirrored_sprite_copy_reports_the_excused_pixels_in_the_tiles_own_orientation():
-    query, body = _stood_on(7, x0=-5)  # the critter on the left edge
+    query, body = _stood_on(7, x0=-8)  # the critter on the left edge (47 px of it)
     query, body = query[::-1], body[::-1]  # and the whole cell upside down
     found = OcclusionSearch(TRAIN, 4).search(query[None])
     assert found.matches[0] and found.train_id[0] == 7
@@ -153,7 +153,12 @@ def test_differences_far_from_the_sprite_are_not_excused():
     assert not r.matches[0] and not r.excused[0][far].any()
 
 
-def test_two_training_halves_side_by_side_are_not_a_tile_under_a_sprite():
+def test_two_training_halves_side_by_side_are_not_a_tile_under_a_sprite(monkeypatch):
+    # a half is more than the tile reading excuses (MAX_EXCUSED); lift that limit here, so what
+    # rejects the collage below is the collage check itself
+    import nesgan.tiles.occlusion as occlusion
+
+    monkeypatch.setattr(occlusion, "MAX_EXCUSED", 256)
     colours = np.array([0x11, 0x2B, 0x38, 0x05], np.uint8)  # none the first tile can explain
     other = np.kron(np.random.default_rng(77).choice(colours, size=(8, 8)), np.ones((2, 2), np.uint8))
     collage = TRAIN[12].copy()
@@ -163,6 +168,8 @@ def test_two_training_halves_side_by_side_are_not_a_tile_under_a_sprite():
     # two training halves: not flagged; the same cell with the second tile unknown: a sprite
     assert nearcopy.verdicts(_index(train), collage[None], 4, occluded=True).verdict == ["original"]
     assert nearcopy.verdicts(_index(TRAIN), collage[None], 4, occluded=True).verdict == ["near_copy"]
+    monkeypatch.setattr(occlusion, "MAX_EXCUSED", 48)  # as shipped: 128 px is too large a sprite
+    assert nearcopy.verdicts(_index(TRAIN), collage[None], 4, occluded=True).verdict == ["original"]
 
 
 def test_a_blob_spread_over_the_whole_tile_is_not_a_sprite():

@@ -83,10 +83,11 @@ from nesgan.tiles.search import (
     pair_readings,
     recolour_map,
 )
+from nesgan.tiles.sprites import SpriteSearch, screen_images
 from nesgan.tiles.tile import FLIPS, TILE, dedupe, flips, open_screen, slice_tiles
 
 INDEX_DIR = "tile-index"  # under nesgan.colour.lut.cache_dir()
-INDEX_VERSION = 2  # bump when the index layout or the slicing changes
+INDEX_VERSION = 3  # bump when the index layout or the slicing changes (3: every cell kept)
 MATCHES = ("exact", "recolour", "merge")  # readings, strictest first
 OCCLUDED = "occluded"  # the opt-in reading of a training tile under a sprite (nesgan.tiles.occlusion)
 
@@ -100,8 +101,14 @@ class TileIndex:
     xy: np.ndarray  # (M, 2) int32 pixel position (x, y) of the tile in that screen
     screens: list[str]  # training screen file names
     fingerprint: str
+    # every cell of every training screen: its tile id, screen and (x, y) — the screens as drawn,
+    # for the sprite reading (None: an index built from tiles alone, which has no screens)
+    cells: np.ndarray | None = None  # (C,) int32 into `tiles`
+    cell_screen: np.ndarray | None = None  # (C,) int32 into `screens`
+    cell_xy: np.ndarray | None = None  # (C, 2) int32
     _search: dict[int, TileSearch] = field(default_factory=dict, repr=False)
     _occlusion: dict[int, OcclusionSearch] = field(default_factory=dict, repr=False)
+    _sprites: dict[int, SpriteSearch] = field(default_factory=dict, repr=False)
 
     def search(self, k: int) -> TileSearch:
         """Search structures for this K (built once per process)."""
@@ -114,6 +121,15 @@ class TileIndex:
         if k not in self._occlusion:
             self._occlusion[k] = OcclusionSearch(self.tiles, k)
         return self._occlusion[k]
+
+    def sprites(self, k: int) -> SpriteSearch | None:
+        """The sprite reading's block index of the training screens (None without cells)."""
+        if self.cells is None or self.cell_screen is None or self.cell_xy is None:
+            return None
+        if k not in self._sprites:
+            images, ids = screen_images(self.tiles, self.cells, self.cell_screen, self.cell_xy, len(self.screens))
+            self._sprites[k] = SpriteSearch(self.tiles, images, ids, k, self.occlusion(k))
+        return self._sprites[k]
 
     def source(self, i: int) -> dict:
         return {"screen": self.screens[int(self.screen[i])], "x": int(self.xy[i, 0]), "y": int(self.xy[i, 1])}
@@ -213,7 +229,9 @@ def build_index(train: Path | Sequence[Path], palette: Palette) -> TileIndex:
     uniq, inverse, _ = dedupe(tiles)
     first = np.full(len(uniq), len(tiles), dtype=np.int64)
     np.minimum.at(first, inverse, np.arange(len(tiles)))
-    return TileIndex(uniq, np.concatenate(all_screen)[first], np.concatenate(all_xy)[first], names, fp)
+    screen, xy = np.concatenate(all_screen), np.concatenate(all_xy)
+    return TileIndex(uniq, screen[first], xy[first], names, fp,
+                     cells=inverse.astype(np.int32), cell_screen=screen, cell_xy=xy)
 
 
 def index_path(train: Path | Sequence[Path], palette: Palette) -> Path:
@@ -225,9 +243,13 @@ def index_path(train: Path | Sequence[Path], palette: Palette) -> Path:
 
 def save_index(index: TileIndex, path: Path) -> None:
     buf = io.BytesIO()
+    empty = np.zeros(0, np.int32)
     np.savez_compressed(buf, tiles=index.tiles, screen=index.screen, xy=index.xy,
                         screens=np.array(json.dumps(index.screens)),
-                        fingerprint=np.array(index.fingerprint))
+                        fingerprint=np.array(index.fingerprint),
+                        cells=index.cells if index.cells is not None else empty,
+                        cell_screen=index.cell_screen if index.cell_screen is not None else empty,
+                        cell_xy=index.cell_xy if index.cell_xy is not None else empty.reshape(0, 2))
     atomic_write_bytes(path, buf.getvalue())
 
 
@@ -236,13 +258,20 @@ def load_index(path: Path) -> TileIndex | None:
     try:
         with np.load(path, allow_pickle=False) as z:
             tiles, screen, xy = z["tiles"], z["screen"], z["xy"]
+            cells, cell_screen, cell_xy = z["cells"], z["cell_screen"], z["cell_xy"]
             screens = json.loads(str(z["screens"]))
             fp = str(z["fingerprint"])
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, json.JSONDecodeError):
         return None
     if tiles.ndim != 3 or tiles.shape[1:] != (TILE, TILE) or len(screen) != len(tiles):
         return None
-    return TileIndex(tiles.astype(np.uint8), screen.astype(np.int32), xy.astype(np.int32), screens, fp)
+    if (len(cells) != len(cell_screen) or cell_xy.shape != (len(cells), 2)
+            or (len(cells) and (cells.min() < 0 or cells.max() >= len(tiles)
+                                or cell_screen.min() < 0 or cell_screen.max() >= len(screens)))):
+        return None
+    return TileIndex(tiles.astype(np.uint8), screen.astype(np.int32), xy.astype(np.int32), screens, fp,
+                     cells=cells.astype(np.int32), cell_screen=cell_screen.astype(np.int32),
+                     cell_xy=cell_xy.astype(np.int32))
 
 
 def load_or_build_index(train: Path | Sequence[Path], palette: Palette, *, verbose: bool = True) -> TileIndex:
@@ -273,6 +302,7 @@ class Verdicts:
     match: list[str | None] = field(default_factory=list)  # strictest reading within K (MATCHES)
     shown: np.ndarray | None = None  # (N, 16, 16) each nearest training tile as it matched
     excused: np.ndarray | None = None  # (N, 16, 16) bool: pixels the occluded reading did not count
+    sprite_from: list[dict | None] = field(default_factory=list)  # where training showed the sprite
 
     def nearest_row(self, i: int, index: TileIndex) -> dict:
         """The `nearest` field of a tiles.jsonl row."""
@@ -285,7 +315,17 @@ class Verdicts:
                "match": self.match[i] if self.match else None}
         if self.match and self.match[i] == OCCLUDED and self.excused is not None:
             row["excused"] = int(self.excused[i].sum())  # pixels under the sprite, not counted
+            if self.sprite_from and self.sprite_from[i] is not None:
+                row["sprite_from"] = self.sprite_from[i]  # the window of a training screen showing it
         return row
+
+
+def _screen_xy(index: TileIndex, w) -> dict:
+    """A sprite window's top-left pixel in its training screen (the image is the screen's grid
+    area, which starts at the screen's first cell)."""
+    assert index.cell_screen is not None and index.cell_xy is not None
+    origin = index.cell_xy[index.cell_screen == w.screen].min(0)
+    return {"x": int(origin[0] + w.x), "y": int(origin[1] + w.y)}
 
 
 def trivial_mask(tiles: np.ndarray, k: int) -> np.ndarray:
@@ -327,16 +367,29 @@ def verdicts(index: TileIndex, tiles: np.ndarray, k: int, occluded: bool = False
         trivial[np.flatnonzero(near)] |= trivial_mask(index.tiles[matched], k)
     excused = None
     hidden = np.zeros(len(tiles), bool)
+    sprite_from: list[dict | None] = [None] * len(tiles)
     if occluded and len(index.tiles):
-        ask = np.flatnonzero(~near & ~trivial)
-        occ = index.occlusion(k).search(tiles[ask])
-        hit = ask[occ.matches]
-        hidden[hit] = True
-        found.train_id[hit], found.distance[hit], found.flip[hit] = (
-            occ.train_id[occ.matches], occ.distance[occ.matches], occ.flip[occ.matches])
-        found.exact[hit] = False  # the nearest under the plain readings is farther than K
         excused = np.zeros(np.shape(tiles), bool)
-        excused[hit] = occ.excused[occ.matches]
+        ask = np.flatnonzero(~near & ~trivial)
+        readings = [index.occlusion(k).search(tiles[ask])]
+        sprites = index.sprites(k)
+        if sprites is not None:  # what the tile reading left: a training sprite over a training tile
+            rest = ask[~readings[0].matches]
+            found_sprites, windows = sprites.search(tiles[rest])
+            readings.append(found_sprites)
+            for i, w in zip(rest.tolist(), windows, strict=True):
+                if w is not None:
+                    sprite_from[i] = {"screen": index.screens[w.screen], **_screen_xy(index, w)}
+            asked = [ask, rest]
+        else:
+            asked = [ask]
+        for where, occ in zip(asked, readings, strict=True):
+            hit = where[occ.matches]
+            hidden[hit] = True
+            found.train_id[hit], found.distance[hit], found.flip[hit] = (
+                occ.train_id[occ.matches], occ.distance[occ.matches], occ.flip[occ.matches])
+            found.exact[hit] = False  # the nearest under the plain readings is farther than K
+            excused[hit] = occ.excused[occ.matches]
     verdict = ["trivial" if t else "near_copy" if d <= k else "original"
                for t, d in zip(trivial.tolist(), found.distance.tolist(), strict=True)]
     match: list[str | None] = [None] * len(tiles)
@@ -349,4 +402,4 @@ def verdicts(index: TileIndex, tiles: np.ndarray, k: int, occluded: bool = False
         for i in np.flatnonzero(hidden).tolist():
             match[i] = OCCLUDED
         shown = as_matched(tiles, nearest, found.flip, excused)
-    return Verdicts(verdict, found, match, shown, excused)
+    return Verdicts(verdict, found, match, shown, excused, sprite_from)

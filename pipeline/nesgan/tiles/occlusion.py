@@ -75,6 +75,7 @@ STRIP_CAP = 100  # training tiles read per key: a partition shared by more says 
 CHUNK = 20000  # pairs decided at a time
 COLLAGES = True  # reject a match whose excused half is itself a training tile's half
 GROW = 2  # pixels the excused blob grows through differing pixels: a sprite's outline (measured)
+MAX_EXCUSED = 48  # a larger occluder is left to the sprite reading (nesgan.tiles.sprites; measured)
 _S = slice(None)
 REGIONS = (  # top, bottom, left, right halves; top, bottom, left, right 4-pixel strips
     (slice(0, 8), _S), (slice(8, 16), _S), (_S, slice(0, 8)), (_S, slice(8, 16)),
@@ -295,7 +296,7 @@ class OcclusionSearch:
             return out
         q_flips = flips(queries)
         found = occluded_reading(q_flips[ff, qq], self.tiles[rr], self.k, _REGION_MASKS[region])
-        hit = np.flatnonzero(found.matches)
+        hit = np.flatnonzero(found.matches & (found.excused.reshape(len(qq), -1).sum(1) <= MAX_EXCUSED))
         if COLLAGES and len(hit):
             hit = hit[~self._collage(q_flips[ff[hit], qq[hit]], found.excused[hit])]
         if not len(hit):
