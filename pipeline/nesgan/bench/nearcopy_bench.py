@@ -168,9 +168,23 @@ def make_benchmark(train_size: int, queries: int, seed: int = 0, train_games: in
     return Benchmark(train, np.stack(out), np.array(label), kind)
 
 
+def mosaic_search(tiles: np.ndarray, k: int, occlusion=None):
+    """The sprite reading over training tiles laid out as screens, 14×14 tiles each, in order (a
+    tile set has no screens of its own; windows across neighbouring tiles stand in for them)."""
+    from nesgan.tiles.sprites import SpriteSearch, screen_images
+
+    n = len(tiles)
+    cell = np.arange(n)
+    xy = np.stack([cell % 196 % 14 * TILE, cell % 196 // 14 * TILE], 1)
+    screens = -(-n // 196)
+    images, ids = screen_images(tiles, cell.astype(np.int32), (cell // 196).astype(np.int32), xy, screens)
+    return SpriteSearch(tiles, images, ids, k, occlusion)
+
+
 def score(bench: Benchmark, k: int = DEFAULT_NEAR_COPY_PIXELS, occluded: bool = False) -> dict:
     """Precision / recall of the flags on the non-trivial queries, and the per-kind flag rates;
-    with `occluded`, as `--under-sprites` flags them (the occluded reading on top)."""
+    with `occluded`, as `--under-sprites` flags them (the tile reading, then the sprite reading
+    over the training tiles laid out as screens: `mosaic_search`)."""
     search = TileSearch(bench.train, k)
     trivial = trivial_mask(bench.queries, k)
     found = search.search(bench.queries, trivial)
@@ -179,7 +193,11 @@ def score(bench: Benchmark, k: int = DEFAULT_NEAR_COPY_PIXELS, occluded: bool = 
         from nesgan.tiles.occlusion import OcclusionSearch
 
         ask = np.flatnonzero(~flag & ~trivial)
-        flag[ask[OcclusionSearch(bench.train, k).search(bench.queries[ask]).matches]] = True
+        occlusion = OcclusionSearch(bench.train, k)
+        hit = occlusion.search(bench.queries[ask]).matches
+        flag[ask[hit]] = True
+        rest = ask[~hit]
+        flag[rest[mosaic_search(bench.train, k, occlusion).search(bench.queries[rest])[0].matches]] = True
     keep = ~trivial
     tp = int((flag & (bench.label == 1) & keep).sum())
     fp = int((flag & (bench.label == 0) & keep).sum())
@@ -308,11 +326,23 @@ def _repalette(game, rng: np.random.Generator, merged: int):
 
 def reuse_training(seed: int, games: range, shots: range) -> np.ndarray:
     """Training tiles: every grid cell of the games' shots (sprites and HUD included), deduped."""
+    return reuse_screens(seed, games, shots)[0]
+
+
+def reuse_screens(seed: int, games: range, shots: range) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """The training set as export-tiles indexes it: unique tiles, and every cell of every screen
+    (tile id, screen, x/y), as `nesgan.tiles.nearcopy.TileIndex` keeps them."""
     from nesgan.museum.synth import make_game, render_frame
     from nesgan.tiles.tile import dedupe
 
-    cells = [slice_tiles(render_frame(make_game(seed, g), s).indices)[0] for g in games for s in shots]
-    return dedupe(np.concatenate(cells))[0]
+    cells, screen, xy = [], [], []
+    for i, (g, s) in enumerate((g, s) for g in games for s in shots):
+        tiles, pos = slice_tiles(render_frame(make_game(seed, g), s).indices)
+        cells.append(tiles)
+        screen.append(np.full(len(tiles), i, np.int32))
+        xy.append(pos.astype(np.int32))
+    uniq, inverse, _ = dedupe(np.concatenate(cells))
+    return uniq, inverse.astype(np.int32), np.concatenate(screen), np.concatenate(xy), len(cells)
 
 
 def reuse_queries(seed: int, games: range, shots: range, kind: str, rng: np.random.Generator
@@ -496,13 +526,21 @@ def real_reuse(seed: int = 0, train_games: int = 8, held_out_games: int = 6, sho
     counts only those more than K away under the merge distance as false (a held-out tile whose
     colours merged into a training tile's drawing *is* a copy by the definition)."""
     from nesgan.tiles.occlusion import OcclusionSearch
+    from nesgan.tiles.sprites import SpriteSearch, screen_images
 
-    train = reuse_training(seed, range(train_games), range(shots))
+    train, cells, cell_screen, cell_xy, n_screens = reuse_screens(seed, range(train_games), range(shots))
     search, wide = TileSearch(train, k), TileSearch(train, 2 * k)
     occlusion = OcclusionSearch(train, k)
+    t0 = time.perf_counter()
+    sprites = SpriteSearch(train, *screen_images(train, cells, cell_screen, cell_xy, n_screens), k, occlusion)
+    sprite_index_s = time.perf_counter() - t0
     rectangle = RectangleSearch(train, k, area=128)
     rng = np.random.default_rng(seed + 1)
-    out: dict[str, object] = {"train_tiles": int(len(train))}
+    timing: dict[str, float] = {}
+    asked: dict[str, int] = {}
+    out: dict[str, object] = {"train_tiles": int(len(train)), "train_screens": n_screens,
+                              "sprite_blocks_indexed": int(len(sprites.codes)),
+                              "sprite_index_s": round(sprite_index_s, 2)}
     bands = ((1, 16), (17, 64), (65, 128), (129, 256))
     for kind in REUSE_KINDS:
         new_shots = range(100, 100 + (sprite_shots if kind == "sprites" else query_shots))
@@ -516,15 +554,26 @@ def real_reuse(seed: int = 0, train_games: int = 8, held_out_games: int = 6, sho
             q, src, sprite = q[keep], src[keep, 0], cover[keep]
             cover = sprite.reshape(len(q), -1).sum(1)
             flag = search.search(q, trivial_mask(q, k)).distance <= k
-            occluded = flag.copy()
+            occluded, tile_only = flag.copy(), flag.copy()
             if (~flag).any():
-                occ = occlusion.search(q[~flag])
-                occluded[~flag] = occ.matches
+                ask = np.flatnonzero(~flag)
+                t0 = time.perf_counter()
+                occ = occlusion.search(q[ask])
+                rest = ask[~occ.matches]
+                spr, _ = sprites.search(q[rest])
+                timing[label] = timing.get(label, 0.0) + time.perf_counter() - t0
+                asked[label] = asked.get(label, 0) + len(ask)
+                tile_only[ask] = occ.matches
+                occluded[ask] = occ.matches
+                occluded[rest] = spr.matches
+                for name in ("train_id", "distance", "flip", "excused", "matches"):  # one reading per query
+                    getattr(occ, name)[~occ.matches] = getattr(spr, name)
                 if label == "neg":  # as shown, the training tile under a sprite?
                     fig["under_sprites_false_flags_only_under_the_sprite"] = _only_under_sprite(
-                        src[~flag], sprite[~flag], train, occ, k)
+                        src[ask], sprite[ask], train, occ, k)
             rect = flag | (rectangle.search(q) <= k) if len(q) else flag
-            flags[label] = {"default": flag, "under_sprites": occluded, "rectangle": rect}
+            flags[label] = {"default": flag, "under_sprites": occluded, "tile_reading_only": tile_only,
+                            "rectangle": rect}
             if label == "neg":  # false flags by source: which are copies by the definition?
                 d = np.array([brute_nearest_merge(q[i], train)[0] for i in np.flatnonzero(flag)], np.int64)
                 fig["false_flags_within_k_by_brute_force"] = int((d <= k).sum())
@@ -536,12 +585,12 @@ def real_reuse(seed: int = 0, train_games: int = 8, held_out_games: int = 6, sho
             if kind == "sprites" and label == "pos":
                 sel = [(lo, hi, (cover >= lo) & (cover <= hi)) for lo, hi in bands]
                 fig["positives_by_sprite_pixels"] = {f"{lo}-{hi}": int(m.sum()) for lo, hi, m in sel}
-                for name in ("default", "under_sprites"):
+                for name in ("default", "tile_reading_only", "under_sprites"):
                     fig[f"recall_by_sprite_pixels_{name}"] = {
                         f"{lo}-{hi}": round(float(flags[label][name][m].mean()), 3) for lo, hi, m in sel if m.any()}
         npos, nneg = len(flags["pos"]["default"]), len(flags["neg"]["default"])
         fig.update({"positives": npos, "negatives": nneg})
-        for name in ("default", "under_sprites", "rectangle"):
+        for name in ("default", "under_sprites", "tile_reading_only", "rectangle"):
             tp, fp = int(flags["pos"][name].sum()), int(flags["neg"][name].sum())
             fig[name] = {"recall": round(tp / max(npos, 1), 3), "precision": round(tp / max(tp + fp, 1), 3),
                          "false_flags": fp}
@@ -553,6 +602,8 @@ def real_reuse(seed: int = 0, train_games: int = 8, held_out_games: int = 6, sho
         fig["under_sprites"]["precision_by_definition"] = round(tp / max(tp + fp_def, 1), 3)
         out[kind] = fig
         print(f"  real reuse {kind}: {fig}", flush=True)
+    out["under_sprites_cost"] = {f"{lab}_queries_read": asked.get(lab, 0) for lab in ("pos", "neg")}
+    out["under_sprites_cost"]["seconds_both_readings"] = round(sum(timing.values()), 2)
     out["shifted_windows"] = _shift_figures(seed, search, train_games, held_out_games,
                                             range(100, 100 + query_shots), k, rng)
     return out

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nesgan.tiles.occlusion import OccludedFound, OcclusionSearch
-from nesgan.tiles.search import LABEL_CAP, PIXELS, frequency_labels
+from nesgan.tiles.search import PIXELS, frequency_labels
 from nesgan.tiles.tile import TILE, first_positions, flips
 
 BLOCK = 3  # side of the blocks that find sprite windows
@@ -127,6 +127,19 @@ def _dilate(mask: np.ndarray) -> np.ndarray:
     return grown
 
 
+def _mismatches(lab: np.ndarray, n_lab: int, q_lab: np.ndarray, pixels: np.ndarray, nq: int,
+                rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Co-occurrence counts (len(rows), n_lab, nq) of candidate labels `lab[rows]` (< n_lab)
+    against the query's labels at `pixels`, and the pixels the best many-to-one map leaves
+    unexplained."""
+    if not len(rows):
+        return np.zeros((0, n_lab, nq), np.int64), np.zeros(0, np.int64)
+    r = np.arange(len(rows))[:, None]
+    co = np.bincount(((r * n_lab + lab[rows][:, pixels]) * nq + q_lab[None]).ravel(),
+                     minlength=len(rows) * n_lab * nq).reshape(len(rows), n_lab, nq)
+    return co, len(pixels) - co.max(2).sum(1)
+
+
 class SpriteSearch:
     """Training screens' 3×3 blocks indexed by partition; `search` applies the sprite reading."""
 
@@ -208,25 +221,30 @@ class SpriteSearch:
         cand = flips(self.tiles[pool_ids]).reshape(-1, PIXELS)  # (4n, 256), flip-major
         n = len(pool_ids)
         lab = frequency_labels(cand.reshape(-1, TILE, TILE))[0].astype(np.int64)
-        colour_of = np.zeros((len(cand), LABEL_CAP), np.int64)
+        n_lab = int(lab.max()) + 1
+        colour_of = np.zeros((len(cand), n_lab), np.int64)
         colour_of[np.arange(len(cand))[:, None], lab] = cand  # a label's colour (lumped: one of them)
         qv = q.reshape(-1).astype(np.int64)
         q_colours, ql = np.unique(qv, return_inverse=True)
         nq = len(q_colours)
-        rows = np.arange(len(cand))[:, None]
         best = None
         for w, agree in sprites:
-            vis = ~agree.reshape(-1)
-            if not vis.any():
+            vis = np.flatnonzero(~agree.reshape(-1))
+            if not len(vis):
                 continue
-            co = np.bincount(((rows * LABEL_CAP + lab[:, vis]) * nq + ql[vis]).ravel(),
-                             minlength=len(cand) * LABEL_CAP * nq).reshape(len(cand), LABEL_CAP, nq)
-            mis = int(vis.sum()) - co.max(2).sum(1)
-            ok = np.flatnonzero(mis <= self.k)
+            # an eighth of the visible pixels first: no map does better on all of them than the
+            # best map does on a part, so a candidate already over K there is out
+            _, mis = _mismatches(lab, n_lab, ql[vis[::8]], vis[::8], nq, np.arange(len(cand)))
+            live = np.flatnonzero(mis <= self.k)
+            co, live_mis = _mismatches(lab, n_lab, ql[vis], vis, nq, live)
+            keep = live_mis <= self.k
+            ok, co = live[keep], co[keep]
             if not len(ok):
                 continue
-            seen = co[ok].sum(2) > 0  # (c, L)
-            mapped = np.where(seen, q_colours[co[ok].argmax(2)], colour_of[ok])  # unseen: itself
+            mis = np.full(len(cand), PIXELS, np.int64)
+            mis[ok] = live_mis[keep]
+            seen = co.sum(2) > 0  # (c, L)
+            mapped = np.where(seen, q_colours[co.argmax(2)], colour_of[ok])  # unseen: itself
             explains = np.take_along_axis(mapped, lab[ok], 1) == qv[None]  # (c, 256)
             count = explains.sum(1)
             top = np.zeros(len(ok), np.int64)
