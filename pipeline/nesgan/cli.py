@@ -385,12 +385,14 @@ def quantize_cmd(src: Path, out: Path | None, nes_attributes: bool, palette_file
               help="Cap the whole sheet at one backdrop and K 3-colour sub-palettes (1–4; 4 = one NES "
                    "palette set, what an NES export needs). Without it each tile still shows ≤ 4 colours.")
 @click.option("--under-sprites/--no-under-sprites", default=False, show_default=True,
-              help="Also flag a tile that is a training tile with a sprite drawn over part of it: "
-                   "pixels in colours the training tile cannot explain, in one blob from the tile's "
-                   "edge, are not counted, if at least half the tile stays visible and matches within "
-                   "K (match 'occluded'; the contact sheet hatches the pixels not counted). Off by "
-                   "default: on the museum benchmark it finds about two thirds of such tiles, and a "
-                   "few tiles that only share half a drawing with a training tile are flagged too.")
+              help="Also flag a tile that is a training tile with a sprite standing on it (match "
+                   "'occluded'). Two readings: a small blob (≤ 48 px) in colours the training tile "
+                   "cannot explain, coming in from the tile's edge, is not counted; a larger sprite is "
+                   "not counted when a training screen shows the same sprite (at any pixel offset, "
+                   "recoloured) and a training tile explains the rest within K. Rows say how many "
+                   "pixels were excused and where training showed the sprite (sprite_from); the "
+                   "contact sheet hatches them. Off by default: it reads every tile left original "
+                   "again, against every 3×3 block of the training screens.")
 def export_tiles_cmd(generated, train_dir, tmx, tilesets, tiles_dir, name, near_copy_pixels, max_tiles,
                      palettes, under_sprites) -> None:
     """Make a compact 16×16 tile sheet from generated screens; export it for Tiled.

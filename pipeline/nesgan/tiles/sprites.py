@@ -49,6 +49,7 @@ MIN_VOTES = 2  # blocks that must agree on a window position
 TOP_WINDOWS = 16  # windows read per query, most votes first
 MIN_TILE = 96  # pixels the training tile must explain
 MIN_DRAWING = 8  # of those, pixels off its most common colour
+ANCHOR_FIRST = True
 ANCHORED = 0.5  # share of the sprite's pixels that must lie where W was found (blocks + 1 px)
 _SHIFTS = (np.arange(BLOCK * BLOCK, dtype=np.uint64) * np.uint64(4))
 
@@ -100,11 +101,13 @@ class Window:
     anchor: np.ndarray  # (16, 16) bool, the query's own orientation: the matched blocks + 1 px
 
 
-def _greedy_agree(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _greedy_agree(a: np.ndarray, b: np.ndarray, first: np.ndarray | None = None) -> np.ndarray:
     """(16, 16) each -> where b equals τ(a) for the one-to-one τ paired greedily, the largest
-    co-occurrence first."""
+    co-occurrence first — among the pixels of `first` (bool) before all others, when given."""
     key = a.astype(np.int64).ravel() * 64 + b.astype(np.int64).ravel()
-    pairs, counts = np.unique(key, return_counts=True)
+    pairs, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+    if first is not None and ANCHOR_FIRST:
+        counts = counts + (PIXELS + 1) * np.bincount(inverse.ravel(), weights=first.ravel(), minlength=len(pairs)).astype(np.int64)
     used_a, used_b = set(), set()
     keep = []
     for i in np.argsort(-counts, kind="stable").tolist():
@@ -208,7 +211,7 @@ class SpriteSearch:
             img = self._image(w)
             if img is None:
                 continue
-            agree = _greedy_agree(img, q)
+            agree = _greedy_agree(img, q, w.anchor)
             if agree.sum() > self.k:
                 sprites.append((w, agree))
         if not sprites:
