@@ -18,8 +18,9 @@ reference), their recall of the exact nearest (recolouring- and flip-invariant m
 within K, and the K-choice evidence (distances of planted edits vs distances between distinct
 drawings); and **real reuse** (`real_reuse`): precision and recall per way a real game reuses its
 own art — another palette set, colours merged into the backdrop, sprites over tiles, a status
-bar off the level's grid — by default and with `--under-sprites` (the occluded reading), next to
-what a rectangle reading and shifted windows (both not shipped) would add and cost.
+bar off the level's grid — by default and with `--under-sprites` (the tile reading, then the
+sprite reading over the training screens; each reading's share is reported), next to what a
+rectangle reading and shifted windows (both not shipped) would add and cost.
 """
 
 from __future__ import annotations
