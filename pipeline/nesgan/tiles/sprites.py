@@ -50,6 +50,7 @@ TOP_WINDOWS = 16  # windows read per query, most votes first
 MIN_TILE = 96  # pixels the training tile must explain
 MIN_DRAWING = 8  # of those, pixels off its most common colour
 ANCHOR_FIRST = True
+COLLAGES = True  # reject a sprite that is one half of the cell, as some training tile shows it
 ANCHORED = 0.5  # share of the sprite's pixels that must lie where W was found (blocks + 1 px)
 _SHIFTS = (np.arange(BLOCK * BLOCK, dtype=np.uint64) * np.uint64(4))
 
@@ -265,7 +266,10 @@ class SpriteSearch:
                             sprite[i].reshape(TILE, TILE), w)
         if best is None:
             return None
-        return best[1], best[2], best[3], best[4], best[5]
+        _, train_id, flip, distance, sprite, window = best
+        if COLLAGES and self.occlusion._collage(flips(q[None])[flip], flips(sprite[None])[flip])[0]:
+            return None  # the 'sprite' is a training tile's half beside another's: no sprite
+        return train_id, flip, distance, sprite, window
 
     def search(self, queries: np.ndarray) -> tuple[OccludedFound, list[Window | None]]:
         """The sprite reading of each (Q, 16, 16) query (`OccludedFound`: excused = the sprite's
