@@ -191,3 +191,26 @@ def test_without_the_screens_cells_only_the_tile_reading_runs():
     assert bare.sprites(4) is None
     query, _ = _stood_on(TILES[13])
     assert nearcopy.verdicts(bare, query[None], 4, occluded=True).verdict == ["original"]
+
+
+def test_two_training_halves_side_by_side_are_not_a_sprite_over_a_tile(tmp_path, monkeypatch):
+    """A training screen shows tile Y's bottom half off the grid (as if a sprite); a cell made of
+    tile A's top half and Y's bottom half is two training halves, not A under a sprite."""
+    a = TILES[3]
+    y = np.random.default_rng(5).choice(FOUR, size=(16, 16)).astype(np.uint8)  # a busy texture
+    screen = _screen(list(range(25)))
+    screen[160:176, 160:176] = y  # tile Y on the grid
+    screen[72:80, 40:56] = y[8:]  # and its bottom half at an off-grid place
+    folder = tmp_path / "train"
+    folder.mkdir()
+    Image.fromarray(PAL.to_rgb(screen)).save(folder / "a.png")
+    (folder / "manifest.jsonl").write_text('{"path": "a.png", "grid_phase": [0, 0], "status": "ok"}\n')
+    index = nearcopy.build_index(folder, PAL)
+    collage = a.copy()
+    collage[8:] = y[8:]
+    assert nearcopy.verdicts(index, collage[None], 4).verdict == ["original"]  # neither tile alone
+    assert nearcopy.verdicts(index, collage[None], 4, occluded=True).verdict == ["original"]
+    monkeypatch.setattr(sp, "COLLAGES", False)  # without the check, Y's half passes for a sprite
+    index = nearcopy.build_index(folder, PAL)
+    v = nearcopy.verdicts(index, collage[None], 4, occluded=True)
+    assert v.verdict == ["near_copy"] and v.excused[0][:8].sum() == 0
