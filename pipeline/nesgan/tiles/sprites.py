@@ -47,6 +47,7 @@ BLOCK = 3  # side of the blocks that find sprite windows
 POSTING_CAP = 64  # a block partition seen more often than this is no evidence
 MIN_VOTES = 2  # blocks that must agree on a window position
 TOP_WINDOWS = 16  # windows read per query, most votes first
+POOL_CAP = 512  # candidate tiles taken from the screens that show the sprite (cost bound; measured)
 MIN_TILE = 96  # pixels the training tile must explain
 MIN_DRAWING = 8  # of those, pixels off its most common colour
 ANCHOR_FIRST = True
@@ -217,7 +218,12 @@ class SpriteSearch:
                 sprites.append((w, agree))
         if not sprites:
             return None
-        pool = [self.screen_tiles[w.screen] for w, _ in sprites]
+        pool, screens, size = [], set(), 0
+        for w, _ in sprites:  # the screens that show the sprite, most votes first, up to POOL_CAP tiles
+            if w.screen not in screens and size < POOL_CAP:
+                screens.add(w.screen)
+                pool.append(self.screen_tiles[w.screen])
+                size += len(pool[-1])
         pool.append(self.occlusion.candidates(q[None])[2])
         pool_ids = np.unique(np.concatenate(pool)).astype(np.int64)
         if not len(pool_ids):
