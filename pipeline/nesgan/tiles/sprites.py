@@ -62,7 +62,6 @@ TOP_WINDOWS = 16  # windows read per query, most votes first
 POOL_CAP = 512  # candidate tiles taken from the screens that show the sprite (cost bound; measured)
 MIN_TILE = 96  # pixels the training tile must explain
 MIN_DRAWING = 8  # of those, pixels off its most common colour
-ANCHOR_FIRST = True
 COLLAGES = True  # reject a sprite that is one half of the cell, as some training tile shows it
 ANCHORED = 0.5  # share of the sprite's pixels that must lie where W was found (blocks + 1 px)
 _SHIFTS = (np.arange(BLOCK * BLOCK, dtype=np.uint64) * np.uint64(4))
@@ -120,8 +119,9 @@ def _greedy_agree(a: np.ndarray, b: np.ndarray, first: np.ndarray | None = None)
     co-occurrence first — among the pixels of `first` (bool) before all others, when given."""
     key = a.astype(np.int64).ravel() * 64 + b.astype(np.int64).ravel()
     pairs, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
-    if first is not None and ANCHOR_FIRST:
-        counts = counts + (PIXELS + 1) * np.bincount(inverse.ravel(), weights=first.ravel(), minlength=len(pairs)).astype(np.int64)
+    if first is not None:  # a pair seen there outranks every pair seen only elsewhere
+        among = np.bincount(inverse.ravel(), weights=first.ravel(), minlength=len(pairs)).astype(np.int64)
+        counts = counts + (PIXELS + 1) * among
     used_a, used_b = set(), set()
     keep = []
     for i in np.argsort(-counts, kind="stable").tolist():
