@@ -14,7 +14,9 @@ background. A generated cell q **matches** when
 2. a training tile t (flips and a many-to-one recolouring allowed) explains q everywhere outside
    S but for at most K pixels, and explains at least MIN_TILE pixels of q with at least
    MIN_DRAWING of them off its most common colour: a tile, not a sky;
-3. the pixels only W explains (the sprite's part of the cell, P) lie for the most part
+3. the pixels only W explains (the sprite's part of the cell, P) are more than K (fewer would
+   only stretch K: on the demo's generated screens they let 2-pixel "sprites" through) and lie
+   for the most part
    (ANCHORED) where W was *found*: inside the 3×3 blocks of q that matched W's blocks, grown by one
    pixel. A window found through two small blocks elsewhere does not get to explain a large flat
    region (on the museum's held-out games that coincidence flagged 3 % of clean cells).
@@ -275,7 +277,7 @@ class SpriteSearch:
                     top[i] = np.bincount(qv[explains[i]], minlength=64).max()
             sprite = agree.reshape(1, -1) & ~explains  # P
             anchored = (sprite & w.anchor.reshape(1, -1)).sum(1) >= ANCHORED * sprite.sum(1)
-            good = (count >= MIN_TILE) & (count - top >= MIN_DRAWING) & anchored & sprite.any(1)
+            good = (count >= MIN_TILE) & (count - top >= MIN_DRAWING) & anchored & (sprite.sum(1) > self.k)
             for i in np.flatnonzero(good).tolist():
                 score = (int(count[i]), -int(sprite[i].sum()))
                 if best is None or score > best[0]:
