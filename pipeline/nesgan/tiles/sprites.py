@@ -16,9 +16,8 @@ background. A generated cell q **matches** when
    MIN_DRAWING of them off its most common colour: a tile, not a sky;
 3. the pixels only W explains (the sprite's part of the cell, P) are more than K (fewer would
    only stretch K: on the demo's generated screens they let 2-pixel "sprites" through) and lie
-   for the most part
-   (ANCHORED) where W was *found*: inside the 3×3 blocks of q that matched W's blocks, grown by one
-   pixel. A window found through two small blocks elsewhere does not get to explain a large flat
+   for the most part (ANCHORED) where W was *found*: inside the 3×3 blocks of q that matched
+   W's blocks, grown by one pixel. A window found through two small blocks elsewhere does not get to explain a large flat
    region (on the museum's held-out games that coincidence flagged 3 % of clean cells).
 
 **Finding W.** Every 3×3 block of every training screen (at every pixel position) is indexed
