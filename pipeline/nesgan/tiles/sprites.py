@@ -52,7 +52,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nesgan.tiles.occlusion import OccludedFound, OcclusionSearch
+from nesgan.tiles.occlusion import OccludedFound, OcclusionSearch, _greedy_map
 from nesgan.tiles.search import PIXELS, frequency_labels
 from nesgan.tiles.tile import TILE, first_positions, flips
 
@@ -117,22 +117,18 @@ class Window:
 
 def _greedy_agree(a: np.ndarray, b: np.ndarray, first: np.ndarray | None = None) -> np.ndarray:
     """(16, 16) each -> where b equals τ(a) for the one-to-one τ paired greedily, the largest
-    co-occurrence first — among the pixels of `first` (bool) before all others, when given."""
-    key = a.astype(np.int64).ravel() * 64 + b.astype(np.int64).ravel()
-    pairs, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+    co-occurrence first (`occlusion._greedy_map`) — among the pixels of `first` (bool) before all
+    others, when given."""
+    a_colours, a_lab = np.unique(a, return_inverse=True)
+    b_colours, b_lab = np.unique(b, return_inverse=True)
+    a_lab, b_lab = a_lab.ravel(), b_lab.ravel()
+    n = max(len(a_colours), len(b_colours))
+    co = np.zeros((1, n, n), np.int64)
+    np.add.at(co[0], (a_lab, b_lab), 1)
     if first is not None:  # a pair seen there outranks every pair seen only elsewhere
-        among = np.bincount(inverse.ravel(), weights=first.ravel(), minlength=len(pairs)).astype(np.int64)
-        counts = counts + (PIXELS + 1) * among
-    used_a, used_b = set(), set()
-    keep = []
-    for i in np.argsort(-counts, kind="stable").tolist():
-        x, y = divmod(int(pairs[i]), 64)
-        if x in used_a or y in used_b:
-            continue
-        used_a.add(x)
-        used_b.add(y)
-        keep.append(int(pairs[i]))
-    return np.isin(key, keep).reshape(a.shape)
+        np.add.at(co[0], (a_lab[first.ravel()], b_lab[first.ravel()]), PIXELS + 1)
+    sig, _ = _greedy_map(co)
+    return (sig[0][a_lab] == b_lab).reshape(a.shape)
 
 
 def _dilate(mask: np.ndarray) -> np.ndarray:
@@ -261,11 +257,9 @@ class SpriteSearch:
             live = np.flatnonzero(mis <= self.k)
             co, live_mis = _mismatches(lab, n_lab, ql[vis], vis, nq, live)
             keep = live_mis <= self.k
-            ok, co = live[keep], co[keep]
+            ok, co, ok_mis = live[keep], co[keep], live_mis[keep]
             if not len(ok):
                 continue
-            mis = np.full(len(cand), PIXELS, np.int64)
-            mis[ok] = live_mis[keep]
             seen = co.sum(2) > 0  # (c, L)
             mapped = np.where(seen, q_colours[co.argmax(2)], colour_of[ok])  # unseen: itself
             explains = np.take_along_axis(mapped, lab[ok], 1) == qv[None]  # (c, 256)
@@ -281,7 +275,7 @@ class SpriteSearch:
                 score = (int(count[i]), -int(sprite[i].sum()))
                 if best is None or score > best[0]:
                     row = int(ok[i])
-                    best = (score, int(pool_ids[row % n]), row // n, int(mis[row]),
+                    best = (score, int(pool_ids[row % n]), row // n, int(ok_mis[i]),
                             sprite[i].reshape(TILE, TILE), w)
         if best is None:
             return None
