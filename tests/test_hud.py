@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from nesgan.crop.frame import crop_image
 from nesgan.crop.hud import NO_HUD, Hud, choose_window, detect_alone, detect_shots
-from nesgan.crop.screens import MANIFEST, CropConfig, crop_folder, crop_image
+from nesgan.crop.screens import MANIFEST, CropConfig, crop_folder
 from nesgan.files import read_jsonl
 
 site = pytest.importorskip("nesgan.museum.site")

@@ -14,17 +14,10 @@ from PIL import Image
 
 from nesgan.cli import cli
 from nesgan.colour.palette import EMITTABLE, Palette
-from nesgan.crop.grid import REPEAT_WEIGHT, phase_scores
-from nesgan.crop.screens import (
-    MANIFEST,
-    CropConfig,
-    choose_offset,
-    crop_bytes,
-    crop_folder,
-    crop_image,
-    detect_grid_phase,
-    load_screens,
-)
+from nesgan.crop.frame import choose_offset, crop_bytes, crop_image
+from nesgan.crop.grid import REPEAT_WEIGHT, detect_grid_phase, phase_scores
+from nesgan.crop.load import load_screens
+from nesgan.crop.screens import MANIFEST, CropConfig, crop_folder
 from nesgan.errors import NesganError
 from nesgan.files import read_jsonl
 

@@ -1,7 +1,8 @@
 """`nesgan crop`: pixel-exact 224×224 screens from screenshots, never resampled.
 
-Entry point: `screens.crop_folder(CropConfig) -> CropSummary` (and `crop_bytes` for one image).
-Modules: `screens` (inputs, exact colour conversion, integer-scale reduction, the crop window,
-names, the manifest), `grid` (the 16 px grid phase of a frame), `hud` (a game's status bar and
-the window that leaves it out).
+Entry point: `screens.crop_folder(CropConfig) -> CropSummary` (and `frame.crop_bytes` for one
+image). Modules: `screens` (the folder stage: resume, names, the manifest), `sources` (which
+files are inputs), `frame` (guarded decoding, exact colour conversion, integer-scale reduction,
+the crop window), `load` (reading finished crops back for training), `grid` (the 16 px grid
+phase of a frame), `hud` (a game's status bar and the window that leaves it out).
 """

@@ -17,7 +17,7 @@ from nesgan.gan.config import SIZE
 def load_screens(folder: str | Path) -> tuple[np.ndarray, list[str]]:
     """uint8 (N, 224, 224, 3) screens and their names: the `ok` crops of the folder's manifest
     (every *.png without one), loaded by the crop stage's own reader, never resampled."""
-    from nesgan.crop.screens import load_screens as load_crops
+    from nesgan.crop.load import load_screens as load_crops
 
     return load_crops(Path(folder))
 

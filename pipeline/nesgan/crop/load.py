@@ -1,0 +1,60 @@
+"""Reading finished crops back: the `ok` screens of a crop folder, for the trainer and the
+near-copy index."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
+
+from nesgan.crop.frame import SIZE, to_rgb_exact
+from nesgan.errors import NesganError
+from nesgan.files import MANIFEST, iter_jsonl
+
+
+def load_screens(folder: Path) -> tuple[np.ndarray, list[str]]:
+    """(N, 224, 224, 3) uint8 of the `ok` crops the manifest lists (every *.png when there is
+    no manifest), and their file names. Palette, grey or opaque-RGBA PNGs convert exactly."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise NesganError(
+            f"{folder} is not a folder of screens; make one with `nesgan crop SRC --out {folder}` "
+            "or `nesgan scrape`"
+        )
+    manifest = folder / MANIFEST
+    if manifest.exists():
+        names = list(dict.fromkeys(
+            str(r["path"]) for r in iter_jsonl(manifest) if r.get("status") == "ok" and r.get("path")
+        ))
+        bad = [n for n in names if Path(n).name != n or n.startswith(".")]
+        if bad:
+            raise NesganError(f"{manifest} names files outside {folder} ({bad[0]!r}); recrop with --overwrite")
+    else:
+        names = sorted(p.name for p in folder.glob("*.png") if not p.name.startswith("."))
+    if not names:
+        what = f"no `ok` rows in {manifest}" if manifest.exists() else "no *.png files"
+        raise NesganError(f"{folder} holds {what}; crop some screenshots with `nesgan crop SRC --out {folder}`")
+    screens = np.empty((len(names), SIZE, SIZE, 3), dtype=np.uint8)
+    for i, name in enumerate(tqdm(names, desc="load", unit="screen",
+                                  disable=True if len(names) < 500 else None)):
+        screens[i] = _load_one(folder / name)
+    return screens, names
+
+
+def _load_one(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise NesganError(f"{path} is listed in the manifest but missing; rerun `nesgan crop` with --overwrite")
+    try:
+        with Image.open(path) as img:
+            if img.size != (SIZE, SIZE):
+                raise NesganError(f"{path} is {img.size[0]}×{img.size[1]}, not {SIZE}×{SIZE}; "
+                                  "crop it with `nesgan crop`")
+            img.load()
+            rgb, _status, reason = to_rgb_exact(img)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise NesganError(f"{path} is not a readable image ({e}); remove it or recrop") from None
+    if rgb is None:
+        raise NesganError(f"{path} is not 224×224 RGB: {reason}")
+    return rgb
