@@ -1,4 +1,4 @@
-"""nesgan.tiles.nearcopy (index, cache, verdicts), nesgan.tiles.search (distance, search), nesgan.tiles.contact;
+"""nesgan.tiles.nearcopy (index, cache, verdicts), nesgan.tiles.distance and search, nesgan.tiles.contact;
 nesgan.bench.reference (the slow distances the search is checked against)."""
 
 from __future__ import annotations

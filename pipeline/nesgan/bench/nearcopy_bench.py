@@ -33,16 +33,9 @@ import numpy as np
 
 from nesgan.bench.reference import brute_nearest_merge, exact_distances, merge_exact_distances
 from nesgan.colour.palette import EMITTABLE
+from nesgan.tiles.distance import PIXELS, frequency_labels, unique_sorted
 from nesgan.tiles.nearcopy import trivial_mask
-from nesgan.tiles.search import (
-    PIXELS,
-    POSTING_CAP,
-    TileSearch,
-    _unique,
-    frequency_labels,
-    label_weights,
-    partition_hashes,
-)
+from nesgan.tiles.search import POSTING_CAP, TileSearch, label_weights, partition_hashes
 from nesgan.tiles.tile import DEFAULT_NEAR_COPY_PIXELS, TILE, flips, slice_tiles
 
 
@@ -478,7 +471,7 @@ class RectangleSearch:
                 start = np.repeat(lo - np.concatenate([[0], np.cumsum(n)[:-1]]), n)
                 keys.append((qq * 4 + f).astype(np.int64) * m + self.ids[half][start + np.arange(len(qq))])
         dist = np.full(q, PIXELS, np.int64)
-        keys = _unique(np.concatenate(keys)) if keys and m else np.zeros(0, np.int64)
+        keys = unique_sorted(np.concatenate(keys)) if keys and m else np.zeros(0, np.int64)
         if not len(keys):
             return dist
         qq, ff, rr = keys // m // 4, keys // m % 4, keys % m
@@ -618,7 +611,7 @@ def _merge_only_share(q: np.ndarray, train: np.ndarray, search: TileSearch, k: i
     """Of the flagged cells: how many show ≤ 2 colours and match only through a merge (the
     one-to-one reading is farther than K) — what a stricter rule for 2-colour merges would
     unflag."""
-    from nesgan.tiles.search import frequency_labels, pair_readings
+    from nesgan.tiles.distance import frequency_labels, pair_readings
 
     found = search.search(q, trivial_mask(q, k))
     flag = np.flatnonzero(found.distance <= k)
@@ -637,7 +630,7 @@ def _only_under_sprite(sources: np.ndarray, sprites: np.ndarray, train: np.ndarr
     pixels the real sprite covers, the clean source cell is within K of the matched training
     tile (mirrored the way it matched, recoloured by those pixels). A query with no sprite
     never is."""
-    from nesgan.tiles.search import recolour_map
+    from nesgan.tiles.distance import recolour_map
 
     n = 0
     for i in np.flatnonzero(occ.matches):

@@ -1,17 +1,17 @@
 """Reference distances for tests and benchmarks: slow, simple, and what the search is checked
-against. Not used by the product (`nesgan.tiles.search` is)."""
+against. Not used by the product (`nesgan.tiles.distance` and `search` are)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from nesgan.tiles.search import (
+from nesgan.tiles.distance import (
     CHUNK,
     LABEL_CAP,
     PIXELS,
-    _bounds,
-    _hungarian,
     frequency_labels,
+    hungarian_matches,
+    match_bounds,
     merge_distances,
     oriented_distances,
 )
@@ -48,14 +48,14 @@ def brute_nearest(query: np.ndarray, train: np.ndarray) -> tuple[int, int]:
     for f in range(4):
         for s in range(0, len(train), CHUNK):
             t_lab, t_cols = frequency_labels(train[s : s + CHUNK])
-            lo, hi = _bounds(np.repeat(lab[f][None], len(t_lab), 0), t_lab)
+            lo, hi = match_bounds(np.repeat(lab[f][None], len(t_lab), 0), t_lab)
             many = (cols[f] >= LABEL_CAP) | (t_cols >= LABEL_CAP)
             d_hi.append(np.where(many, PIXELS + 1, PIXELS - lo))
             d_lo.append(PIXELS - hi)
     d_hi, d_lo = np.concatenate(d_hi), np.concatenate(d_lo)  # (4·M,) flip-major
     m = len(train)
     for i in np.flatnonzero((d_lo < d_hi) & (d_lo < d_hi.min())):
-        d_hi[i] = PIXELS - _hungarian(qf[i // m].ravel(), train[i % m].ravel())
+        d_hi[i] = PIXELS - hungarian_matches(qf[i // m].ravel(), train[i % m].ravel())
     best = int(d_hi.argmin())
     return int(d_hi[best]), best % m
 

@@ -2,8 +2,8 @@
 
 A generated tile is a **near-copy** when some training tile is the same drawing up to a
 recolouring (one-to-one or merging colours), a horizontal/vertical flip, and at most K differing
-pixels (`nesgan.tiles.search` defines the merge distance and finds the nearest training tile with
-guaranteed recall within K).
+pixels (`nesgan.tiles.distance` defines the merge distance; `nesgan.tiles.search` finds the
+nearest training tile with guaranteed recall within K).
 
 **Choosing K (default 4).** Measured on the embedded museum (`make bench`, nearcopy_bench,
 figure `k_choice`: the 518 non-trivial tiles of 10 games, each against its nearest tile of 10
@@ -76,15 +76,9 @@ from nesgan.crop.grid import detect_grid_phase
 from nesgan.errors import NesganError
 from nesgan.files import MANIFEST, atomic_write_bytes, iter_jsonl
 from nesgan.images import image_files
+from nesgan.tiles.distance import PIXELS, majority_pixels, pair_readings, recolour_map
 from nesgan.tiles.occlusion import OcclusionSearch
-from nesgan.tiles.search import (
-    PIXELS,
-    Found,
-    TileSearch,
-    majority_pixels,
-    pair_readings,
-    recolour_map,
-)
+from nesgan.tiles.search import Found, TileSearch
 from nesgan.tiles.sprites import SpriteSearch, screen_images
 from nesgan.tiles.tile import FLIPS, TILE, dedupe, flips, open_screen, slice_tiles
 

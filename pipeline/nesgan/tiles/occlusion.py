@@ -64,14 +64,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nesgan.tiles.search import (
-    LABEL_CAP,
-    PIXELS,
-    _unique,
-    frequency_labels,
-    label_weights,
-    partition_hashes,
-)
+from nesgan.tiles.distance import LABEL_CAP, PIXELS, frequency_labels, unique_sorted
+from nesgan.tiles.search import label_weights, partition_hashes
 from nesgan.tiles.tile import TILE, flips
 
 MIN_VISIBLE = 128  # pixels the sprite must leave visible: at least half the tile is evidence
@@ -265,7 +259,7 @@ class OcclusionSearch:
         if not keys:
             e = np.zeros(0, np.int64)
             return e, e, e, e
-        keys = _unique(np.concatenate(keys))
+        keys = unique_sorted(np.concatenate(keys))
         pair, region = keys // len(REGIONS), keys % len(REGIONS)
         first = np.r_[True, pair[1:] != pair[:-1]]  # sorted: the lowest region of each pair
         pair, region = pair[first], region[first]

@@ -52,8 +52,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nesgan.tiles.distance import PIXELS, frequency_labels
 from nesgan.tiles.occlusion import OccludedFound, OcclusionSearch, _greedy_map
-from nesgan.tiles.search import PIXELS, frequency_labels
 from nesgan.tiles.tile import TILE, first_positions, flips
 
 BLOCK = 3  # side of the blocks that find sprite windows
