@@ -15,11 +15,11 @@ from PIL import Image
 from nesgan.cli import cli
 from nesgan.colour.palette import EMITTABLE, Palette
 from nesgan.crop.frame import choose_offset, crop_bytes, crop_image
-from nesgan.crop.grid import REPEAT_WEIGHT, detect_grid_phase, phase_scores
 from nesgan.crop.load import load_screens
 from nesgan.crop.screens import MANIFEST, CropConfig, crop_folder
 from nesgan.errors import NesganError
 from nesgan.files import read_jsonl
+from nesgan.grid import REPEAT_WEIGHT, detect_grid_phase, phase_scores
 
 NES_RGB = Palette.builtin().rgb[EMITTABLE]  # (54, 3) distinct NES colours
 

@@ -1,4 +1,4 @@
-"""Atomic writes and JSON-lines manifests shared by every stage.
+"""Atomic writes, JSON-lines manifests and the cache folder shared by every stage.
 
 Each stage writes its outputs through `atomic_write_*` (temporary file in the same folder, then
 rename) so a kill never leaves half a file, and records one manifest row per input item.
@@ -19,6 +19,13 @@ from pathlib import Path
 from typing import Any
 
 MANIFEST = "manifest.jsonl"  # every stage's per-item rows, written last
+
+
+def cache_dir() -> Path:
+    """$XDG_CACHE_HOME/nesgan, else ~/.cache/nesgan: derived files worth keeping between runs
+    (the colour lookup table, the training-tile index)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "nesgan"
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, durable: bool = True) -> None:

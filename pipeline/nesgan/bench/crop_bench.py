@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nesgan.crop.grid import CELL, REPEAT_WEIGHT, detect_grid_phase, expected_phase
+from nesgan.grid import CELL, REPEAT_WEIGHT, detect_grid_phase, expected_phase
 
 
 def _reference_scores(rgb: np.ndarray) -> np.ndarray:

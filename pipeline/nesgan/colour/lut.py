@@ -14,24 +14,17 @@ factors the per-channel transfer function into 256-entry tables and the distance
 from __future__ import annotations
 
 import io
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from nesgan.colour.palette import EMITTABLE, OKLAB_M1, OKLAB_M2, Palette, srgb_to_linear
-from nesgan.files import atomic_write_bytes
+from nesgan.files import atomic_write_bytes, cache_dir
 
 LUT_SIZE = 1 << 24
 
 _LUTS: dict[str, np.ndarray] = {}  # in-process memo: fingerprint -> table
-
-
-def cache_dir() -> Path:
-    """$XDG_CACHE_HOME/nesgan, else ~/.cache/nesgan."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "nesgan"
 
 
 def lut_path(palette: Palette) -> Path:

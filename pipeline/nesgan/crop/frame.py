@@ -22,7 +22,7 @@ crop in five steps, and every way it can fail is a `CropResult` with a `status` 
    k ≥ 2 is a scaled capture, reduced by taking one pixel per k×k block only when every block is
    one colour (else `not_exact_scale`: resized with a filter). Smaller is `too_small`; anything
    else (side-by-side composites, aspect-corrected or odd sizes) is `off_size`.
-4. Detect the grid phase on the frame (`grid.detect_grid_phase`) and, with `hud="auto"`, the
+4. Detect the grid phase on the frame (`nesgan.grid.detect_grid_phase`) and, with `hud="auto"`, the
    status bar (`hud.py`): from the screenshots of the same game (the scraper's `game`; for your
    own files, the folder they are in) or, for a game with fewer than 3 shots, from the shot's
    text glyphs alone.
@@ -48,14 +48,13 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from nesgan.crop.grid import CELL, detect_grid_phase
 from nesgan.crop.hud import NO_HUD, Hud, choose_window, detect_alone
-from nesgan.images import SCREEN
+from nesgan.grid import CELL, detect_grid_phase
+from nesgan.images import MAX_PIXELS, SCREEN
 
 SIZE = SCREEN  # 14 cells of 16 px: the DCGAN's input, and the widest square every NES frame holds
 NATIVE_W = (SIZE, 256)  # PPU frames are 256 wide; overscan-trimmed captures down to 224
 NATIVE_H = (SIZE, 240)  # 240 lines drawn; NTSC-visible captures cut 8 top and bottom (224)
-MAX_PIXELS = 4096 * 4096  # 16× a NES frame each way; more is a bomb, not a screenshot
 
 # Statuses, in the order the summary lists them.
 STATUSES = (

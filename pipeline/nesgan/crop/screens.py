@@ -25,11 +25,11 @@ import numpy as np
 from tqdm import tqdm
 
 from nesgan.crop.frame import MAX_PIXELS, SIZE, STATUSES, CropResult, FindHud, crop_bytes
-from nesgan.crop.grid import detect_grid_phase
 from nesgan.crop.hud import SAMPLE, hud_finder
 from nesgan.crop.sources import Source, collect_sources
 from nesgan.errors import NesganError
 from nesgan.files import MANIFEST, JsonlAppender, atomic_write_bytes, iter_jsonl, write_json
+from nesgan.grid import detect_grid_phase
 from nesgan.images import encode_png
 
 CONFIG_FILE = "crop_config.json"

@@ -13,14 +13,14 @@ the training tile: there the sprite hides it. Near-copies come first, then origi
 
 from __future__ import annotations
 
-import io
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from nesgan.colour.palette import Palette
 from nesgan.files import atomic_write_bytes
+from nesgan.images import encode_png
 from nesgan.tiles.tile import TILE
 
 SCALE = 4  # 16 px tiles shown 64 px wide: pixels readable, 8 entries fit a 1200 px screen
@@ -55,6 +55,28 @@ def draw_text(img: np.ndarray, x: int, y: int, text: str, rgb: tuple[int, int, i
         x += 4 * scale
 
 
+def _canvas(n: int, columns: int, cell_w: int, cell_h: int) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """A blank sheet for n entries in rows of `columns` cells, and each entry's top-left (x, y)."""
+    n_rows = -(-n // columns)
+    img = np.empty((max(n_rows, 1) * cell_h + _PAD, columns * cell_w + _PAD, 3), np.uint8)
+    img[:] = _BG
+    return img, [(_PAD + c * cell_w, _PAD + r * cell_h) for r, c in (divmod(s, columns) for s in range(n))]
+
+
+def _write_pages(tiles_dir: Path, stem: str, pages: list[list[int]],
+                 render: Callable[[list[int]], np.ndarray]) -> list[Path]:
+    """Write tiles_dir/<stem>-000.png, … one page per entry list; stale pages of an earlier run go."""
+    tiles_dir.mkdir(parents=True, exist_ok=True)
+    for old in tiles_dir.glob(f"{stem}-[0-9][0-9][0-9].png"):
+        old.unlink()
+    out = []
+    for n, entries in enumerate(pages):
+        path = tiles_dir / f"{stem}-{n:03d}.png"
+        atomic_write_bytes(path, encode_png(render(entries)))
+        out.append(path)
+    return out
+
+
 def _order(rows: list[dict]) -> list[int]:
     rank = {"near_copy": 0, "original": 1, "trivial": 2}
 
@@ -72,13 +94,8 @@ def render_sheet(entries: list[int], tiles: np.ndarray, nearest: np.ndarray | No
     on the training tile: where the sprite hides it)."""
     t = TILE * SCALE
     text_h = 5 * FONT_SCALE
-    cell_w, cell_h = 2 * t + 3 * _PAD, t + 4 * _PAD + text_h + 6
-    n_rows = -(-len(entries) // COLUMNS)
-    img = np.empty((max(n_rows, 1) * cell_h + _PAD, COLUMNS * cell_w + _PAD, 3), np.uint8)
-    img[:] = _BG
-    for slot, i in enumerate(entries):
-        r, c = divmod(slot, COLUMNS)
-        x0, y0 = _PAD + c * cell_w, _PAD + r * cell_h
+    img, corners = _canvas(len(entries), COLUMNS, 2 * t + 3 * _PAD, t + 4 * _PAD + text_h + 6)
+    for i, (x0, y0) in zip(entries, corners, strict=True):
         row = rows[i]
         near = row.get("nearest") or {}
         gen = tiles[i]
@@ -117,20 +134,11 @@ def write_contact_sheets(tiles_dir: Path, tiles: np.ndarray, nearest: np.ndarray
     matched (`nearcopy.Verdicts.shown`), or None; excused: (N, 16, 16) bool pixels an occluded
     match did not count (`nearcopy.Verdicts.excused`), hatched, or None.
     """
-    tiles_dir.mkdir(parents=True, exist_ok=True)
-    for old in tiles_dir.glob("contact-[0-9][0-9][0-9].png"):
-        old.unlink()
     order = _order(rows)
     per = COLUMNS * ROWS
-    out = []
-    for s in range(0, min(len(order), per * MAX_SHEETS), per):
-        img = render_sheet(order[s : s + per], tiles, nearest, rows, palette, excused)
-        buf = io.BytesIO()
-        Image.fromarray(img, "RGB").save(buf, format="PNG")
-        path = tiles_dir / f"contact-{s // per:03d}.png"
-        atomic_write_bytes(path, buf.getvalue())
-        out.append(path)
-    return out
+    pages = [order[s : s + per] for s in range(0, min(len(order), per * MAX_SHEETS), per)]
+    return _write_pages(tiles_dir, "contact", pages,
+                        lambda entries: render_sheet(entries, tiles, nearest, rows, palette, excused))
 
 
 MEMBER_SCALE = 2  # members shown 32 px wide beside the 64 px tile
@@ -143,13 +151,9 @@ def render_member_sheet(entries: list[int], tiles: np.ndarray, rows: list[dict],
     and beside it up to three of the generated cells it stands for (nearest, typical, farthest)."""
     t, m = TILE * SCALE, TILE * MEMBER_SCALE
     text_h = 5 * FONT_SCALE
-    cell_w, cell_h = t + m + 3 * _PAD, max(t, 3 * m + 2 * 2) + 3 * _PAD + text_h + 8
-    n_rows = -(-len(entries) // MEMBER_COLUMNS)
-    img = np.empty((max(n_rows, 1) * cell_h + _PAD, MEMBER_COLUMNS * cell_w + _PAD, 3), np.uint8)
-    img[:] = _BG
-    for slot, i in enumerate(entries):
-        r, c = divmod(slot, MEMBER_COLUMNS)
-        x0, y0 = _PAD + c * cell_w, _PAD + r * cell_h
+    img, corners = _canvas(len(entries), MEMBER_COLUMNS, t + m + 3 * _PAD,
+                           max(t, 3 * m + 2 * 2) + 3 * _PAD + text_h + 8)
+    for i, (x0, y0) in zip(entries, corners, strict=True):
         img[y0 : y0 + t, x0 : x0 + t] = np.kron(palette.to_rgb(tiles[i]), np.ones((SCALE, SCALE, 1), np.uint8))
         for k, cell in enumerate(members[i][:3]):
             yy = y0 + k * (m + 2)
@@ -167,15 +171,7 @@ def write_member_sheets(tiles_dir: Path, tiles: np.ndarray, rows: list[dict], me
                         palette: Palette) -> list[Path]:
     """Write tiles_dir/sheet-000.png, …: the tile sheet in id order (by sub-palette, then use) with
     each tile's use count, colours and a few of its member cells; stale pages of an earlier run go."""
-    for old in tiles_dir.glob("sheet-[0-9][0-9][0-9].png"):
-        old.unlink()
     per = MEMBER_COLUMNS * ROWS
-    out = []
-    for s in range(0, min(len(tiles), per * MAX_SHEETS), per):
-        img = render_member_sheet(list(range(s, min(s + per, len(tiles)))), tiles, rows, members, palette)
-        buf = io.BytesIO()
-        Image.fromarray(img, "RGB").save(buf, format="PNG")
-        path = tiles_dir / f"sheet-{s // per:03d}.png"
-        atomic_write_bytes(path, buf.getvalue())
-        out.append(path)
-    return out
+    pages = [list(range(s, min(s + per, len(tiles)))) for s in range(0, min(len(tiles), per * MAX_SHEETS), per)]
+    return _write_pages(tiles_dir, "sheet", pages,
+                        lambda entries: render_member_sheet(entries, tiles, rows, members, palette))

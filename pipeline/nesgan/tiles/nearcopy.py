@@ -52,7 +52,7 @@ share).
 same palette and cut on each screen's grid phase (from the folder's manifest.jsonl, else
 detected), exact-deduplicated with the first place each occurs, and every cell of every screen
 (its tile id and place), from which the sprite reading rebuilds the screens. It is cached outside the user's
-folders, in $XDG_CACHE_HOME/nesgan/tile-index/ (`nesgan.colour.lut.cache_dir`), one file per
+folders, in $XDG_CACHE_HOME/nesgan/tile-index/ (`nesgan.files.cache_dir`), one file per
 training set (the folders and the palette), holding a fingerprint of the file names, sizes and
 modification times and the manifests; any change rebuilds it (and says so on stderr).
 """
@@ -70,11 +70,10 @@ from pathlib import Path
 
 import numpy as np
 
-from nesgan.colour.lut import cache_dir
 from nesgan.colour.palette import Palette
-from nesgan.crop.grid import detect_grid_phase
 from nesgan.errors import NesganError
-from nesgan.files import MANIFEST, atomic_write_bytes, iter_jsonl
+from nesgan.files import MANIFEST, atomic_write_bytes, cache_dir, iter_jsonl
+from nesgan.grid import detect_grid_phase
 from nesgan.images import image_files
 from nesgan.tiles.distance import PIXELS, majority_pixels, pair_readings, recolour_map
 from nesgan.tiles.occlusion import OcclusionSearch
@@ -82,7 +81,7 @@ from nesgan.tiles.search import Found, TileSearch
 from nesgan.tiles.sprites import SpriteSearch, screen_images
 from nesgan.tiles.tile import FLIPS, TILE, dedupe, flips, open_screen, slice_tiles
 
-INDEX_DIR = "tile-index"  # under nesgan.colour.lut.cache_dir()
+INDEX_DIR = "tile-index"  # under nesgan.files.cache_dir()
 INDEX_VERSION = 3  # bump when the index layout or the slicing changes (3: every cell kept)
 MATCHES = ("exact", "recolour", "merge")  # readings, strictest first
 OCCLUDED = "occluded"  # the opt-in reading of a training tile under a sprite (nesgan.tiles.occlusion)
