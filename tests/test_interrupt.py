@@ -14,17 +14,9 @@ from click.testing import CliRunner
 
 from checkpoint_trees import states_equal
 from nesgan.cli import cli
-from nesgan.gan.data import write_fake_screens
 from nesgan.gan.interrupt import GracefulStop, TrainingInterrupted
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-
-
-@pytest.fixture(scope="module")
-def screens(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("screens")
-    write_fake_screens(folder, 6, seed=0)
-    return folder
 
 
 def common(screens: Path) -> list[str]:
@@ -34,15 +26,11 @@ def common(screens: Path) -> list[str]:
             "--threads", "1"]  # pinned: another thread count is another summation order
 
 
-def _signal_mid_run(cmd: list[str], started: Path, sig: int) -> subprocess.CompletedProcess:
+def _signal_mid_run(cmd: list[str], started: Path, sig: int, wait_until) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        deadline = time.monotonic() + 120
-        while not started.exists():
-            assert proc.poll() is None, proc.communicate()[1]
-            assert time.monotonic() < deadline, "training did not start within 120 s"
-            time.sleep(0.02)
+        wait_until(started.exists, proc, f"training wrote {started.name}")
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=120)
     finally:
@@ -52,11 +40,11 @@ def _signal_mid_run(cmd: list[str], started: Path, sig: int) -> subprocess.Compl
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
-def test_ctrl_c_mid_run_checkpoints_and_resume_equals_an_uninterrupted_run(screens, tmp_path):
+def test_ctrl_c_mid_run_checkpoints_and_resume_equals_an_uninterrupted_run(screens, tmp_path, wait_until):
     stopped, straight = tmp_path / "stopped", tmp_path / "straight"
     done = _signal_mid_run([sys.executable, "-m", "nesgan", "train", "--run-dir", str(stopped),
                             *common(screens), "--steps", "100000"],
-                           stopped / "samples" / "step-000002.png", signal.SIGINT)
+                           stopped / "samples" / "step-000002.png", signal.SIGINT, wait_until)
     assert done.returncode == 130, done.stderr
     assert f"nesgan train --run {stopped} --resume" in done.stderr and "Traceback" not in done.stderr
     step = torch.load(stopped / "checkpoints" / "last.pt", weights_only=True)["step"]
@@ -78,11 +66,11 @@ def test_ctrl_c_mid_run_checkpoints_and_resume_equals_an_uninterrupted_run(scree
     assert [x["step"] for x in rows] == sorted({x["step"] for x in rows})
 
 
-def test_sigterm_checkpoints_too_and_exits_143(screens, tmp_path):
+def test_sigterm_checkpoints_too_and_exits_143(screens, tmp_path, wait_until):
     run = tmp_path / "run"
     done = _signal_mid_run([sys.executable, "-m", "nesgan", "train", "--run-dir", str(run),
                             *common(screens), "--steps", "100000"],
-                           run / "samples" / "step-000002.png", signal.SIGTERM)
+                           run / "samples" / "step-000002.png", signal.SIGTERM, wait_until)
     assert done.returncode == 143, done.stderr
     assert "--resume" in done.stderr
     assert torch.load(run / "checkpoints" / "last.pt", weights_only=True)["step"] >= 2

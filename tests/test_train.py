@@ -6,7 +6,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,17 +15,9 @@ from PIL import Image
 
 from checkpoint_trees import states_equal
 from nesgan.cli import cli
-from nesgan.gan.data import write_fake_screens
 
 TINY = ["--width", "4", "--batch-size", "2", "--sample-every", "1000", "--precision", "fp32",
         "--swd-images", "4"]
-
-
-@pytest.fixture(scope="module")
-def screens(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("screens")
-    write_fake_screens(folder, 6, seed=0)
-    return folder
 
 
 def train(*args: str):
@@ -79,25 +70,22 @@ def test_checkpoint_loads_with_weights_only_and_holds_the_whole_state(screens, t
     assert state["opt_g"]["state"], "Adam moments are saved"
 
 
-def _kill_after_checkpoint(cmd: list[str], ckpt: Path) -> None:
+def _kill_after_checkpoint(cmd: list[str], ckpt: Path, wait_until) -> None:
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 120
-        while not ckpt.exists():
-            assert proc.poll() is None, "training ended before its first checkpoint"
-            assert time.monotonic() < deadline, "no checkpoint within 120 s"
-            time.sleep(0.02)
+        wait_until(ckpt.exists, proc, f"checkpoint {ckpt.name}")
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait()
     assert proc.returncode == -signal.SIGKILL
 
 
+@pytest.mark.slow  # 4 cases, each two training subprocesses
 @pytest.mark.parametrize("arch, precision, augment", [
     ("nes", "fp32", "none"), ("nes", "bf16", "shift-cut"), ("upsample", "fp32", "none"),
     ("dcgan", "fp32", "none")])
-def test_resume_after_sigkill_ends_bitwise_equal_to_an_uninterrupted_run(screens, tmp_path, arch, precision,
-                                                                         augment):
+def test_resume_after_sigkill_ends_bitwise_equal_to_an_uninterrupted_run(screens, tmp_path, wait_until, arch,
+                                                                         precision, augment):
     killed, straight = tmp_path / "killed", tmp_path / "straight"
     common = ["--data", str(screens), "--width", "4", "--batch-size", "2", "--sample-every", "1000",
               "--swd-images", "4", "--arch", arch, "--augment", augment,
@@ -107,7 +95,7 @@ def test_resume_after_sigkill_ends_bitwise_equal_to_an_uninterrupted_run(screens
     _kill_after_checkpoint(
         [sys.executable, "-m", "nesgan", "train", "--run-dir", str(killed), *common,
          "--steps", "100000", "--checkpoint-every", "2"],
-        killed / "checkpoints" / "step-000004.pt")
+        killed / "checkpoints" / "step-000004.pt", wait_until)
     done = torch.load(killed / "checkpoints" / "last.pt", weights_only=True)["step"]
     assert done >= 4 and done % 2 == 0
     target = str(done + 3)  # an odd number of steps on top, so the final save is off the grid
@@ -289,8 +277,13 @@ def test_training_keeps_freed_buffers_instead_of_page_faulting_them_in_every_ste
                              capture_output=True, text=True, check=True)
         return int(out.stdout.split()[-1])
 
-    default, kept = faults("default"), faults("keep")
-    assert kept <= 16 and default >= 30 and default > 10 * max(kept, 1)
+    # How many faults a 64 MiB temporary costs depends on the kernel (4 KiB pages: ~16,000;
+    # transparent huge pages: ~32) and the libc, so the default, measured here, is the baseline.
+    default = faults("default")
+    if default < 8:
+        pytest.skip(f"this libc/kernel already reuses freed 64 MiB blocks ({default} faults each)")
+    kept = faults("keep")
+    assert 4 * kept <= default, f"{kept} faults per temporary kept, {default} by default"
 
 
 def test_learning_rates_come_from_the_preset_unless_given(screens, tmp_path):
