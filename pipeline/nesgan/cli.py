@@ -204,7 +204,7 @@ def _preset_help(what: str, keys: tuple[str, ...], **notes: str) -> str:
               help="Run folder: config, checkpoints, samples, metrics.")
 @click.option("--preset", default="tiny", show_default=True, type=click.Choice(list(PRESETS)),
               help=_preset_help("steps, batch, width", ("steps", "batch_size", "width"),
-                                tiny="minutes on a CPU", small="about 75 minutes on 2 CPU cores",
+                                tiny="the demo: minutes on a CPU", small="an hour or so on a CPU",
                                 full="the paper's widths, for a GPU"))
 @click.option("--arch", default=None, type=click.Choice(ARCH_NAMES),
               help=f"Generator (default {ARCH_NAMES[0]}): nes = draws as the NES does — per screen "
@@ -456,8 +456,8 @@ def export_nes_cmd(tmx: Path, out: Path, layer: str | None, palette_file: Path |
 @cli.command("demo")
 @click.option("--workdir", default="demo", show_default=True, type=P, help="Folder for everything the demo writes.")
 @click.option("--steps", default=None, type=click.IntRange(1),
-              help=f"Training steps (default: the tiny preset's {PRESETS['tiny']['steps']}; the whole "
-                   "demo took 3.1–5.4 minutes on 2 CPU cores, lightly to heavily loaded).")
+              help=f"Training steps (default: the tiny preset's {PRESETS['tiny']['steps']}; training is "
+                   "most of the demo's time).")
 @click.option("--games", default=12, show_default=True, type=click.IntRange(1, 500),
               help="Games in the embedded museum.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed for the museum and training.")

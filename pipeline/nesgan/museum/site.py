@@ -1,5 +1,5 @@
 """The embedded screenshot museum: synthetic NES screenshots served on loopback in the shape of
-The Video Game Museum's NES section (DESIGN.md, "The screenshot museum nesgan scrapes by default").
+The Video Game Museum's NES section (as public scrapers of it describe the site).
 
     /robots.txt                 Disallow: /nes/hacks/ (linked, really there), Crawl-delay: 0.05
     /nes.htm                    the entry page: a frameset (banner + game list)

@@ -1,6 +1,6 @@
 """A deterministic synthesizer of NES-style screens: the embedded museum's exhibits.
 
-Screens are built the way the NES builds them (DESIGN.md, "NES facts"):
+Screens are built the way the NES builds them (docs/nes.md and NESdev's PPU pages):
 
 1. each game owns a pattern table (CHR) of 8×8 2-bpp tiles, drawn procedurally and varied per
    game (metatiles.py), and a vocabulary of 16×16 metatiles of 2×2 tiles, each tagged with the
