@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import html
 import io
+import signal
 import socket
 import sys
 import threading
@@ -544,3 +545,20 @@ class MuseumServer:
 def serve(museum: Museum, host: str = "127.0.0.1", port: int = 0, verbose: bool = False) -> MuseumServer:
     """Start serving `museum` in a daemon thread; `port=0` picks a free port."""
     return MuseumServer(museum, host, port, verbose)
+
+
+def serve_until_signalled(museum: Museum, host: str = "127.0.0.1", port: int = 0,
+                          verbose: bool = False, on_start=None) -> None:
+    """Serve `museum` until SIGINT or SIGTERM (one that lands while starting counts too), then
+    stop cleanly and restore the previous handlers. `on_start(server)` runs once it listens."""
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with serve(museum, host, port, verbose=verbose) as server:
+            if on_start is not None:
+                on_start(server)
+            while not stop.wait(0.2):
+                pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
