@@ -79,7 +79,8 @@ def demo_site_cmd(host: str, port: int, games: int, screens_per_game: int, seed:
     The first line on stdout is the index URL, e.g. to feed `nesgan scrape`.
     Runs until Ctrl-C or SIGTERM, then exits 0.
     """
-    from nesgan.museum.site import Museum, serve_until_signalled
+    from nesgan.museum.server import serve_until_signalled
+    from nesgan.museum.site import Museum
 
     def announce(server) -> None:
         click.echo(server.url)
