@@ -21,7 +21,7 @@ import numpy as np
 
 from nesgan.colour.palette import EMITTABLE, Palette
 from nesgan.errors import NesganError
-from nesgan.tiled.model import ROTATE_120, TiledMap, TileLayer, flip_tile, read_map
+from nesgan.tiled.model import ROTATE_120, TiledMap, flip_tile, read_map
 from nesgan.tiled.tmx import GID_MASK, TILE
 
 
@@ -41,42 +41,6 @@ class Level:
         return self.indices.shape[1] // TILE, self.indices.shape[0] // TILE
 
 
-def pick_layer(tmap: TiledMap, name: str | None, doing: str = "export") -> TileLayer:
-    """The layer named `name`, or else the one painted with nesgan's tilesets (preferring a layer
-    that uses only them, then one named like one of them); one line when there is no clear one.
-    `doing` names the command's verb in that line."""
-    names = [layer.name for layer in tmap.layers]
-    if not tmap.layers:
-        raise NesganError(f"{tmap.what} has no tile layer")
-    if name is not None:
-        chosen = tmap.layer(name)
-        if chosen is None:
-            raise NesganError(f"{tmap.what} has no tile layer named {name!r}; its tile layers: "
-                              + ", ".join(repr(n) for n in names))
-        return chosen
-
-    def uses(layer: TileLayer) -> tuple[bool, bool]:  # (uses ours, only ours)
-        owners = {tmap.owner(int(g)) for g in np.unique(layer.gids() & GID_MASK) if g}
-        ours = {o is not None and o.ours for o in owners}
-        return True in ours, ours == {True}
-
-    using = [layer for layer in tmap.layers if uses(layer)[0]]
-    if len(using) > 1:
-        only = [layer for layer in using if uses(layer)[1]]
-        own_names = {t.name for t in tmap.tilesets if t.ours}
-        named = [layer for layer in only if layer.name in own_names]
-        using = named if len(named) == 1 else only if len(only) == 1 else using
-    if len(using) == 1:
-        return using[0]
-    if using:
-        raise NesganError(f"{tmap.what}: several tile layers use nesgan's tilesets ("
-                          + ", ".join(repr(layer.name) for layer in using)
-                          + f"); pick the one to {doing} with --layer NAME")
-    raise NesganError(f"no tile layer of {tmap.what} is painted with nesgan's tilesets; pick the "
-                      f"layer to {doing} with --layer NAME (tile layers: "
-                      + ", ".join(repr(n) for n in names) + ")")
-
-
 def read_level(path: Path, palette: Palette, layer: str | None = None,
                check_size: Callable[[int, int], None] | None = None) -> Level:
     """The chosen layer of the map at `path` as NES colour indices. `check_size(columns, rows)`
@@ -84,7 +48,7 @@ def read_level(path: Path, palette: Palette, layer: str | None = None,
     tmap = read_map(path)
     for each in tmap.layers:  # every layer decodes, or the map is refused before any pixel
         each.gids()
-    chosen = pick_layer(tmap, layer)
+    chosen = tmap.pick_layer(layer)
     grid = chosen.gids()
     if check_size is not None:
         check_size(grid.shape[1], grid.shape[0])

@@ -240,6 +240,41 @@ class TiledMap:
                 owner = ts
         return owner
 
+    def pick_layer(self, name: str | None, doing: str = "export") -> TileLayer:
+        """The layer named `name`, or else the one painted with nesgan's tilesets (preferring a
+        layer that uses only them, then one named like one of them); one line when there is no
+        clear one, `doing` naming the command's verb in it."""
+        names = [layer.name for layer in self.layers]
+        if not self.layers:
+            raise NesganError(f"{self.what} has no tile layer")
+        if name is not None:
+            chosen = self.layer(name)
+            if chosen is None:
+                raise NesganError(f"{self.what} has no tile layer named {name!r}; its tile "
+                                  "layers: " + ", ".join(repr(n) for n in names))
+            return chosen
+
+        def uses(layer: TileLayer) -> tuple[bool, bool]:  # (uses ours, only ours)
+            owners = {self.owner(int(g)) for g in np.unique(layer.gids() & GID_MASK) if g}
+            ours = {o is not None and o.ours for o in owners}
+            return True in ours, ours == {True}
+
+        using = [layer for layer in self.layers if uses(layer)[0]]
+        if len(using) > 1:
+            only = [layer for layer in using if uses(layer)[1]]
+            own_names = {t.name for t in self.tilesets if t.ours}
+            named = [layer for layer in only if layer.name in own_names]
+            using = named if len(named) == 1 else only if len(only) == 1 else using
+        if len(using) == 1:
+            return using[0]
+        if using:
+            raise NesganError(f"{self.what}: several tile layers use nesgan's tilesets ("
+                              + ", ".join(repr(layer.name) for layer in using)
+                              + f"); pick the one to {doing} with --layer NAME")
+        raise NesganError(f"no tile layer of {self.what} is painted with nesgan's tilesets; pick "
+                          f"the layer to {doing} with --layer NAME (tile layers: "
+                          + ", ".join(repr(n) for n in names) + ")")
+
 
 def read_map(path: Path) -> TiledMap:
     """Parse (safely: `tmx.parse_xml`) and check the map at `path`."""
