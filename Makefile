@@ -51,8 +51,8 @@ lint: install ## ruff, then the import contracts (stages in layers, no circles; 
 	$(BIN)/ruff check pipeline tests
 	cd pipeline && PYTHONPATH=. ../$(BIN)/lint-imports --config ../pyproject.toml
 
-docs: install ## regenerate the README's command reference from --help
-	$(BIN)/python -m nesgan.docs README.md
+docs: install ## regenerate the command reference (docs/commands.md) from --help
+	$(BIN)/python -m nesgan.docs docs/commands.md
 
 pictures: demo tiled ## regenerate the README's pictures (docs/img) from the demo's output
 	$(BIN)/python scripts/readme_pictures.py demo docs/img

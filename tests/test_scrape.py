@@ -158,7 +158,8 @@ def test_identical_bytes_at_two_urls_are_stored_once_with_a_duplicate_row(tmp_pa
 
 
 def test_scrape_finds_exactly_the_embedded_museums_screenshots(tmp_path):
-    from nesgan.museum.site import Museum, serve
+    from nesgan.museum.server import serve
+    from nesgan.museum.site import Museum
 
     museum = Museum(games=3, screens_per_game=4, seed=5)
     with serve(museum) as server:
@@ -172,7 +173,8 @@ def test_scrape_finds_exactly_the_embedded_museums_screenshots(tmp_path):
 
 
 def test_the_embedded_museums_please_visit_page_stops_the_crawl(tmp_path):
-    from nesgan.museum.site import Museum, serve
+    from nesgan.museum.server import serve
+    from nesgan.museum.site import Museum
 
     museum = Museum(games=2, screens_per_game=2, seed=1, block_user_agents=("nesgan",))
     with serve(museum) as server:

@@ -18,7 +18,8 @@ from PIL import Image
 
 from nesgan.cli import cli
 from nesgan.colour.palette import Palette
-from nesgan.museum.site import DISALLOWED, Museum, serve
+from nesgan.museum.server import serve
+from nesgan.museum.site import DISALLOWED, Museum
 
 
 @pytest.fixture(scope="module")

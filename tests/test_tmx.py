@@ -9,6 +9,7 @@ import pytest
 
 from nesgan.errors import NesganError
 from nesgan.tiled.merge import OwnTileset, update_map
+from nesgan.tiled.model import read_map
 from nesgan.tiled.tmx import (
     PAD_RGB,
     DataFormat,
@@ -289,3 +290,51 @@ def test_merge_reads_old_tiled_maps_with_a_doctype_and_grows_layers_inside_group
     inner = _layer(root, "inner")
     assert inner.shape == (14, 14) and (inner[:2, :3] == 5).all() and inner.sum() == 30
     assert root.find("layer").get("id") is None  # the old map numbers no layers: neither do we
+
+
+def test_read_map_gives_tilesets_in_gid_order_its_layers_and_each_gids_owner(tmp_path):
+    main, tiles = _atlas(tmp_path, "nesgan", 20)
+    path, gids = _user_map(tmp_path, user_tiles=40)
+    update_map(path, [OwnTileset(main, "nesgan", 32)], "nesgan", *_ours(n_main=20, near=False))
+    tmap = read_map(path)
+    assert [t.firstgid for t in tmap.tilesets] == [1, 41]
+    assert [t.ours for t in tmap.tilesets] == [False, True]
+    assert tmap.owner(40).firstgid == 1 and tmap.owner(41 | 0x80000000).firstgid == 41
+    assert [layer.name for layer in tmap.layers] == ["nesgan", "ground"]
+    assert np.array_equal(tmap.layer("ground").gids()[:6, :10], gids)  # the map grew to 28×14
+    own = tmap.tilesets[1].pixels("test")
+    assert own.shape == (32, 16, 16, 4) and np.array_equal(own[:20, ..., :3], tiles)
+    assert (own[20:, ..., 3] == 0).all()  # the atlas's padding cells are transparent (trans)
+
+
+def test_a_missing_tileset_file_is_an_error_only_where_its_pixels_are_needed(tmp_path):
+    path, _ = _user_map(tmp_path)
+    root = ET.parse(path).getroot()
+    ET.SubElement(root, "tileset", {"firstgid": "100", "source": "gone.tsx"})
+    root.insert(len(root) - 1, root[-1])
+    path.write_text(ET.tostring(root, encoding="unicode"))
+    tmap = read_map(path)
+    gone = tmap.owner(100)
+    assert gone.source == "gone.tsx" and gone.extent() is None and not gone.ours
+    with pytest.raises(NesganError, match="cannot read tileset"):
+        gone.pixels("test")
+
+
+@pytest.mark.parametrize("orientation, infinite, message", [
+    ("orthogonal", "1", "infinite map; nesgan reads finite maps"),
+    ("hexagonal", "0", "hexagonal; nesgan reads orthogonal maps"),
+])
+def test_merge_and_export_nes_refuse_a_map_in_the_same_words(tmp_path, orientation, infinite, message):
+    text = (f'<map orientation="{orientation}" width="2" height="2" tilewidth="16" tileheight="16" '
+            f'infinite="{infinite}"/>')
+    path = tmp_path / "level.tmx"
+    path.write_text(text)
+    with pytest.raises(NesganError, match=message):
+        read_map(path)
+    main, _ = _atlas(tmp_path, "nesgan", 4)
+    with pytest.raises(NesganError, match=message + r".*left untouched"):
+        update_map(path, [OwnTileset(main, "nesgan", 16)], "nesgan", *_ours(n_main=4, width=2, near=False))
+    from nesgan.colour.palette import load_palette
+    from nesgan.nes.level import read_level
+    with pytest.raises(NesganError, match=message):
+        read_level(path, load_palette())

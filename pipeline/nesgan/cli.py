@@ -7,7 +7,6 @@ heavy). Errors the user can fix (`NesganError`) become one line on stderr and ex
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -15,9 +14,8 @@ import click
 
 from nesgan import __version__
 from nesgan.errors import NesganError
-from nesgan.gan.config import ARCH_NAMES, AUGMENT_NAMES, PRESETS
-
-VGMUSEUM_NES = "https://www.vgmuseum.com/nes.htm"
+from nesgan.gan.config import ARCH_NAMES, AUGMENT_NAMES, PRESETS, Launch
+from nesgan.scrape import VGMUSEUM_NES
 
 
 class _Group(click.Group):
@@ -81,25 +79,17 @@ def demo_site_cmd(host: str, port: int, games: int, screens_per_game: int, seed:
     The first line on stdout is the index URL, e.g. to feed `nesgan scrape`.
     Runs until Ctrl-C or SIGTERM, then exits 0.
     """
-    import signal
-    import threading
+    from nesgan.museum.server import serve_until_signalled
+    from nesgan.museum.site import Museum
 
-    from nesgan.museum.site import Museum, serve
+    def announce(server) -> None:
+        click.echo(server.url)
+        sys.stdout.flush()  # the first line is all a caller waits for
+        click.echo(f"serving {games} games × {screens_per_game} screens (seed {seed}); "
+                   "Ctrl-C or SIGTERM stops", err=True)
 
-    stop = threading.Event()  # set by SIGINT/SIGTERM, even one that lands while we start
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        museum = Museum(games, screens_per_game, seed, scroll_rate=scroll_rate)
-        with serve(museum, host, port, verbose=verbose) as server:
-            click.echo(server.url)
-            sys.stdout.flush()  # the first line is all a caller waits for
-            click.echo(f"serving {games} games × {screens_per_game} screens (seed {seed}); "
-                       "Ctrl-C or SIGTERM stops", err=True)
-            while not stop.wait(0.2):
-                pass
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    serve_until_signalled(Museum(games, screens_per_game, seed, scroll_rate=scroll_rate),
+                          host, port, verbose=verbose, on_start=announce)
 
 
 @cli.command("scrape")
@@ -157,10 +147,8 @@ def crop_cmd(src: tuple[str, ...], out: Path, hud: str, overwrite: bool) -> None
     """
     from nesgan.crop.screens import MANIFEST, CropConfig, crop_folder
 
-    srcs = tuple(src)
-    one = Path(srcs[0]) if len(srcs) == 1 and Path(srcs[0]).is_dir() else None
-    summary = crop_folder(CropConfig(src=one if one is not None else srcs, out=out, hud=hud,
-                                     overwrite=overwrite))
+    srcs = tuple(src)  # one folder or many, files, patterns: crop_folder tells them apart
+    summary = crop_folder(CropConfig(src=srcs, out=out, hud=hud, overwrite=overwrite))
     where = " ".join(srcs)
     if summary.total == 0:
         raise NesganError(f"no files in {where}: put your PNG or GIF screenshots there")
@@ -176,15 +164,16 @@ THREADS_HELP = ("CPU threads for torch (default: the cores this process may use,
                 "processes keep busy; the choice is printed).")
 
 
-def _use_threads(requested: int | None, processes: int = 1) -> str:
-    """Set torch's thread count (gan/threads.py); returns the choice in words, also shown at
-    once on an interactive terminal (the command's last line repeats it, so an error stays
-    one line)."""
+def _use_threads(requested: int | None, launch: Launch | None = None) -> str:
+    """Set torch's thread count (gan/threads.py), sharing the cores among the launch's local
+    processes; returns the choice in words, also shown at once on an interactive terminal (the
+    command's last line repeats it, so an error stays one line)."""
     from nesgan.gan.threads import apply_threads, choose_threads
 
-    choice = choose_threads(requested, processes=processes)
+    launch = launch or Launch()
+    choice = choose_threads(requested, processes=launch.local_world)
     apply_threads(choice)
-    if int(os.environ.get("RANK", "0")) == 0 and sys.stderr.isatty():
+    if launch.main and sys.stderr.isatty():
         click.echo(choice.describe(), err=True)
     return choice.describe()
 
@@ -204,7 +193,7 @@ def _preset_help(what: str, keys: tuple[str, ...], **notes: str) -> str:
               help="Run folder: config, checkpoints, samples, metrics.")
 @click.option("--preset", default="tiny", show_default=True, type=click.Choice(list(PRESETS)),
               help=_preset_help("steps, batch, width", ("steps", "batch_size", "width"),
-                                tiny="minutes on a CPU", small="about 75 minutes on 2 CPU cores",
+                                tiny="the demo: minutes on a CPU", small="an hour or so on a CPU",
                                 full="the paper's widths, for a GPU"))
 @click.option("--arch", default=None, type=click.Choice(ARCH_NAMES),
               help=f"Generator (default {ARCH_NAMES[0]}): nes = draws as the NES does — per screen "
@@ -255,28 +244,17 @@ def train_cmd(resume: bool, overwrite: bool, threads: int | None, **options) -> 
     Keeps a checkpoint at every sample step too, for `nesgan generate --step N`.
     Also runs as `torchrun --nproc_per_node N -m nesgan train …` (use --run-dir there).
     """
-    from nesgan.gan.config import config_for_resume, resolve_train_config
+    from nesgan.gan.config import Launch, train_config
     from nesgan.gan.interrupt import TrainingInterrupted
     from nesgan.gan.train import train
 
     ctx = click.get_current_context()
-    explicit = {k: v for k, v in options.items()
+    explicit = {k for k in options
                 if ctx.get_parameter_source(k) is not click.core.ParameterSource.DEFAULT}
-    run = options["run"]
-    if resume and not (run / "checkpoints" / "last.pt").exists():
-        if (run / "config.json").exists():
-            raise NesganError(f"{run} stopped before its first checkpoint, so there is nothing to "
-                              "resume; start it again with --overwrite")
-        raise NesganError(f"nothing to resume in {run}: no checkpoints/last.pt there; check the "
-                          "--run folder, or drop --resume to start a new run")
-    if resume and (run / "config.json").exists():
-        config = config_for_resume(run, {k: (str(v) if isinstance(v, Path) else v)
-                                         for k, v in explicit.items()})
-    else:
-        preset = options.pop("preset")
-        config = resolve_train_config(preset, **{k: (str(v) if isinstance(v, Path) else v)
-                                                 for k, v in options.items()})
-    threads_used = _use_threads(threads, processes=int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    config = train_config(options, explicit, resume)
+    run = Path(config.run)
+    launch = Launch.from_env()
+    threads_used = _use_threads(threads, launch)
     try:
         result = train(config, resume=resume, overwrite=overwrite)
     except TrainingInterrupted as e:
@@ -286,7 +264,7 @@ def train_cmd(resume: bool, overwrite: bool, threads: int | None, **options) -> 
         click.echo(f"stopped at once; {run}/checkpoints/last.pt (if any) is the last complete "
                    f"checkpoint: nesgan train --run {run} --resume", err=True)
         sys.exit(130)
-    if result.world_size > 1 and int(os.environ.get("RANK", "0")) != 0:
+    if not launch.main:
         return
     if result.steps_this_call == 0:
         click.echo(result.summary())
@@ -456,8 +434,8 @@ def export_nes_cmd(tmx: Path, out: Path, layer: str | None, palette_file: Path |
 @cli.command("demo")
 @click.option("--workdir", default="demo", show_default=True, type=P, help="Folder for everything the demo writes.")
 @click.option("--steps", default=None, type=click.IntRange(1),
-              help=f"Training steps (default: the tiny preset's {PRESETS['tiny']['steps']}; the whole "
-                   "demo took 3.1–5.4 minutes on 2 CPU cores, lightly to heavily loaded).")
+              help=f"Training steps (default: the tiny preset's {PRESETS['tiny']['steps']}; training is "
+                   "most of the demo's time).")
 @click.option("--games", default=12, show_default=True, type=click.IntRange(1, 500),
               help="Games in the embedded museum.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed for the museum and training.")

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import click
 
-from nesgan.museum.site import Museum, serve
+from nesgan.museum.server import serve
+from nesgan.museum.site import Museum
 
 
 @dataclass(frozen=True)

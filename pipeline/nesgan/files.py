@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 MANIFEST = "manifest.jsonl"  # every stage's per-item rows, written last
 
@@ -28,26 +29,39 @@ def cache_dir() -> Path:
     return Path(base) / "nesgan"
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, durable: bool = True) -> None:
-    """Write `data` to `path` so readers see the old file or the whole new one, never a part.
-
-    `durable` also fsyncs the data before the rename, so it survives a power cut."""
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None], *,
+                 durable: bool = True, also: str | os.PathLike | None = None) -> None:
+    """Write `path` through `write(file)` so readers see the old file or the whole new one,
+    never a part. `durable` also fsyncs the data before the rename, so it survives a power cut.
+    `also` gets the same bytes, atomically too (a hard link where the filesystem allows, so a
+    second name costs no second write)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            write(f)
             f.flush()
             if durable:
                 os.fsync(f.fileno())
+        if also is not None:
+            also = Path(also)
+            also_tmp = also.with_name(f".{also.name}.tmp")
+            also_tmp.unlink(missing_ok=True)
+            try:
+                os.link(tmp, also_tmp)
+            except OSError:
+                shutil.copyfile(tmp, also_tmp)
+            os.replace(also_tmp, also)
         os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, durable: bool = True) -> None:
+    """Write `data` to `path` atomically (`atomic_write`)."""
+    atomic_write(path, lambda f: f.write(data), durable=durable)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str, *, durable: bool = True) -> None:

@@ -28,7 +28,8 @@ FIELDS = ("swd", "orphan", "tile_share", "colours_per_cell", "diversity", "cover
 
 def _museum_screens(out: Path) -> Path:
     """The demo's museum (same size and seed as `nesgan demo`), scraped and cropped."""
-    from nesgan.museum.site import Museum, serve
+    from nesgan.museum.server import serve
+    from nesgan.museum.site import Museum
     from nesgan.scrape.crawl import ScrapeConfig, scrape
 
     data = out / "data"

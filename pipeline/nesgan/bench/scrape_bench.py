@@ -25,7 +25,8 @@ from nesgan.scrape.crawl import MANIFEST, PAGES, ScrapeConfig, scrape
 
 _SERVER = """
 import sys
-from nesgan.museum.site import Museum, serve
+from nesgan.museum.server import serve
+from nesgan.museum.site import Museum
 museum = Museum(games=int(sys.argv[1]), screens_per_game=int(sys.argv[2]), seed=0, crawl_delay=0)
 with serve(museum) as server:
     print(server.url, flush=True)

@@ -1,6 +1,6 @@
 """The NES master palette and perceptual nearest-colour matching.
 
-Facts (see DESIGN.md): 64 entries $00–$3F, bits 5–4 brightness and 3–0 hue. $0D is
+Facts (NESdev's PPU palette pages): 64 entries $00–$3F, bits 5–4 brightness and 3–0 hue. $0D is
 "blacker than black" and is never emitted; $0E, $0F, $1D–$1F, $2E, $2F, $3E, $3F all render
 black and are written as $0F; $20 and $30 are the same white and are written as $30. That leaves
 54 colours nesgan ever writes (`EMITTABLE`).

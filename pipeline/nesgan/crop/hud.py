@@ -19,7 +19,7 @@ tiles across the screen. So a band near the top or bottom edge is a status bar w
 
 The band then runs from the edge to the furthest such strip, widened to the 16-px attribute
 grid (a HUD owns whole attribute rows). Measured on the embedded museum, whose games put a
-32-px status bar at the top or a panel at the bottom (`crop_bench`): see the README.
+32-px status bar at the top or a panel at the bottom (`crop_bench`): see docs/benchmarks.md.
 """
 
 from __future__ import annotations

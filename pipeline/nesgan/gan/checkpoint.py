@@ -3,10 +3,7 @@
 
 from __future__ import annotations
 
-import os
 import pickle
-import shutil
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -15,6 +12,7 @@ import torch
 from torch import nn
 
 from nesgan.errors import NesganError
+from nesgan.files import atomic_write
 from nesgan.gan.data import Streams
 from nesgan.gan.step import Nets
 
@@ -22,27 +20,9 @@ FORMAT = "nesgan-dcgan-1"  # bump when the checkpoint layout changes
 
 
 def save_checkpoint(state: dict[str, Any], path: Path, also: Path | None = None) -> None:
-    """Write `state` to `path` (temp file, fsync, rename); `also` gets the same bytes (a hard
-    link when the filesystem allows, so periodic snapshots cost no extra write)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"format": FORMAT, **state}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        if also is not None:
-            also_tmp = also.with_name(f".{also.name}.tmp")
-            also_tmp.unlink(missing_ok=True)
-            try:
-                os.link(tmp, also_tmp)
-            except OSError:
-                shutil.copyfile(tmp, also_tmp)
-            os.replace(also_tmp, also)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write `state` to `path` atomically and durably (`files.atomic_write`); `also` gets the same
+    bytes (a hard link when the filesystem allows, so periodic snapshots cost no extra write)."""
+    atomic_write(path, lambda f: torch.save({"format": FORMAT, **state}, f), also=also)
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

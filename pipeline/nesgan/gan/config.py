@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -176,6 +178,49 @@ def config_for_resume(run: str | Path, explicit: dict[str, Any]) -> TrainConfig:
     new = dataclasses.replace(saved, **{**explicit, "run": str(run)})
     check_resumable(saved, new)
     return new
+
+
+def train_config(options: dict[str, Any], explicit: set[str], resume: bool) -> TrainConfig:
+    """What `nesgan train` runs: with `resume`, the run's saved config with the options the user
+    gave explicitly (`explicit`) on top, checked; otherwise the preset's settings with every
+    option that has a value on top. Refuses, in one line, a resume with nothing to resume."""
+    options = {k: (str(v) if isinstance(v, Path) else v) for k, v in options.items()}
+    run = Path(options["run"])
+    if resume and not (run / "checkpoints" / "last.pt").exists():
+        if (run / "config.json").exists():
+            raise NesganError(f"{run} stopped before its first checkpoint, so there is nothing to "
+                              "resume; start it again with --overwrite")
+        raise NesganError(f"nothing to resume in {run}: no checkpoints/last.pt there; check the "
+                          "--run folder, or drop --resume to start a new run")
+    if resume and (run / "config.json").exists():
+        return config_for_resume(run, {k: v for k, v in options.items() if k in explicit})
+    return resolve_train_config(**options)
+
+
+@dataclass(frozen=True)
+class Launch:
+    """Where this process sits in a torchrun launch (its environment, read in one place); one
+    process of one when started as a plain command."""
+
+    rank: int = 0  # RANK: this process among all
+    world: int = 1  # WORLD_SIZE: processes in all
+    local_rank: int = 0  # LOCAL_RANK: this process on this machine
+    local_world: int = 1  # LOCAL_WORLD_SIZE: processes on this machine (they share its cores)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Launch:
+        env = os.environ if env is None else env
+        try:
+            return cls(int(env.get("RANK", "0")), int(env.get("WORLD_SIZE", "1")),
+                       int(env.get("LOCAL_RANK", "0")), int(env.get("LOCAL_WORLD_SIZE", "1")))
+        except ValueError as e:
+            raise NesganError(f"torchrun's environment is malformed ({e}); launch with torchrun "
+                              "or as a plain command") from None
+
+    @property
+    def main(self) -> bool:
+        """The process that prints and writes run files."""
+        return self.rank == 0
 
 
 @dataclass(frozen=True)

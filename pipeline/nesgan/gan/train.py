@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from nesgan.errors import NesganError
 from nesgan.files import write_json
 from nesgan.gan import augment
 from nesgan.gan.checkpoint import load_checkpoint, restore, save_checkpoint, training_state
-from nesgan.gan.config import SIZE, TrainConfig, check_resumable
+from nesgan.gan.config import SIZE, Launch, TrainConfig, check_resumable
 from nesgan.gan.data import Streams, load_screens, on_palette, to_float
 from nesgan.gan.interrupt import GracefulStop
 from nesgan.gan.model import build_models
@@ -113,9 +112,8 @@ class _Dist:
     """Rank/world from torchrun's environment; a no-op when run as one process."""
 
     def __init__(self, device: str):
-        self.world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.rank = int(os.environ.get("RANK", "0"))
-        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        launch = Launch.from_env()
+        self.world, self.rank, self.local_rank = launch.world, launch.rank, launch.local_rank
         self.device = resolve_device(device)
         if self.device.type == "cuda" and self.world > 1:
             self.device = torch.device("cuda", self.local_rank)

@@ -41,7 +41,7 @@ SCREEN_NAME = re.compile(r"screen-(\d{2,})\.nam")
 @dataclass(frozen=True)
 class NesConfig:
     tmx: Path  # the map painted with nesgan's tilesets
-    out: Path = Path("nes")  # DESIGN.md's default output folder
+    out: Path = Path("nes")  # the default output folder
     layer: str | None = None  # None: the layer painted with nesgan's tilesets
     palette_file: Path | None = None  # the .pal table the tilesets' colours come from
 

@@ -5,3 +5,5 @@ Modules: `fetch` (the polite HTTP client: pacing, retries with backoff, size cap
 `robots` (robots.txt per RFC 9309), `discover` (links and screenshots on a museum page),
 `rawstore` (originals named by SHA-256, magic-byte and bomb checks, the manifest).
 """
+
+VGMUSEUM_NES = "https://www.vgmuseum.com/nes.htm"  # the default museum: The Video Game Museum's NES index

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from nesgan.errors import NesganError
 from nesgan.files import MANIFEST, iter_jsonl, write_json
+from nesgan.scrape import VGMUSEUM_NES
 from nesgan.scrape.discover import Page, decode_html, looks_like_html, parse_page
 from nesgan.scrape.fetch import DEFAULT_USER_AGENT, ClientConfig, FetchError, PoliteClient, origin
 from nesgan.scrape.rawstore import (
@@ -49,7 +50,6 @@ from nesgan.scrape.robots import MAX_ROBOTS_BYTES, AgentRules, Robots
 if TYPE_CHECKING:
     from nesgan.crop.screens import CropSummary
 
-VGMUSEUM_NES = "https://www.vgmuseum.com/nes.htm"
 STATE = ".scrape"  # hidden, so the crop stage (which crops every other file under raw/) skips it
 PAGES = f"{STATE}/pages.jsonl"
 CONFIG = f"{STATE}/config.json"

@@ -1,6 +1,6 @@
 """What a museum page links to: frames, other pages and screenshots (Beautiful Soup).
 
-The Video Game Museum's shape (see DESIGN.md): a frameset entry page around a game list of
+The Video Game Museum's shape (as public scrapers of it describe the site): a frameset entry page around a game list of
 `<li><a href="…/nes/01/<slug>.html">Title</a>`, letter-jump (`#A`) and `#top` links, game pages
 whose screenshots are bare file names (`<img src="smb-1.png">`, sometimes also wrapped in
 `<a href>` with the `</a>` missing) next to site chrome referenced with a `/` in its path

@@ -1,4 +1,4 @@
-"""The export-tiles stage: tiles from `nesgan.tiles.tile`, then Tiled tilesets and (optionally) a map.
+"""The export-tiles stage: tiles from `nesgan.tiles.build`, then Tiled tilesets and (optionally) a map.
 
 Writes `TILESETS/NAME.tsx` + `NAME.png` (tiles judged original), `NAME-near-copies.tsx` + `.png`
 (tiles within K pixels of a training tile), `NAME.ids.jsonl` (a row per tile of tiles.jsonl: the
@@ -39,11 +39,11 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 class ExportConfig:
     generated: Path = Path("data/generated")  # the generated 224×224 screens
     train: Path | tuple[Path, ...] = Path("data/screens")  # training screens folder(s), for the near-copy check
-    tilesets_dir: Path = Path("tilesets")  # DESIGN.md's default output folder for TSX + PNG
-    tiles_dir: Path = Path("tiles")  # tiles.jsonl and contact sheets (written by nesgan.tiles.tile)
+    tilesets_dir: Path = Path("tilesets")  # the default output folder for TSX + PNG
+    tiles_dir: Path = Path("tiles")  # tiles.jsonl and contact sheets (written by nesgan.tiles.build)
     name: str = "nesgan"  # tileset name, file stem and the map layer's name
     tmx: Path | None = None  # also write or update this map
-    near_copy_pixels: int | None = None  # None: nesgan.tiles.tile' own default
+    near_copy_pixels: int | None = None  # None: nesgan.tiles.build's own default (K = 4)
     palette_file: Path | None = None  # a .pal file instead of the built-in NES palette
     columns: int = 16  # atlas width for a NEW tileset (256 px); an existing one keeps its own
     max_tiles: int = 256  # the sheet's budget (nesgan.tiles.sheet); 0 = every distinct tile as quantized

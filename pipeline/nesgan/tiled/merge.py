@@ -28,18 +28,16 @@ import numpy as np
 
 from nesgan.errors import NesganError
 from nesgan.files import atomic_write_text
+from nesgan.tiled.model import TiledMap, TileLayer, Tileset
 from nesgan.tiled.tmx import (
     FLIP_FLAGS,
     GID_MASK,
-    MAX_CELLS,
     TILE,
     TILED_VERSION,
     DataFormat,
-    decode_data,
     encode_data,
     int_attr,
     parse_xml,
-    tileset_extent,
     xml_text,
 )
 
@@ -70,10 +68,16 @@ class MapUpdate:
 
 @dataclass
 class _Entry:
-    elem: ET.Element
-    first: int
-    extent: int | None  # None: the external TSX could not be read
+    tileset: Tileset
     own: int | None  # index into the OwnTileset list
+
+    @property
+    def elem(self) -> ET.Element:
+        return self.tileset.elem
+
+    @property
+    def first(self) -> int:
+        return self.tileset.firstgid
 
 
 def new_map_root(width: int, height: int) -> ET.Element:
@@ -86,109 +90,44 @@ def new_map_root(width: int, height: int) -> ET.Element:
     })
 
 
-def _layers(elem: ET.Element, tag: str):
-    """Layers of one kind (`layer`, `objectgroup`), also inside groups; never a tileset's
-    per-tile collision shapes."""
-    for child in elem:
-        if child.tag == tag:
-            yield child
-        elif child.tag == "group":
-            yield from _layers(child, tag)
-
-
-def _tile_layers(elem: ET.Element):
-    return _layers(elem, "layer")
-
-
-def _object_layers(elem: ET.Element):
-    return _layers(elem, "objectgroup")
-
-
-def _check_map(root: ET.Element, what: str) -> tuple[int, int]:
-    if root.tag != "map":
-        raise NesganError(f"{what} is not a Tiled map (root <{root.tag}>); it was left untouched")
-    if root.get("infinite") == "1":
-        raise NesganError(f"{what} is an infinite map; nesgan only merges into finite maps "
-                          "(uncheck Map Properties > Infinite in Tiled); it was left untouched")
-    if root.get("orientation", "orthogonal") != "orthogonal":
-        raise NesganError(f"{what} is {root.get('orientation')}; nesgan's layer needs an "
-                          "orthogonal map; it was left untouched")
-    tw, th = int_attr(root, "tilewidth", what), int_attr(root, "tileheight", what)
-    if (tw, th) != (TILE, TILE):
-        raise NesganError(f"{what} has {tw}×{th} tiles; nesgan's layer needs a 16×16 map; "
-                          "it was left untouched")
-    w, h = int_attr(root, "width", what), int_attr(root, "height", what)
-    if not (0 < w and 0 < h and w * h <= MAX_CELLS):
-        raise NesganError(f"{what} is {w}×{h} tiles, outside 1…{MAX_CELLS} cells")
-    return w, h
-
-
-def _entries(root: ET.Element, map_dir: Path, own: list[OwnTileset], what: str) -> list[_Entry]:
+def _entries(tmap: TiledMap, own: list[OwnTileset], what: str) -> list[_Entry]:
     own_paths = [t.tsx.resolve() for t in own]
     own_names = {t.name for t in own}
     entries: list[_Entry] = []
-    for ts in root.findall("tileset"):
-        first = int_attr(ts, "firstgid", what)
-        if first < 1:
-            raise NesganError(f"{what}: a tileset has firstgid={first}; gids start at 1")
-        src = ts.get("source")
-        if src is None:
-            if ts.get("name") in own_names:
+    for ts in tmap.tilesets:
+        if ts.path is None:
+            if ts.elem.get("name") in own_names:
                 raise NesganError(
-                    f"{what} embeds a tileset named {ts.get('name')!r}, like nesgan's; rename it "
+                    f"{what} embeds a tileset named {ts.elem.get('name')!r}, like nesgan's; rename it "
                     "in Tiled or export with another --name; it was left untouched")
-            entries.append(_Entry(ts, first, tileset_extent(ts, what), None))
+            entries.append(_Entry(ts, None))
             continue
-        resolved = (map_dir / src).resolve()
-        if resolved in own_paths:
-            k = own_paths.index(resolved)
+        if ts.path in own_paths:
+            k = own_paths.index(ts.path)
             if any(e.own == k for e in entries):
-                raise NesganError(f"{what} references {src} twice; it was left untouched")
-            entries.append(_Entry(ts, first, None, k))
+                raise NesganError(f"{what} references {ts.source} twice; it was left untouched")
+            entries.append(_Entry(ts, k))
             continue
-        try:
-            extent = tileset_extent(parse_xml(resolved, "tileset"), f"tileset {resolved}")
-        except NesganError:
-            extent = None  # missing or unreadable: bounded by the gids the layers use
-        entries.append(_Entry(ts, first, extent, None))
+        entries.append(_Entry(ts, None))  # missing or unreadable TSX: extent bounded by the gids used
     return entries
 
 
 class _Layers:
-    """Tile layers decoded on demand; a layer that cannot be decoded (zstd without the
-    library) is an error only when it has to be read."""
+    """The map's tile layers other than nesgan's; a layer that cannot be decoded (zstd without
+    the library) is an error only when it has to be read."""
 
-    def __init__(self, root: ET.Element, skip: ET.Element | None, size: tuple[int, int], what: str):
-        self.elems = [el for el in _tile_layers(root) if el is not skip]
-        self.size = size
-        self.what = what
-        self._cache: dict[int, np.ndarray | NesganError] = {}
+    def __init__(self, layers: list[TileLayer]):
+        self.elems = layers
 
-    def name(self, el: ET.Element) -> str:
-        return el.get("name") or el.get("id") or "?"
-
-    def get(self, el: ET.Element, required: bool = True) -> np.ndarray | None:
-        key = id(el)
-        if key not in self._cache:
-            w = int_attr(el, "width", self.what, self.size[0])
-            h = int_attr(el, "height", self.what, self.size[1])
-            data = el.find("data")
-            try:
-                if data is None:
-                    raise NesganError(f"{self.what}: layer {self.name(el)!r} has no <data>")
-                self._cache[key] = decode_data(data, w, h, f"{self.what}, layer {self.name(el)!r}")
-            except NesganError as e:
-                self._cache[key] = e
-        value = self._cache[key]
-        if isinstance(value, NesganError):
-            if required:
-                raise NesganError(f"{value}; the map was left untouched")
-            return None
-        return value
+    def get(self, layer: TileLayer, required: bool = True) -> np.ndarray | None:
+        try:
+            return layer.gids(required)
+        except NesganError as e:
+            raise NesganError(f"{e}; the map was left untouched") from None
 
     def max_gid(self) -> int:
-        gids = [int((a & GID_MASK).max()) for el in self.elems
-                if (a := self.get(el, required=False)) is not None and a.size]
+        gids = [int((a & GID_MASK).max()) for layer in self.elems
+                if (a := self.get(layer, required=False)) is not None and a.size]
         return max(gids, default=0)
 
 
@@ -204,7 +143,7 @@ def _place(entries: list[_Entry], own: list[OwnTileset], layers: _Layers, object
     for e in entries:
         if e.own is not None:
             continue
-        extent = e.extent
+        extent = e.tileset.extent()
         if extent is None:  # unreadable external TSX: its range reaches its highest used gid
             nxt = [f for f in firsts if f > e.first]
             used = [int(g) for el in layers.elems
@@ -255,27 +194,27 @@ def _renumber_and_grow(root: ET.Element, layers: _Layers, tile_objects: list[ET.
     grow = (nw, nh) != (mw, mh)
     if grow:
         update.grown_from = (mw, mh)
-    rewrites: list[tuple[ET.Element, np.ndarray]] = []
-    for el in layers.elems:
+    rewrites: list[tuple[TileLayer, np.ndarray]] = []
+    for layer in layers.elems:
         if not (grow or shift.any()):
             break
-        gids = layers.get(el)
+        gids = layers.get(layer)
         new = _remap(gids, old_firsts, shift) if shift.any() else gids
         if grow:
             padded = np.zeros((nh, nw), np.uint32)
             padded[: new.shape[0], : new.shape[1]] = new
             new = padded
         if grow or not np.array_equal(new, gids):
-            rewrites.append((el, new))
+            rewrites.append((layer, new))
     if shift.any():
         for o in tile_objects:
             gid = np.array([int_attr(o, "gid", what)], dtype=np.uint32)
             o.set("gid", str(int(_remap(gid, old_firsts, shift)[0])))
-    for el, new in rewrites:
-        encode_data(el.find("data"), new)
-        el.set("width", str(new.shape[1]))
-        el.set("height", str(new.shape[0]))
-        update.rewritten_layers.append(layers.name(el))
+    for layer, new in rewrites:
+        encode_data(layer.elem.find("data"), new)
+        layer.elem.set("width", str(new.shape[1]))
+        layer.elem.set("height", str(new.shape[0]))
+        update.rewritten_layers.append(layer.name)
     if grow:
         root.set("width", str(nw))
         root.set("height", str(nh))
@@ -335,12 +274,16 @@ def plan_map_update(path: Path, own: list[OwnTileset], layer_name: str,
     height, width = which.shape
     created = not path.exists()
     root = new_map_root(width, height) if created else parse_xml(path, "map")
-    mw, mh = _check_map(root, what)
-    map_dir = path.parent.resolve()
-    entries = _entries(root, map_dir, own, what)
-    ours = next((el for el in _tile_layers(root) if el.get("name") == layer_name), None)
-    layers = _Layers(root, ours, (mw, mh), what)
-    tile_objects = [o for group in _object_layers(root) for o in group.iter("object")
+    try:
+        tmap = TiledMap(root, path)
+    except NesganError as e:
+        raise NesganError(f"{e}; it was left untouched") from None
+    mw, mh = tmap.width, tmap.height
+    map_dir = tmap.map_dir
+    entries = _entries(tmap, own, what)
+    ours = tmap.layer(layer_name)
+    layers = _Layers([layer for layer in tmap.layers if layer is not ours])
+    tile_objects = [o for group in tmap.object_layers for o in group.iter("object")
                     if o.get("gid") is not None]
     objects_max = max((int_attr(o, "gid", what) & GID_MASK for o in tile_objects), default=0)
 
@@ -360,7 +303,7 @@ def plan_map_update(path: Path, own: list[OwnTileset], layer_name: str,
     firsts = np.array(new_firsts, dtype=np.int64)
     gids = np.zeros((nh, nw), np.uint32)
     gids[:height, :width] = np.where(which >= 0, firsts[np.clip(which, 0, None)] + local, 0)
-    _write_our_layer(root, ours, layer_name, gids, what)
+    _write_our_layer(root, None if ours is None else ours.elem, layer_name, gids, what)
     # 4. nesgan's tilesets, external, in firstgid order among the map's tilesets
     _place_our_tilesets(root, entries, own, new_firsts, map_dir)
     ET.indent(root, space=" ")  # only whitespace-only text is touched; layer data stays as is

@@ -284,7 +284,7 @@ def read_atlas(tsx: Path, name: str, columns: int) -> Atlas:
         raise NesganError(f"{what} declares columns={cols}, tilecount={count}")
     tiles = np.zeros((0, TILE, TILE, 3), np.uint8)
     if count:
-        rgb = read_png_rgb(png, f"atlas of {what}")
+        rgb = read_png(png, f"atlas of {what}")
         h, w = rgb.shape[:2]
         if w != cols * TILE or h < -(-count // cols) * TILE:
             raise NesganError(f"{what}: atlas {png.name} is {w}×{h} px, too small for "
@@ -299,14 +299,15 @@ def read_atlas(tsx: Path, name: str, columns: int) -> Atlas:
     return atlas
 
 
-def read_png_rgb(path: Path, what: str) -> np.ndarray:
-    """(H, W, 3) uint8 of a PNG, refusing decompression bombs before decoding."""
+def read_png(path: Path, what: str, mode: str = "RGB") -> np.ndarray:
+    """(H, W, channels) uint8 of a tileset's image in `mode` (RGB or RGBA), refusing
+    decompression bombs before decoding."""
     try:
         with Image.open(path) as im:
             if im.width * im.height > MAX_ATLAS_PIXELS:
                 raise NesganError(f"{what} {path} is {im.width}×{im.height} px, over the "
                                   f"{MAX_ATLAS_PIXELS}-pixel cap")
-            return np.asarray(im.convert("RGB"))
+            return np.asarray(im.convert(mode))
     except (OSError, Image.DecompressionBombError) as e:
         raise NesganError(f"cannot read {what} {path}: {e}") from None
 
