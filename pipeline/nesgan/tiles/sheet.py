@@ -27,6 +27,7 @@ merges the closest pair; RgbQuant-SMS runs k-means to `maxTiles`), in five steps
    (a Potts term per differing 4-neighbour, solved by checkerboard ICM) with a weight that grows
    with the tile's use, so a lone pixel survives only where its members clearly agree on an
    unlike colour: speckle and a GAN's phase-locked checkerboard go, real dots stay.
+   (Steps 3 and 4 are `vote.py`.)
 5. **Map.** Each cell is drawn with its group's tile; groups that voted the same tile become one.
    The sheet is ordered by sub-palette (most used first), then by use.
 
@@ -40,15 +41,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from nesgan.colour.attributes import (
-    COLOURS_PER_SUB,
-    MAX_SUBPALETTES,
-    best_colour_sets,
-    solve_cell_costs,
-)
+from nesgan.colour.attributes import MAX_SUBPALETTES
 from nesgan.colour.palette import BLACK, EMITTABLE, Palette, srgb_to_oklab
 from nesgan.errors import NesganError
 from nesgan.tiles.tile import TILE, dedupe
+from nesgan.tiles.vote import CHUNK, legal_tiles, vote_costs, vote_distance
 
 DEFAULT_MAX_TILES = 256  # a pattern table's worth; NES levels use a few dozen to a few hundred metatiles
 PIXELS = TILE * TILE
@@ -57,15 +54,6 @@ FEATURE_STRIDE = 2  # features from every 2nd pixel each way (64 of 256): 4× le
 FIT_SAMPLE = 12_000  # cells the projection and the k-means are fitted on (all cells are assigned)
 KMEANS_STEPS = 10  # Lloyd steps after seeding; the merge by vote cost does the fine work
 OVERCLUSTER = 2  # k-means centres per final tile, before merging by vote cost
-VOTE_CLIP = 0.35  # sRGB distance (0–1 scale) beyond which a member pixel is an outlier (speckle)
-# λ per differing 4-neighbour = SMOOTH_ABS + SMOOTH_PER_USE · (the tile's use): the data term is a
-# sum over members, so the second part asks each member's pixel to be clearly unlike its
-# neighbours (a GAN's phase-locked checkerboard is a consensus of near colours, and goes), while
-# the first lets a rarely used tile lose speckle its one or two members share.
-SMOOTH_ABS = 0.02
-SMOOTH_PER_USE = 0.025
-ICM_SWEEPS = 4
-CHUNK = 16_384  # cells per chunk in the streaming steps (≈ 50 MB of float32 features)
 _POS = np.full(64, -1, dtype=np.intp)  # NES index -> column in EMITTABLE order
 _POS[EMITTABLE] = np.arange(len(EMITTABLE))
 
@@ -291,101 +279,12 @@ def _group(cells: np.ndarray, feats: np.ndarray, weights: np.ndarray, k: int, di
     used = np.flatnonzero(mass > 0)
     lab = np.searchsorted(used, lab)
     if len(used) <= k:
-        return lab, _vote_costs(cells, weights, lab, len(used), dist)
-    pc = _vote_costs(cells, weights, lab, len(used), dist)
+        return lab, vote_costs(cells, weights, lab, len(used), dist)
+    pc = vote_costs(cells, weights, lab, len(used), dist)
     merged = _merge_by_vote(pc, k)
     total = np.zeros((k, *pc.shape[1:]))
     np.add.at(total, merged, pc)  # vote costs add up: the merged groups' costs without another pass
     return merged[lab], total
-
-
-# ---------------------------------------------------------------------------------------------
-# 3–4. vote and NES colours
-
-
-def _vote_costs(cells: np.ndarray, weights: np.ndarray, labels: np.ndarray, k: int,
-                dist: np.ndarray) -> np.ndarray:
-    """(k, 256, 54): Σ over a group's members of weight · distance(member pixel, colour)."""
-    hist = np.zeros((PIXELS, k * 64), np.float64)  # per pixel: (group, colour) counts
-    flat = cells.reshape(len(cells), -1)
-    unit = bool(np.all(weights == 1))
-    for s in range(0, len(cells), CHUNK):
-        colours = flat[s : s + CHUNK].T.copy()  # (256, c) uint8: small enough to transpose in cache
-        base = labels[s : s + CHUNK].astype(np.int32) * 64
-        w = None if unit else weights[s : s + CHUNK]
-        for p in range(PIXELS):
-            hist[p] += np.bincount(base + colours[p], weights=w, minlength=k * 64)
-    hist = hist.reshape(PIXELS, k, 64).transpose(1, 0, 2).reshape(k * PIXELS, 64)
-    return (hist @ dist).reshape(k, PIXELS, -1)
-
-
-def _smooth(pc: np.ndarray, allowed: np.ndarray, choice: np.ndarray, lam: np.ndarray) -> np.ndarray:
-    """Checkerboard ICM on E = Σ_p pc[p, a_p] + λ·#{4-neighbour pairs that differ}, per tile.
-
-    pc (k, 256, 54); allowed (k, 4) columns (-1 = none); choice (k, 256) option index 0–3; lam (k,).
-    Returns the improved (k, 256) option indices."""
-    k = len(pc)
-    opts = allowed.shape[1]
-    data = np.take_along_axis(pc, np.maximum(allowed, 0)[:, None, :], axis=2)  # (k, 256, 4)
-    data = np.where(allowed[:, None, :] >= 0, data, np.inf).reshape(k, TILE, TILE, opts)
-    a = choice.reshape(k, TILE, TILE).copy()
-    yy, xx = np.mgrid[0:TILE, 0:TILE]
-    parity = (yy + xx) % 2
-    for _ in range(ICM_SWEEPS):
-        changed = False
-        for par in (0, 1):
-            diff = np.zeros((k, TILE, TILE, opts), np.float64)
-            for axis, step in ((1, 1), (1, -1), (2, 1), (2, -1)):
-                nb = np.roll(a, step, axis=axis)
-                valid = np.ones((TILE, TILE), bool)
-                if axis == 1:
-                    valid[0 if step == 1 else -1, :] = False
-                else:
-                    valid[:, 0 if step == 1 else -1] = False
-                diff += valid[None, :, :, None] & (nb[..., None] != np.arange(opts))
-            best = (data + lam[:, None, None, None] * diff).argmin(-1)
-            upd = (parity == par)[None] & (best != a)
-            if upd.any():
-                a[upd] = best[upd]
-                changed = True
-        if not changed:
-            break
-    return a.reshape(k, PIXELS)
-
-
-def _legal_tiles(pc: np.ndarray, mass: np.ndarray, backdrops: list[int], palettes: int | None
-                 ) -> tuple[np.ndarray, int | None, list[tuple[int, ...]], np.ndarray]:
-    """Tiles (k, 16, 16) from vote costs, ≤ 4 colours each, lone pixels penalised.
-
-    With palettes=K: one backdrop and ≤K shared 3-colour sub-palettes (columns); without: each
-    tile its own best 4 colours. Returns tiles, backdrop column (None without K), the colour
-    sets, and each tile's set."""
-    if palettes is None:
-        sets, cols = best_colour_sets(pc, 1 + COLOURS_PER_SUB)
-        bg = None
-        assign = np.arange(len(sets))
-        allowed = np.full((len(pc), 1 + COLOURS_PER_SUB), -1, np.intp)
-        for t, s in enumerate(sets):
-            allowed[t, : len(s)] = s
-    else:
-        bg, sets, assign, cols = solve_cell_costs(pc, backdrops, palettes)
-        allowed = np.full((len(pc), 1 + COLOURS_PER_SUB), -1, np.intp)
-        allowed[:, 0] = bg
-        for t, s in enumerate(assign.tolist()):
-            allowed[t, 1 : 1 + len(sets[s])] = sets[s]
-    choice = (cols[:, :, None] == allowed[:, None, :]).argmax(-1)  # (k, 256) option index
-    choice = _smooth(pc, allowed, choice, SMOOTH_ABS + SMOOTH_PER_USE * mass)
-    tiles = EMITTABLE[np.take_along_axis(allowed, choice, axis=1)].reshape(-1, TILE, TILE)
-    return tiles.astype(np.uint8), bg, list(sets), np.asarray(assign, np.intp)
-
-
-def vote_distance(palette: Palette) -> np.ndarray:
-    """(64, 54) cost of a member pixel of colour c when the tile shows emittable colour a:
-    squared sRGB distance (so the vote is the colour nearest the members' mean: generator noise
-    is zero-mean in RGB), truncated at VOTE_CLIP² so that speckle costs every candidate alike."""
-    rgb = palette.rgb.astype(np.float64)
-    sq = ((rgb[:, None, :] - rgb[EMITTABLE][None, :, :]) ** 2).sum(-1) / 255.0**2
-    return np.minimum(sq, VOTE_CLIP**2)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -410,7 +309,7 @@ def build_sheet(cells: np.ndarray, weights: np.ndarray | None, palette: Palette,
     feats = proj(cells)
     if len(cells) <= k:
         labels = np.arange(len(cells))
-        pc = _vote_costs(cells, w, labels, len(cells), dist)
+        pc = vote_costs(cells, w, labels, len(cells), dist)
     else:
         labels, pc = _group(cells, feats, w, k, dist, rng)
     k = int(labels.max()) + 1
@@ -424,7 +323,7 @@ def build_sheet(cells: np.ndarray, weights: np.ndarray | None, palette: Palette,
     backdrops = [int(_POS[c]) for c in np.argsort(-use, kind="stable")[:4] if use[c] > 0] + [int(_POS[BLACK])]
 
     # 3–4. vote, legal colours
-    tiles, bg, subs, assign = _legal_tiles(pc, np.bincount(labels, weights=w, minlength=k), backdrops,
+    tiles, bg, subs, assign = legal_tiles(pc, np.bincount(labels, weights=w, minlength=k), backdrops,
                                            config.palettes)
     # groups that voted the same tile become one
     tiles, same, _ = dedupe(tiles)
