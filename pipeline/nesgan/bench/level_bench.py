@@ -32,6 +32,8 @@ from nesgan.tiled.merge import OwnTileset, update_map
 from nesgan.tiled.tmx import empty_atlas, write_atlas
 
 SCREEN = 16  # columns a screen
+JUDGED = ("kl2", "kl3", "copy", "example_columns")  # example_columns: share of level columns
+# that are whole example columns
 
 
 def museum_example(folder: Path, game: int = 0, shots: tuple[int, ...] = (0, 1, 2, 3),
@@ -197,9 +199,12 @@ def _percentiles(values: list[float]) -> dict[str, float]:
 
 
 def _judge(grid: np.ndarray, level: np.ndarray) -> dict[str, float]:
+    known = {c.tobytes() for c in np.ascontiguousarray(grid.T)}
     return {"kl2": symmetric_kl(windows(grid, 2), windows(level, 2)),
             "kl3": symmetric_kl(windows(grid, 3), windows(level, 3)),
-            "copy": float(max(copied_runs(grid, level), default=0))}
+            "copy": float(max(copied_runs(grid, level), default=0)),
+            "example_columns": float(np.mean([c.tobytes() in known
+                                              for c in np.ascontiguousarray(level.T)]))}
 
 
 def bench_example(grid: np.ndarray, seeds: int, screens: int, ref_runs: int) -> dict:
@@ -225,7 +230,7 @@ def bench_example(grid: np.ndarray, seeds: int, screens: int, ref_runs: int) -> 
         out[f"level_n{n}"] = {
             "success": ok / seeds, "restarts": _percentiles(restarts),
             "backtracks": _percentiles(backtracks), "seconds": _percentiles(seconds),
-            **{k: _percentiles([r[k] for r in rows]) for k in ("kl2", "kl3", "copy")}}
+            **{k: _percentiles([r[k] for r in rows]) for k in JUDGED}}
         per_cell[f"level_n{n}"] = float(np.mean(seconds)) / (width * grid.shape[0])
     rows, seconds = [], []
     for seed in range(seeds):
@@ -234,7 +239,7 @@ def bench_example(grid: np.ndarray, seeds: int, screens: int, ref_runs: int) -> 
         seconds.append(time.perf_counter() - t0)
         rows.append(_judge(grid, level))
     out["column_chain"] = {"seconds": _percentiles(seconds),
-                           **{k: _percentiles([r[k] for r in rows]) for k in ("kl2", "kl3", "copy")}}
+                           **{k: _percentiles([r[k] for r in rows]) for k in JUDGED}}
     per_cell["column_chain"] = float(np.mean(seconds)) / (width * grid.shape[0])
     # the reference overlapping model on a 2-screen output (it is slow), n = 2
     ref_width, fails, spent, done = 2 * SCREEN, 0, 0.0, 0
