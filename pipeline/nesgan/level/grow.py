@@ -15,8 +15,10 @@ of a small chain, and one is drawn exactly by forward filtering, backward sampli
    example's counts divided by the counts of the strip two vertically neighbouring windows
    share (the junction-tree factorisation of a column chain), so columns come in about the
    example's proportions.
-4. A dead end pops the previous column and bans it there (chronological backtracking); too
-   many backtracks restart from a new start. Windows that can never be continued to the
+4. A drawn column after which no column fits is banned and redrawn (one column of
+   lookahead). A dead end pops the previous column and bans it there; repeated dead ends without getting
+   further jump back further (k dead ends in a row: k columns); too many backtracks restart
+   from a new start. Windows that can never be continued to the
    right are pruned before growing, so dead ends are rare.
 
 Deterministic for a seed: all draws come from one `random.Random` per restart.
@@ -140,9 +142,9 @@ def _cannot_tile(grid: np.ndarray, n: int, y: int | None, what: str) -> str:
             f"paint a wider example in which columns repeat, or try --pattern 2")
 
 
-def sample_column(model: Model, cols: list[Column], rng: random.Random) -> Column | None:
-    """A column that completes every window with the last N−1 columns of `cols`, drawn with
-    probability ∝ the product of its windows' weights; None at a dead end."""
+def _forward(model: Model, cols: list[Column]):
+    """Step 2 for the column after `cols`: (F over the last tails, the weighted heads behind
+    each tail per row), or None at a dead end."""
     n, height = model.n, model.height
     left = cols[len(cols) - (n - 1):]
     forward: dict[Column, float] | None = None  # F_y over heads; None: all ones (y = 0)
@@ -163,6 +165,16 @@ def sample_column(model: Model, cols: list[Column], rng: random.Random) -> Colum
         total = sum(nxt.values())
         forward = {t: v / total for t, v in nxt.items()}  # normalised: no under- or overflow
         backs.append(back)
+    return forward, backs
+
+
+def sample_column(model: Model, cols: list[Column], rng: random.Random) -> Column | None:
+    """A column that completes every window with the last N−1 columns of `cols`, drawn with
+    probability ∝ the product of its windows' weights; None at a dead end."""
+    found = _forward(model, cols)
+    if found is None:
+        return None
+    forward, backs = found
     tails = list(forward)
     tail = rng.choices(tails, [forward[t] for t in tails])[0]
     column = list(tail)  # rows height−N+1 … height−1
@@ -188,26 +200,36 @@ def grow(model: Model, width: int, seed: int, max_backtracks: int | None = None,
         x0 = rng.choice(model.starts)
         cols = list(model.example[x0 : x0 + n - 1])
         banned: dict[int, set[Column]] = defaultdict(set)
-        tries = 0
+        tries, furthest, streak = 0, len(cols), 0
         while len(cols) < width:
             x = len(cols)
             column = None
-            for _ in range(8):  # redraw a column banned here by an earlier dead end
+            for _ in range(8):  # redraw a column banned here, or one with no column after it
                 column = sample_column(model, cols, rng)
-                if column is None or column not in banned[x]:
+                if column is None:
                     break
+                if column not in banned[x]:
+                    if x + 1 == width or _forward(model, cols + [column]) is not None:
+                        break
+                    banned[x].add(column)  # looked ahead: a dead end one column on
                 column = None
             if column is not None:
                 cols.append(column)
+                if len(cols) > furthest:
+                    furthest, streak = len(cols), 0
                 if progress is not None:
                     progress(len(cols))
                 continue
             backtracks += 1
             tries += 1
-            if tries > budget or len(cols) <= n - 1:
+            streak += 1  # dead ends since the level last got further: jump back further
+            depth = min(1 + streak // 8, len(cols) - (n - 1))
+            if tries > budget or depth < 1:
                 break
-            banned.pop(x, None)  # bans further right were made after another prefix
-            banned[x - 1].add(cols.pop())
+            del cols[len(cols) - depth + 1 :]
+            for pos in [p for p in banned if p > len(cols) - 1]:
+                del banned[pos]  # bans further right were made after another prefix
+            banned[len(cols) - 1].add(cols.pop())
         else:
             level = np.array(cols[:width], dtype=np.uint32).T
             return Growth(level, restart, backtracks)
