@@ -68,7 +68,7 @@ def run_demo(config: DemoConfig, cli: click.Group) -> None:
     _run(cli, ["export-nes", str(work / "level.tmx"), "--out", str(work)], config.quiet)
     # a whole level grown from that map, and that level on the NES too
     _run(cli, ["level", str(work / "level.tmx"), "--out", str(work / "grown.tmx"),
-          "--screens", str(config.grown_screens), "--pattern", "3", "--seed", str(config.seed)],
+          "--screens", str(config.grown_screens), "--seed", str(config.seed)],
          config.quiet)
     _run(cli, ["export-nes", str(work / "grown.tmx"), "--out", str(work / "grown-nes")],
          config.quiet)

@@ -127,12 +127,17 @@ def reference_wfc(grid: np.ndarray, n: int, width: int, seed: int) -> np.ndarray
     support = [[[len(prop[(d + 2) % 4][t]) for d in range(4)] for t in range(len(pats))]
                for _ in range(cells)]
     left = [len(pats)] * cells
+    wlogw = [w * math.log(w) for w in weight]
+    sum_w = [sum(weight)] * cells  # kept up to date on every ban, as the original does
+    sum_wlogw = [sum(wlogw)] * cells
     stack: list[tuple[int, int]] = []
 
     def ban(i: int, t: int) -> None:
         wave[i][t] = False
         support[i][t] = [0, 0, 0, 0]
         left[i] -= 1
+        sum_w[i] -= weight[t]
+        sum_wlogw[i] -= wlogw[t]
         stack.append((i, t))
 
     def propagate() -> bool:
@@ -167,9 +172,7 @@ def reference_wfc(grid: np.ndarray, n: int, width: int, seed: int) -> np.ndarray
                 return None
             if left[i] == 1:
                 continue
-            ws = [weight[t] for t in range(len(pats)) if wave[i][t]]
-            total = sum(ws)
-            h = math.log(total) - sum(w * math.log(w) for w in ws) / total + 1e-6 * rng.random()
+            h = math.log(sum_w[i]) - sum_wlogw[i] / sum_w[i] + 1e-6 * rng.random()
             if h < best_h:
                 best, best_h = i, h
         if best < 0:
@@ -199,6 +202,7 @@ def _percentiles(values: list[float]) -> dict[str, float]:
 
 
 def _judge(grid: np.ndarray, level: np.ndarray) -> dict[str, float]:
+    grid, level = np.asarray(grid, np.int64), np.asarray(level, np.int64)
     known = {c.tobytes() for c in np.ascontiguousarray(grid.T)}
     return {"kl2": symmetric_kl(windows(grid, 2), windows(level, 2)),
             "kl3": symmetric_kl(windows(grid, 3), windows(level, 3)),

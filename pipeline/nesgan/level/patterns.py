@@ -73,6 +73,7 @@ def longest_copied_run(example: np.ndarray, level: np.ndarray) -> int:
 
 def copied_runs(example: np.ndarray, level: np.ndarray) -> list[int]:
     """For each level column, the longest copied run ending there (for a distribution)."""
+    example, level = np.asarray(example, np.int64), np.asarray(level, np.int64)  # bytes compare
     cols: dict[bytes, int] = {}
     ex = np.array([cols.setdefault(c.tobytes(), len(cols)) for c in np.ascontiguousarray(example.T)])
     run = np.zeros(len(ex) + 1, np.int64)
