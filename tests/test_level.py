@@ -90,6 +90,7 @@ def test_symmetric_kl_is_zero_for_equal_proportions_symmetric_and_large_when_dis
 def test_a_copied_run_counts_whole_columns_in_order():
     ex = np.array([[1, 2, 3, 4], [5, 6, 7, 8]])
     assert longest_copied_run(ex, ex[:, [1, 2, 3, 0, 1]]) == 3
+    assert longest_copied_run(ex.astype(np.int64), ex[:, [1, 2, 3]].astype(np.uint32)) == 3
     assert longest_copied_run(ex, np.array([[9], [9]])) == 0
 
 
