@@ -302,3 +302,13 @@ def test_the_refusal_of_patterns_that_cannot_tile_names_a_window_that_ends_the_e
 def test_writing_over_the_example_is_refused(example):
     with pytest.raises(NesganError, match="is the example itself"):
         LevelConfig(example=example, out=example, screens=1)
+
+
+def test_an_embedded_tileset_is_copied_with_its_image_path_rewritten_for_the_new_folder(tmp_path):
+    tmx = small_map(tmp_path / "in", np.array([[1, 1, 2, 1, 1, 2, 1, 1],
+                                               [3, 3, 3, 3, 3, 3, 3, 3]]))
+    out = tmp_path / "elsewhere" / "deep" / "level.tmx"
+    grow_level(LevelConfig(example=tmx, out=out, screens=1, quiet=True))
+    image = ET.parse(out).getroot().find("tileset").find("image")
+    assert (out.parent / image.get("source")).resolve() == (tmp_path / "in" / "t.png").resolve()
+    assert layer_gids(out)[1].tolist() == [3] * 16
