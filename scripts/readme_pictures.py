@@ -79,9 +79,58 @@ def main(work: Path, out: Path) -> None:
     sheet.crop((0, 0, sheet.width, min(sheet.height, 420))).save(out / "contact.png")
     # 7. the demo's ROM in an emulator beside Tiled's render of the same 256 px
     nes_vs_tiled(work / "level.nes", out / "level-tiled.png", out / "nes-vs-tiled.png")
+    # 8. `nesgan level`: the demo's map (its first 4 screens' worth of columns) above the level
+    # grown from it, both as Tiled renders them, and the grown level's ROM beside Tiled
+    grown_pictures(work, out, env)
+    museum_level_picture(out, env)
     sizes = {p.name: Image.open(p).size for p in sorted(out.glob("*.png"))}
     print("\n".join(f"{k}: {v[0]}×{v[1]}" for k, v in sizes.items()))
     assert np.asarray(Image.open(out / "level-tiled.png")).size
+
+
+def grown_pictures(work: Path, out: Path, env: dict[str, str]) -> None:
+    renders = {}
+    for name in ("level", "grown"):
+        png = out / f"{name}-full.png"
+        subprocess.run(["tmxrasterizer", "--no-smoothing", "--scale", "1", str(work / f"{name}.tmx"),
+                        str(png)], check=True, env=env, capture_output=True)
+        renders[name] = Image.open(png).convert("RGB")
+        png.unlink()
+    width = 4 * 256  # four NES screens of each
+    example = renders["level"].crop((0, 0, min(width, renders["level"].width), renders["level"].height))
+    grown = renders["grown"].crop((0, 0, min(width, renders["grown"].width), renders["grown"].height))
+    sheet = Image.new("RGB", (width, example.height + grown.height + 8), (32, 32, 32))
+    sheet.paste(example, (0, 0))
+    sheet.paste(grown, (0, example.height + 8))
+    sheet.save(out / "level-grown.png")
+    grown.save(out / "grown-tiled.png")
+    nes_vs_tiled(work / "grown-nes" / "level.nes", out / "grown-tiled.png", out / "grown-nes-vs-tiled.png")
+    (out / "grown-tiled.png").unlink()
+
+
+def museum_level_picture(out: Path, env: dict[str, str]) -> None:
+    """The bench's hand-made example (four museum screens) above an 8-screen level grown from
+    it with --pattern 3, both rendered by tmxrasterizer."""
+    import tempfile
+
+    from nesgan.bench.level_bench import museum_example
+    from nesgan.level import LevelConfig, grow_level
+
+    with tempfile.TemporaryDirectory() as tmp:
+        example = museum_example(Path(tmp))
+        grown = Path(tmp) / "grown.tmx"
+        grow_level(LevelConfig(example=example, out=grown, screens=8, pattern=3, seed=1, quiet=True))
+        renders = []
+        for tmx in (example, grown):
+            png = Path(tmp) / f"{tmx.stem}.png"
+            subprocess.run(["tmxrasterizer", "--no-smoothing", "--scale", "1", str(tmx), str(png)],
+                           check=True, env=env, capture_output=True)
+            renders.append(Image.open(png).convert("RGB"))
+    top, bottom = renders
+    sheet = Image.new("RGB", (bottom.width, top.height + bottom.height + 8), (32, 32, 32))
+    sheet.paste(top, (0, 0))
+    sheet.paste(bottom, (0, top.height + 8))
+    sheet.save(out / "level-museum.png")
 
 
 def nes_vs_tiled(rom: Path, tiled_png: Path, dest: Path, frames: int = 10) -> None:

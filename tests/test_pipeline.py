@@ -122,3 +122,21 @@ def test_export_tiles_copes_with_generated_screens_that_are_one_flat_colour(demo
     assert result.exit_code == 0, result.output
     rows = read_jsonl(tmp_path / "tiles" / "tiles.jsonl")
     assert len(rows) == 1 and rows[0]["count"] == 196
+
+
+def test_demo_grows_a_level_from_its_map_and_exports_it_for_the_nes(demo):
+    from xml.etree import ElementTree as ET
+
+    from nesgan.level.patterns import violations
+    from nesgan.tiled.tmx import decode_data
+
+    def gids(tmx):
+        layer = ET.parse(tmx).getroot().find("layer")
+        return decode_data(layer.find("data"), int(layer.get("width")), int(layer.get("height")), "t")
+
+    example, grown = gids(demo / "level.tmx"), gids(demo / "grown.tmx")
+    assert grown.shape == (example.shape[0], 8 * 16)
+    assert violations(example, grown, 2) == []
+    assert pytmx.TiledMap(str(demo / "grown.tmx")).width == 128
+    rom = (demo / "grown-nes" / "level.nes").read_bytes()
+    assert rom[:4] == b"NES\x1a" and len(sorted((demo / "grown-nes").glob("screen-*.nam"))) == 8

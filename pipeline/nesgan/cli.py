@@ -52,6 +52,7 @@ def cli() -> None:
       nesgan quantize      any images onto the NES palette
       nesgan export-tiles  a tile sheet, near-copy flags, Tiled tilesets and a map
       nesgan export-nes    a map painted in Tiled -> NES pattern table, nametables and a ROM
+      nesgan level         a few painted screens -> a whole level, N screens wide
     `nesgan demo` runs all of it on the embedded museum, offline.
     """
 
@@ -431,6 +432,50 @@ def export_nes_cmd(tmx: Path, out: Path, layer: str | None, palette_file: Path |
     click.echo(report.summary())
 
 
+@cli.command("level")
+@click.argument("example", metavar="EXAMPLE.tmx",
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", required=True, type=P, help="The level to write (a Tiled .tmx map).")
+@click.option("--screens", required=True, type=click.IntRange(1, 256),
+              help="Level width in NES screens of 16 tile columns. export-nes takes at most 30 "
+                   "(494 columns, NROM's 32 KiB); wider levels are for Tiled and your own engine.")
+@click.option("--layer", default=None,
+              help="The example's tile layer (default: the only one, or the one painted with "
+                   "nesgan's tilesets).")
+@click.option("--pattern", default=2, show_default=True, type=click.Choice(["2", "3"]),
+              help="N: every N×N window of the level is one the example shows. 3 keeps larger "
+                   "shapes whole (pipes, platforms) and copies longer runs; 2 mixes more freely.")
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="Seed: the same example and seed grow the same level.")
+def level_cmd(example: Path, out: Path, screens: int, layer: str | None, pattern: str,
+              seed: int) -> None:
+    """Grow a whole level, N screens wide, from a few screens painted in Tiled.
+
+    Reads the example's tile layer (the demo's level.tmx, or screens you painted with nesgan's
+    tiles; flipped tiles count as tiles of their own) and writes a map as tall as the example
+    and 16·N columns wide, referencing the same tilesets, in which:
+
+    \b
+      - every N×N window of tiles is one the example shows, on the same rows (so ground stays
+        at the bottom and the status bar and sky at the top), in about the example's
+        proportions (weighted by how often the example shows each window);
+      - only the example's tiles appear, so a level grown from a map that export-nes takes is
+        one it takes too (up to 30 screens wide): `nesgan export-nes LEVEL.tmx`.
+
+    The level is grown column by column, each column drawn exactly from the columns that fit
+    the last ones; dead ends backtrack, then restart; it never writes a level that breaks the
+    example's patterns. An example whose patterns cannot continue to the right (too narrow, no
+    column ever repeats) is refused, naming a window that ends it. Prints how close the
+    level's tile-pattern statistics are to the example's (symmetric KL on 2×2 and 3×3
+    windows) and the longest run of columns it copied.
+    """
+    from nesgan.level import LevelConfig, grow_level
+
+    report = grow_level(LevelConfig(example=example, out=out, screens=screens, layer=layer,
+                                    pattern=int(pattern), seed=seed))
+    click.echo(report.summary())
+
+
 @cli.command("demo")
 @click.option("--workdir", default="demo", show_default=True, type=P, help="Folder for everything the demo writes.")
 @click.option("--steps", default=None, type=click.IntRange(1),
@@ -443,8 +488,10 @@ def demo_cmd(workdir: Path, steps: int | None, games: int, seed: int) -> None:
     """Run every stage end to end on the embedded museum, offline.
 
     Serves the museum on 127.0.0.1, then runs scrape, train (tiny preset), generate,
-    export-tiles --tmx (a 64-tile NES-legal sheet) and export-nes (WORKDIR/level.nes), printing
-    each command so you can repeat it on your own data.
+    export-tiles --tmx (a 64-tile NES-legal sheet) and export-nes (WORKDIR/level.nes), then
+    grows an 8-screen level from that map with `level` (WORKDIR/grown.tmx) and runs export-nes
+    on it (WORKDIR/grown-nes/level.nes), printing each command so you can repeat it on your own
+    data.
     """
     from nesgan.demo import DemoConfig, run_demo
 

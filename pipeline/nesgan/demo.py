@@ -28,6 +28,7 @@ class DemoConfig:
     generate: int = 24  # screens: a 336×14-tile level; 3× the members per vote of 8 (lone pixels 1.7 % -> 1.3 %)
     max_tiles: int = 64  # 64 16×16 tiles = at most 256 distinct 8×8 patterns: one NES pattern table
     palettes: int = 4  # one backdrop + 4 sub-palettes: one NES palette set (export-nes needs it)
+    grown_screens: int = 8  # the level grown from the map: 128 columns, well inside NROM's 494
     quiet: bool = False
 
 
@@ -38,8 +39,8 @@ def _run(cli: click.Group, args: list[str], quiet: bool) -> None:
 
 
 def run_demo(config: DemoConfig, cli: click.Group) -> None:
-    """Serve the museum, then scrape → train → generate → export-tiles → export-nes into
-    `config.workdir`,
+    """Serve the museum, then scrape → train → generate → export-tiles → export-nes → level →
+    export-nes (the grown level) into `config.workdir`,
     each step through `cli` (nesgan's own command group, passed in so this module needs no
     import of the CLI)."""
 
@@ -66,10 +67,18 @@ def run_demo(config: DemoConfig, cli: click.Group) -> None:
           "--palettes", str(config.palettes)], config.quiet)
     # the painted-level path: the same map as pattern table, nametables, palette and a ROM
     _run(cli, ["export-nes", str(work / "level.tmx"), "--out", str(work)], config.quiet)
+    # a whole level grown from that map, and that level on the NES too
+    _run(cli, ["level", str(work / "level.tmx"), "--out", str(work / "grown.tmx"),
+          "--screens", str(config.grown_screens), "--seed", str(config.seed)],
+         config.quiet)
+    _run(cli, ["export-nes", str(work / "grown.tmx"), "--out", str(work / "grown-nes")],
+         config.quiet)
     if not config.quiet:
         minutes = (time.monotonic() - t0) / 60
         click.secho(f"\nDone in {minutes:.1f} min. Open {work / 'level.tmx'} in Tiled Map Editor;",
                     fg="green")
         click.echo(f"paint with {work / 'tilesets' / 'nesgan.tsx'}; check the near-copy verdicts in "
                    f"{work / 'tiles'}; training samples are in {run / 'samples'}.")
-        click.echo(f"Play the level: open {work / 'level.nes'} in any NES emulator (hold Right).")
+        click.echo(f"Play the level: open {work / 'level.nes'} in any NES emulator (hold Right);")
+        click.echo(f"the level grown from it is {work / 'grown.tmx'}, on the NES "
+                   f"{work / 'grown-nes' / 'level.nes'}.")
