@@ -32,8 +32,7 @@ from nesgan.level.patterns import (
 from nesgan.nes import NesConfig, export_nes
 from nesgan.nes.level import read_level
 
-needs_tiled = pytest.mark.skipif(not shutil.which("tmxrasterizer"),
-                                 reason="Tiled is not installed (`make tiled`)")
+needs_tiled = pytest.mark.tiled  # skipped where Tiled is not installed (conftest)
 FLIP_H = 0x80000000
 
 
@@ -170,7 +169,6 @@ def test_pytmx_loads_the_level(example, tmp_path):
     assert len({a for a, _ in pairs}) == len(pairs) == len({b for _, b in pairs})
 
 
-@pytest.mark.tiled
 @needs_tiled
 def test_tmxrasterizer_draws_every_level_cell_as_the_example_draws_that_tile(example, tmp_path):
     out = tmp_path / "level.tmx"

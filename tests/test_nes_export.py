@@ -2,7 +2,6 @@
 can break gets one line with nothing written."""
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -25,8 +24,7 @@ from nesgan.nes import NesConfig, export_nes
 from nesgan.nes.chr import decode_chr
 from nesgan.nes.export import MAX_MAP_COLUMNS, vertical_placement
 
-needs_tiled = pytest.mark.skipif(not shutil.which("tmxrasterizer"),
-                                 reason="Tiled is not installed (`make tiled`)")
+needs_tiled = pytest.mark.tiled  # skipped where Tiled is not installed (conftest)
 
 
 def decoded_map(out: Path, height: int, width: int) -> np.ndarray:
@@ -92,7 +90,6 @@ def test_flipped_tiles_become_their_own_patterns_and_empty_cells_show_the_backdr
     assert (got[expected < 0] == report.backdrop).all()
 
 
-@pytest.mark.tiled
 @needs_tiled
 def test_flips_mean_what_tmxrasterizer_draws(tmp_path):
     tmx, expected = flipped_map(tmp_path)

@@ -18,8 +18,7 @@ from nesgan.nes import NesConfig, export_nes, rom
 ASM = Path(rom.__file__).parent / "asm"
 needs_cc65 = pytest.mark.skipif(not (shutil.which("ca65") and shutil.which("ld65")),
                                 reason="cc65 is not installed (`make cc65` or `apt-get install cc65`)")
-needs_tiled = pytest.mark.skipif(not shutil.which("tmxrasterizer"),
-                                 reason="Tiled is not installed (`make tiled`)")
+needs_tiled = pytest.mark.tiled  # skipped where Tiled is not installed (conftest)
 RIGHT, LEFT = 0x01, 0x02  # cynes.NES.controller bits (cynes.NES_INPUT_RIGHT / _LEFT)
 BOOT_FRAMES = 8  # two vblank waits, filling both nametables, then the first NMI turns rendering on
 
@@ -188,7 +187,6 @@ def test_a_map_narrower_than_a_screen_stays_put_with_the_backdrop_beside_it(tmp_
     assert (frame[:16] == screen.rgb[report.backdrop]).all()
 
 
-@pytest.mark.tiled
 @needs_tiled
 def test_the_emulator_shows_what_tmxrasterizer_renders_pixel_for_pixel(wide):
     folder, indices, report = wide

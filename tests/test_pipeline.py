@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 import subprocess
 
 import numpy as np
@@ -90,7 +89,6 @@ def test_demo_writes_an_nes_rom_whose_pattern_table_and_nametables_rebuild_the_m
 
 
 @pytest.mark.tiled
-@pytest.mark.skipif(not shutil.which("tmxrasterizer"), reason="Tiled is not installed (`make tiled`)")
 def test_tiled_renders_the_demo_map_exactly_as_the_preview(demo, tmp_path):
     out = tmp_path / "render.png"
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
