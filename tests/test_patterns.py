@@ -41,7 +41,7 @@ def test_a_known_example_counts():
     keys, counts = patterns.window_counts(screen, 2)
     # 15×15 windows: 15 straddle the edge (pixels 0, 2 one colour; 1, 3 the other), 210 do not
     straddle = (1 << 4) | (0 << 8) | (1 << 12)
-    assert dict(zip(keys.tolist(), counts.tolist())) == {0: 210, straddle: 15}
+    assert dict(zip(keys.tolist(), counts.tolist(), strict=True)) == {0: 210, straddle: 15}
     # the same partition however the colours are numbered, and from the window copies too
     windows = patterns.cell_windows(screen, 2)
     assert set(patterns.partition_keys(windows).ravel().tolist()) == {0, straddle}

@@ -14,7 +14,7 @@ from nesgan.images import SCREEN
 SIZE = SCREEN  # 7·2⁵: five stride-2 blocks from a 7×7 seed; 14×14 NES cells of 16 px
 # The architectures `--arch` names (defined in `nesgan.gan.model.ARCHS`; listed here so that the
 # CLI can offer them without importing torch). The first is the default.
-ARCH_NAMES = ("nes", "upsample", "dcgan")
+ARCH_NAMES = ("nes", "patterns", "upsample", "dcgan")
 OLD_RUNS_ARCH = "dcgan"  # a run config written before --arch existed is the paper's network
 # What `--augment` offers (defined in `nesgan.gan.augment`; listed here to keep torch out of the CLI).
 AUGMENT_NAMES = ("none", "shift-cut")

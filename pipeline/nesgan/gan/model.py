@@ -41,11 +41,13 @@ ARCHS: dict[str, Arch] = {
     "upsample": Arch(upsample="nearest", mbstd=True),
     "dcgan": Arch(upsample="transposed", mbstd=False),  # the paper's network
     "nes": Arch(upsample="nearest", mbstd=True, head="nes", d_norm="spectral"),
+    "patterns": Arch(upsample="nearest", mbstd=True, head="patterns", d_norm="spectral"),
 }
 
 SUBPALETTES, SLOTS = 4, 4  # NES background: 4 sub-palettes of backdrop + 3 colours
 NES_COLOURS = 54  # the distinct colours the PPU emits (nesgan.colour.palette.EMITTABLE)
 CELL = 16  # one attribute area: all its pixels draw from one sub-palette
+PATTERN = 8  # one PPU pattern: `patterns` draws each cell as 2×2 of them
 
 
 def palette_colours() -> torch.Tensor:
@@ -85,6 +87,11 @@ class NesHead(nn.Module):
         return hard + (soft - soft.detach())
 
     def forward(self, seed: torch.Tensor, cells: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
+        return self.paint(seed, cells, self._pick(self.slot(pixels), 1))  # slots (B, 4, 224, 224)
+
+    def paint(self, seed: torch.Tensor, cells: torch.Tensor, slot: torch.Tensor) -> torch.Tensor:
+        """The screen (B, 3, H, W) from one-hot slots (B, 4, H, W): each cell's slots in the
+        colours of its picked sub-palette, slot 0 the screen's backdrop."""
         b = seed.shape[0]
         picks = self.palette(seed.float().mean(dim=(2, 3))).view(b, -1, NES_COLOURS)  # (B, 13, 54)
         pal = self._pick(picks, 2) @ self.colours  # (B, 13, 3)
@@ -93,11 +100,62 @@ class NesHead(nn.Module):
         cell_colours = torch.einsum("bjyx,bjsc->bscyx", att, subs)  # (B, 3, 3, 14, 14): slots 1-3
         back = back.view(b, 1, 3, 1, 1).expand(b, 1, 3, *cell_colours.shape[-2:])
         cell_colours = torch.cat([back, cell_colours], 1)  # (B, 4, 3, 14, 14)
-        slot = self._pick(self.slot(pixels), 1)  # (B, 4, 224, 224)
         h, w = slot.shape[-2:]
         slot = slot.view(b, SLOTS, h // CELL, CELL, w // CELL, CELL)
         out = torch.einsum("bsyixj,bscyx->bcyixj", slot, cell_colours)
         return out.reshape(b, 3, h, w)
+
+
+class PatternHead(NesHead):
+    """`NesHead` drawing from a pattern table instead of pixel by pixel, as the PPU does: per 8×8
+    quarter of a cell one of the table's K patterns of 2-bit slots (from the 28×28 map: one
+    feature vector per pattern), straight-through like every other pick, so every screen is
+    exactly a map over the table. The table (`nesgan.gan.table`, learned from the training art)
+    and its seam and usage priors are buffers: a checkpoint carries them.
+
+    `prior_loss` (set by each training forward) holds two terms G adds to D's verdict:
+    - seams: −log of the chance that two patterns meeting inside a cell may meet (the table's
+      seam tables, read with the soft picks), so that new 16×16 combinations stay drawings;
+    - usage: KL(training usage ‖ the batch's mean soft picks), so that the screen's proportions
+      (sky, ground, walls) follow the training art's and no pattern lies dead."""
+
+    def __init__(self, seed_ch: int, cell_ch: int, pattern_ch: int, size: int):
+        super().__init__(seed_ch, cell_ch, 1)
+        del self.slot
+        self.pattern = nn.Conv2d(pattern_ch, size, 1)
+        self.register_buffer("table", torch.zeros(size, PATTERN, PATTERN, dtype=torch.int64))
+        self.register_buffer("usage", torch.full((size,), 1.0 / size))
+        self.register_buffer("seam_h", torch.ones(size, size))
+        self.register_buffer("seam_v", torch.ones(size, size))
+        self.prior_loss: torch.Tensor | None = None
+
+    def set_table(self, patterns, usage, seam_h, seam_v) -> None:
+        """Install a learned table (numpy arrays of `nesgan.gan.table.Table`)."""
+        for name, v in (("table", patterns), ("usage", usage), ("seam_h", seam_h), ("seam_v", seam_v)):
+            getattr(self, name).copy_(torch.as_tensor(v))
+
+    def forward(self, seed: torch.Tensor, cells: torch.Tensor, quarters: torch.Tensor) -> torch.Tensor:
+        logits = self.pattern(quarters).float()  # (B, K, 28, 28)
+        pick = self._pick(logits, 1)
+        shapes = F.one_hot(self.table, SLOTS).permute(0, 3, 1, 2).to(pick.dtype)  # (K, 4, 8, 8)
+        b, _, h, w = pick.shape
+        slot = torch.einsum("bkyx,ksij->bsyixj", pick, shapes).reshape(b, SLOTS, h * PATTERN, w * PATTERN)
+        if self.training:
+            self.prior_loss = self._priors(torch.softmax(logits, 1))
+        return self.paint(seed, cells, slot)
+
+    def _priors(self, p: torch.Tensor) -> torch.Tensor:
+        """Seam and usage terms of the soft picks p (B, K, 28, 28)."""
+        k = p.shape[1]
+        left, right = p[:, :, :, 0::2], p[:, :, :, 1::2]  # the two columns of patterns in a cell
+        top, bottom = p[:, :, 0::2], p[:, :, 1::2]
+        flat = lambda x: x.permute(0, 2, 3, 1).reshape(-1, k)  # noqa: E731
+        ok_h = (flat(left) @ self.seam_h * flat(right)).sum(1)
+        ok_v = (flat(top) @ self.seam_v * flat(bottom)).sum(1)
+        seams = -torch.log(torch.cat([ok_h, ok_v]).clamp_min(1e-6)).mean()
+        q = p.mean(dim=(0, 2, 3)).clamp_min(1e-8)
+        usage = (self.usage * (torch.log(self.usage.clamp_min(1e-8)) - torch.log(q))).sum()
+        return seams + usage
 
 
 # How a 3×3 kernel over a 2×-nearest-resized map reads the map itself: an output pixel in row
@@ -128,7 +186,7 @@ class ResizeConv(nn.Conv2d):
 class Generator(nn.Module):
     """z (B, z_dim) → screen (B, 3, 224, 224) in [-1, 1]: a 7×7 seed doubled five times."""
 
-    def __init__(self, width: int = 64, z_dim: int = 100, arch: str = "dcgan"):
+    def __init__(self, width: int = 64, z_dim: int = 100, arch: str = "dcgan", table_size: int = 256):
         super().__init__()
         w = width
         self.z_dim = z_dim
@@ -152,6 +210,12 @@ class Generator(nn.Module):
             self.pixels = nn.Sequential(*up(8 * w, 4 * w), *up(4 * w, 2 * w), *up(2 * w, w))  # (B, W, 112, 112)
             self.head = NesHead(8 * w, 8 * w, w)
             return
+        if spec.head == "patterns":
+            self.seed = nn.Sequential(*seed)  # (B, 8W, 7, 7)
+            self.cells = nn.Sequential(*up(8 * w, 8 * w))  # (B, 8W, 14, 14): one per 16×16 cell
+            self.pixels = nn.Sequential(*up(8 * w, 4 * w))  # (B, 4W, 28, 28): one per 8×8 pattern
+            self.head = PatternHead(8 * w, 8 * w, 4 * w, table_size)
+            return
         self.net = nn.Sequential(
             # input (B, z, 1, 1)
             *seed,
@@ -166,7 +230,7 @@ class Generator(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         z = z.view(z.shape[0], self.z_dim, 1, 1)
-        if ARCHS[self.arch].head == "nes":
+        if ARCHS[self.arch].head in ("nes", "patterns"):
             seed = self.seed(z)
             cells = self.cells(seed)
             return self.head(seed, cells, self.pixels(cells))  # (B, 3, 224, 224)
