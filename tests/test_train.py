@@ -59,7 +59,8 @@ def test_sample_steps_log_quality_numbers_beside_the_training_screens_and_plot_t
     assert r.exit_code == 0, r.output
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     for row in rows:
-        for key in ("orphan", "tile_share", "colours_per_cell", "diversity", "coverage"):
+        for key in ("orphan", "tile_share", "colours_per_cell", "diversity", "coverage", "invented",
+                    "divergence"):
             assert isinstance(row[key], float) and row[key] >= 0, key
             assert isinstance(row[key + "_train"], float), key
         assert 0 <= row["orphan"] <= 1 and 0 < row["tile_share"] <= 1 and row["coverage"] <= 1
@@ -94,7 +95,7 @@ def _kill_after_checkpoint(cmd: list[str], ckpt: Path) -> None:
 
 
 @pytest.mark.parametrize("arch, precision, augment", [
-    ("nes", "fp32", "none"), ("nes", "bf16", "shift-cut"), ("upsample", "fp32", "none"),
+    ("nes", "fp32", "none"), ("nes", "bf16", "shift-cut"), ("patterns", "fp32", "none"), ("upsample", "fp32", "none"),
     ("dcgan", "fp32", "none")])
 def test_resume_after_sigkill_ends_bitwise_equal_to_an_uninterrupted_run(screens, tmp_path, arch, precision,
                                                                          augment):
