@@ -117,3 +117,22 @@ def test_the_nes_generator_keeps_the_weights_of_runs_before_patterns():
     keys = set(Generator(4, 16, "nes").state_dict())
     assert {"head.palette.weight", "head.attribute.weight", "head.slot.weight"} <= keys
     assert not any("table" in k or "pattern" in k for k in keys)
+
+
+def test_drawing_patterns_is_the_weighted_sum_of_patterns_in_value_and_gradient():
+    from nesgan.gan.model import DrawPatterns
+
+    torch.manual_seed(1)
+    shapes = torch.nn.functional.one_hot(torch.randint(0, 4, (5, 8, 8)), 4).permute(0, 3, 1, 2).float()
+    logits = torch.randn(2, 5, 3, 4, requires_grad=True)
+    soft = logits.softmax(1)
+    hard = torch.nn.functional.one_hot(soft.argmax(1), 5).permute(0, 3, 1, 2).float()
+    pick = hard + soft - soft.detach()
+    ref = torch.einsum("bkyx,ksij->bsyixj", pick, shapes).reshape(2, 4, 24, 32)
+    out = DrawPatterns.apply(soft.permute(0, 2, 3, 1), soft.argmax(1), shapes.flatten(1))
+    assert torch.allclose(out, ref, atol=1e-6)  # the einsum carries the soft terms' rounding …
+    assert set(out.unique().tolist()) == {0.0, 1.0}  # … the lookup draws exact slots
+    weights = torch.randn_like(ref)
+    (g_ref,) = torch.autograd.grad((ref * weights).sum(), logits, retain_graph=True)
+    (g_out,) = torch.autograd.grad((out * weights).sum(), logits)
+    assert torch.allclose(g_out, g_ref, atol=1e-6) and g_out.abs().sum() > 0
