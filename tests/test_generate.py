@@ -29,8 +29,7 @@ def _train(root: Path, *args: str) -> Path:
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
-    # 40 steps: before that the default arch's EMA generator draws one flat NES grey for any z
-    return _train(tmp_path_factory.mktemp("gen"), "--steps", "40")
+    return _train(tmp_path_factory.mktemp("gen"), "--steps", "40")  # the default: --arch patterns
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +43,9 @@ def upsample_run(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def patterns_run(tmp_path_factory) -> Path:
-    return _train(tmp_path_factory.mktemp("gen"), "--steps", "2", "--arch", "patterns")
+def nes_run(tmp_path_factory) -> Path:
+    # 40 steps: before that nes's EMA generator draws one flat NES grey for any z
+    return _train(tmp_path_factory.mktemp("gen"), "--steps", "40", "--arch", "nes")
 
 
 def pixels(paths: list[Path]) -> list[np.ndarray]:
@@ -66,11 +66,11 @@ def test_generate_writes_n_rgb_224_pngs_named_in_order(run, tmp_path):
 
 
 @pytest.mark.parametrize("arch", ["nes", "patterns", "upsample", "dcgan"])
-def test_generated_screens_hold_nes_colours_of_the_default_palette_only(run, patterns_run, upsample_run,
+def test_generated_screens_hold_nes_colours_of_the_default_palette_only(run, nes_run, upsample_run,
                                                                         dcgan_run, tmp_path, arch):
     from nesgan.colour.palette import EMITTABLE, Palette
 
-    runs = {"nes": run, "patterns": patterns_run, "upsample": upsample_run, "dcgan": dcgan_run}
+    runs = {"nes": nes_run, "patterns": run, "upsample": upsample_run, "dcgan": dcgan_run}
     paths = generate(GenerateConfig(run=str(runs[arch]), count=2, out=str(tmp_path / "g")))
     allowed = {tuple(c) for c in Palette.builtin().to_rgb(EMITTABLE).tolist()}
     for screen in pixels(paths):
@@ -79,7 +79,7 @@ def test_generated_screens_hold_nes_colours_of_the_default_palette_only(run, pat
 
 
 @pytest.mark.parametrize("arch", ["nes", "patterns"])
-def test_the_nes_archs_write_screens_the_nes_could_show(run, patterns_run, tmp_path, arch):
+def test_the_nes_archs_write_screens_the_nes_could_show(run, nes_run, tmp_path, arch):
     # export-nes's own palette chooser (exact search for one backdrop + 4 sub-palettes of 3 that
     # cover every 16×16 area) accepts every screen of the default arch; speckled NES colours
     # are refused, so the check can fail
@@ -94,7 +94,7 @@ def test_the_nes_archs_write_screens_the_nes_could_show(run, patterns_run, tmp_p
             return False
         return True
 
-    chosen = {"nes": run, "patterns": patterns_run}[arch]
+    chosen = {"nes": nes_run, "patterns": run}[arch]
     screens = pixels(generate(GenerateConfig(run=str(chosen), count=4, seed=5, out=str(tmp_path / "g"))))
     assert [legal(s) for s in screens] == [True] * 4
     assert len({tuple(c) for s in screens for c in s.reshape(-1, 3).tolist()}) > 1

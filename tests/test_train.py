@@ -50,7 +50,7 @@ def test_train_writes_config_checkpoints_samples_and_metrics(screens, tmp_path):
     for key in ("loss_d", "loss_g", "d_x", "d_g_z", "images_per_s"):
         assert all(isinstance(row[key], float) for row in rows)
     assert all(row["swd"] > 0 and len(row["swd_levels"]) == 4 for row in rows)
-    assert config["arch"] == "nes"
+    assert config["arch"] == "patterns"
 
 
 def test_sample_steps_log_quality_numbers_beside_the_training_screens_and_plot_them(screens, tmp_path):

@@ -14,7 +14,7 @@ from nesgan.images import SCREEN
 SIZE = SCREEN  # 7·2⁵: five stride-2 blocks from a 7×7 seed; 14×14 NES cells of 16 px
 # The architectures `--arch` names (defined in `nesgan.gan.model.ARCHS`; listed here so that the
 # CLI can offer them without importing torch). The first is the default.
-ARCH_NAMES = ("nes", "patterns", "upsample", "dcgan")
+ARCH_NAMES = ("patterns", "nes", "upsample", "dcgan")
 OLD_RUNS_ARCH = "dcgan"  # a run config written before --arch existed is the paper's network
 # What `--augment` offers (defined in `nesgan.gan.augment`; listed here to keep torch out of the CLI).
 AUGMENT_NAMES = ("none", "shift-cut")
@@ -25,7 +25,7 @@ class TrainConfig:
     data: str = "data/screens"  # folder of 224×224 RGB PNGs (what `nesgan crop` writes)
     run: str = "runs/default"  # run folder: config.json, checkpoints/, samples/, metrics.jsonl
     preset: str = "tiny"  # where the defaults below came from (tiny/small/full)
-    arch: str = ARCH_NAMES[0]  # nes: NES-legal screens; upsample: RGB, no checkerboard; dcgan: the paper's
+    arch: str = ARCH_NAMES[0]  # patterns: a learned pattern table; nes: NES-legal pixels; upsample: RGB; dcgan: the paper's
     steps: int = 1600  # tiny: NES-like structure (measured, see PRESETS); 3.5-8 min on 2 CPU cores
     batch_size: int = 16  # global batch; split evenly across DDP processes
     width: int = 8  # W: channels 8W,8W,4W,2W,W (G) — 8 learns visibly on a CPU in minutes
