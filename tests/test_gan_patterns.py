@@ -17,7 +17,7 @@ def table():
 def _generator(table, width: int = 4) -> Generator:
     torch.manual_seed(0)
     g, _ = build_models(width, 16, "patterns")
-    g.head.set_table(table.patterns, table.usage, table.seam_h, table.seam_v)
+    g.head.set_table(table)
     return g
 
 
@@ -39,6 +39,8 @@ def test_the_table_holds_the_commonest_training_patterns_with_the_flat_ones_firs
     assert table.usage.sum() == pytest.approx(1.0) and (table.usage >= 0).all()
     assert len({p.tobytes() for p in table.patterns[table.usage > 0]}) == int((table.usage > 0).sum())
     assert table.seam_h.shape == table.seam_v.shape == (256, 256)
+    assert table.backdrops.shape == table.colours.shape == (54,)
+    assert table.backdrops.sum() == pytest.approx(1.0) and table.colours.sum() == pytest.approx(1.0)
     assert set(np.unique(table.seam_h)) <= {0.0, 1.0}
 
 
@@ -136,3 +138,16 @@ def test_drawing_patterns_is_the_weighted_sum_of_patterns_in_value_and_gradient(
     (g_ref,) = torch.autograd.grad((ref * weights).sum(), logits, retain_graph=True)
     (g_out,) = torch.autograd.grad((out * weights).sum(), logits)
     assert torch.allclose(g_out, g_ref, atol=1e-6) and g_out.abs().sum() > 0
+
+
+def test_colour_usage_counts_backdrops_per_screen_and_the_other_colours_per_pixel():
+    from nesgan.colour.palette import EMITTABLE
+    from nesgan.gan.table import colour_usage
+
+    screens = np.full((2, 224, 224), 0x21, dtype=np.uint8)  # two sky-blue screens …
+    screens[1] = 0x0F  # … no: one sky-blue, one black
+    screens[:, :32] = 0x16  # and red over a seventh of each
+    backdrops, colours = colour_usage(screens)
+    pos = {int(c): i for i, c in enumerate(EMITTABLE)}
+    assert backdrops[pos[0x21]] == backdrops[pos[0x0F]] == 0.5
+    assert colours[pos[0x16]] == 1.0 and colours.sum() == pytest.approx(1.0)

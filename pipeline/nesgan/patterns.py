@@ -76,14 +76,20 @@ def window_keys(screens: np.ndarray, n: int) -> np.ndarray:
     cells = x.reshape(n_s, h // CELL, CELL, w // CELL, CELL).transpose(0, 1, 3, 2, 4)
     cells = np.ascontiguousarray(cells).reshape(n_s, -1, CELL, CELL)
     m = CELL - n + 1
-    planes = [cells[:, :, a:a + m, b:b + m] for a in range(n) for b in range(n)]  # pixel i of each window
+    planes = [np.ascontiguousarray(cells[:, :, a:a + m, b:b + m]) for a in range(n) for b in range(n)]
     key = np.zeros(planes[0].shape, dtype=np.uint64)
     for i in range(1, n * n):
-        first = np.full(key.shape, i, dtype=np.uint64)
-        for j in range(i - 1, -1, -1):  # the last write is the smallest j
-            np.copyto(first, np.uint64(j), where=planes[j] == planes[i])
-        key |= first << np.uint64(4 * i)
+        # bit j set: pixel j (j < i) has pixel i's colour; bit i always; the lowest set bit is
+        # the first pixel of pixel i's colour (a bitmask and a table: 2× faster than masked writes)
+        same = np.full(key.shape, 1 << i, dtype=np.uint16)
+        for j in range(i):
+            same |= (planes[j] == planes[i]).astype(np.uint16) << np.uint16(j)
+        key |= _LOWEST_BIT[same & (~same + np.uint16(1))].astype(np.uint64) << np.uint64(4 * i)
     return key
+
+
+_LOWEST_BIT = np.zeros(1 << 16, dtype=np.uint8)  # 2^b → b
+_LOWEST_BIT[1 << np.arange(16)] = np.arange(16)
 
 
 def window_counts(screens: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -134,11 +140,13 @@ def known_keys(train: np.ndarray, n: int = INVENTED_N) -> np.ndarray:
 
 
 class Reference:
-    """A training set's window counts, measured once, to measure many outputs against."""
+    """A training set's window partitions, read once, to measure many outputs against (and its
+    own floor, from the same keys)."""
 
     def __init__(self, train: np.ndarray, sizes: tuple[int, ...] = SIZES):
         self.sizes = sizes
-        self.counts = {n: window_counts(train, n) for n in set(sizes) | {INVENTED_N}}
+        self.keys = {n: window_keys(train, n) for n in sorted(set(sizes) | {INVENTED_N})}
+        self.counts = {n: np.unique(k.ravel(), return_counts=True) for n, k in self.keys.items()}
 
     def invented(self, out: np.ndarray) -> float:
         """`invented_share` of `out` against the training set."""
@@ -148,14 +156,23 @@ class Reference:
         """`divergence` of `out` from the training set."""
         return float(np.mean([symmetric_kl(self.counts[n], window_counts(out, n)) for n in self.sizes]))
 
+    def floor(self, seed: int = 0) -> dict[str, float]:
+        """`floor` of the training set itself, from the keys already read."""
+        n = len(self.keys[INVENTED_N])
+        if n < 2:
+            return {"invented": 0.0, "divergence": 0.0}
+        order = np.random.default_rng(seed).permutation(n)
+        k = max(1, n // 4)
+        held, rest = np.sort(order[:k]), np.sort(order[k:])
+        known = np.unique(self.keys[INVENTED_N][rest].ravel())
+        held_keys = self.keys[INVENTED_N][held]
+        invented = float((~np.isin(held_keys.reshape(*held_keys.shape[:2], -1), known)).any(-1).mean())
+        kl = [symmetric_kl(np.unique(self.keys[s][rest].ravel(), return_counts=True),
+                           np.unique(self.keys[s][held].ravel(), return_counts=True)) for s in self.sizes]
+        return {"invented": invented, "divergence": float(np.mean(kl))}
+
 
 def floor(screens: np.ndarray, seed: int = 0) -> dict[str, float]:
     """The training screens' own values: a random quarter held out against the other three
     quarters (what a generator that draws like the training art can hope for)."""
-    n = len(screens)
-    if n < 2:
-        return {"invented": 0.0, "divergence": 0.0}
-    order = np.random.default_rng(seed).permutation(n)
-    k = max(1, n // 4)
-    held, rest = screens[np.sort(order[:k])], screens[np.sort(order[k:])]
-    return {"invented": invented_share(rest, held), "divergence": divergence(rest, held)}
+    return Reference(screens).floor(seed)

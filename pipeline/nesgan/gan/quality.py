@@ -132,10 +132,10 @@ def reference(screens: np.ndarray, count: int, seed: int = 0) -> Reference:
     distance = mean_pairwise_distance(vectors)
     subset = np.sort(rng.choice(len(pool), min(count, len(pool)), replace=False))
     idx = nes_indices(pool[subset])
-    pool_idx = nes_indices(pool)
-    held_out = patterns.floor(pool_idx, seed=seed)
+    windows = patterns.Reference(nes_indices(pool))
+    held_out = windows.floor(seed=seed)
     return Reference(
-        windows=patterns.Reference(pool_idx), invented=held_out["invented"],
+        windows=windows, invented=held_out["invented"],
         divergence=held_out["divergence"],
         orphan=orphan_rate(idx), tile_share=distinct_tile_share(idx),
         colours_per_cell=colours_per_cell(idx),

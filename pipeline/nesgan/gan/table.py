@@ -38,6 +38,8 @@ class Table:
     usage: np.ndarray  # (K,) float32: each pattern's share of the training quadrants it covers
     seam_h: np.ndarray  # (K, K) float32 1/0: pattern a may sit left of pattern b in a cell
     seam_v: np.ndarray  # (K, K) float32 1/0: pattern a may sit above pattern b in a cell
+    backdrops: np.ndarray  # (54,) float32: share of the screens whose backdrop is each emittable colour
+    colours: np.ndarray  # (54,) float32: share of the non-backdrop pixels in each emittable colour
 
 
 def slot_cells(indices: np.ndarray) -> np.ndarray:
@@ -114,5 +116,27 @@ def learn_table(indices: np.ndarray, size: int = DEFAULT_SIZE) -> Table:
     usage = (usage / max(usage.sum(), 1.0)).astype(np.float32)
     table = table.reshape(-1, PATTERN, PATTERN).astype(np.int64)
     known = patterns.known_keys(indices, 3)
+    backdrops, colours = colour_usage(indices)
     return Table(patterns=table, usage=usage, seam_h=seam_table(table, known, True),
-                 seam_v=seam_table(table, known, False))
+                 seam_v=seam_table(table, known, False), backdrops=backdrops, colours=colours)
+
+
+def colour_usage(indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N, H, W) NES colour indices → the training screens' backdrops (each screen's commonest
+    colour) and their other pixels' colours, as shares over the 54 emittable colours in the
+    order the generator picks them (`nesgan.colour.palette.EMITTABLE`)."""
+    from nesgan.colour.palette import EMITTABLE
+
+    position = np.full(256, -1)
+    position[EMITTABLE] = np.arange(len(EMITTABLE))
+    counts = np.stack([np.bincount(s.ravel(), minlength=256) for s in indices.astype(np.int64)])
+    back = counts.argmax(axis=1)
+    backdrops = np.bincount(position[back][position[back] >= 0], minlength=len(EMITTABLE)).astype(np.float64)
+    others = counts.copy()
+    others[np.arange(len(back)), back] = 0
+    per_colour = others.sum(axis=0)
+    colours = np.zeros(len(EMITTABLE))
+    keep = position >= 0
+    np.add.at(colours, position[keep], per_colour[keep])
+    return ((backdrops / max(backdrops.sum(), 1.0)).astype(np.float32),
+            (colours / max(colours.sum(), 1.0)).astype(np.float32))

@@ -253,8 +253,7 @@ def _build(cfg: TrainConfig, screens: torch.Tensor, local_batch: int,
     if cfg.arch == "patterns":  # before the EMA copy, which takes the table with it
         from nesgan.gan.table import learn_table
 
-        t = learn_table(nes_indices(screens.numpy()))
-        g.head.set_table(t.patterns, t.usage, t.seam_h, t.seam_v)
+        g.head.set_table(learn_table(nes_indices(screens.numpy())))
     ema = copy.deepcopy(g).eval().requires_grad_(False)
     streams = Streams.seeded(cfg.seed, n_screens, cfg.grid ** 2, cfg.swd_images, cfg.z_dim)
     nets = Nets(g=g, d=d, ema=ema,

@@ -272,9 +272,9 @@ def drawing_numbers(report, train: Path | tuple[Path, ...]) -> dict | None:
     colours = np.array([len(np.unique(t)) for t in flat])
     near = np.array([bool(r["near_copy"]) for r in report.rows])
     non_flat = colours > 1
-    floor = patterns.floor(train_idx)
-    return {"invented": patterns.invented_share(train_idx, rebuilt),
-            "divergence": patterns.divergence(train_idx, rebuilt),
+    ref = patterns.Reference(train_idx)
+    floor = ref.floor()
+    return {"invented": ref.invented(rebuilt), "divergence": ref.divergence(rebuilt),
             "invented_train": floor["invented"], "divergence_train": floor["divergence"],
             "non_flat_original": int((non_flat & ~near).sum()),
             "median_colours": float(np.median(colours[non_flat])) if non_flat.any() else 1.0,
