@@ -123,7 +123,10 @@ class PatternHead(NesHead):
     - seams: −log of the chance that two patterns meeting inside a cell may meet (the table's
       seam tables, read with the soft picks), so that new 16×16 combinations stay drawings;
     - usage: KL(training usage ‖ the batch's mean soft picks), so that the screen's proportions
-      (sky, ground, walls) follow the training art's and no pattern lies dead."""
+      (sky, ground, walls) follow the training art's and no pattern lies dead;
+    - colours: the same KL for the backdrop and sub-palette picks against the training screens'
+      backdrops and colours (side by side at step 1,600: SWD 84 vs 137, diversity 1.07 vs 0.77
+      of the training screens', invented patterns 1.6 % vs 3.9 % of cells)."""
 
     def __init__(self, seed_ch: int, cell_ch: int, pattern_ch: int, size: int):
         super().__init__(seed_ch, cell_ch, 1)
@@ -157,8 +160,7 @@ class PatternHead(NesHead):
 
     def _colour_prior(self, logits: torch.Tensor) -> torch.Tensor:
         """KL of the training screens' backdrops and other colours (`nesgan.gan.table.colour_usage`)
-        from the batch's mean soft palette picks (B, 13, 54): without it the samples took one or
-        two dark backdrops (mode coverage 0.08; `nes` 0.42) while the patterns learned."""
+        from the batch's mean soft palette picks (B, 13, 54)."""
         p = torch.softmax(logits.float(), -1)
         kl = 0.0
         for target, q in ((self.backdrops, p[:, 0].mean(0)), (self.colour_usage, p[:, 1:].mean((0, 1)))):
