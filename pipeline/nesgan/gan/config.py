@@ -108,6 +108,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     # images/s with 1 thread side by side; 115 s vs 65 s for 400 steps with 2 threads, fp32 CPU);
     # at steps 200-1600: SWD 155, 171, 141, 176, 163, 175, 188, 157; orphan pixels 0.0-3.0 %;
     # diversity 0.79-1.04 (one dip to 0.41 at step 800); mode coverage 0.08-0.33 (arch_bench).
+    # --arch patterns (the default since, issue 21) costs 0.89-0.97x nes's step (side by side, 1
+    # thread), so tiny keeps its 1600 steps and the demo its wall time (3.8-3.9 vs 3.6-4.0 min).
+    # At step 1600 (1 thread, museum, seed 0): invented 3x3 patterns in 1.6 % of the generated
+    # cells (nes 45 %, training 1.1 %), tile-pattern divergence 0.41 (nes 1.25), SWD 84 (nes 173).
+    # D wins from about step 1000 (loss 0.01-0.05), so longer does not obviously help at width 8.
     "tiny": dict(steps=1600, batch_size=16, width=8, lr_g=1e-3, ema_decay=0.99,
                  checkpoint_every=200, sample_every=200, log_every=20),
     # A longer CPU run or a small GPU: more channels, more steps. Measured on the demo museum
