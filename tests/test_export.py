@@ -347,6 +347,24 @@ def test_cli_exports_real_tiles_from_generated_and_training_screens(tmp_path, mo
                                for s in range(2)], axis=1)
     assert np.array_equal(rebuild_with_pytiled_parser(tmp_path / "level.tmx"), expected)
     assert np.array_equal(np.asarray(Image.open("level.png").convert("RGB")), expected)
+    # tiles 12–23 are noise no training screen shows: their cells invent patterns
+    assert "drawing: invented patterns in" in res.output and "(training " in res.output
+
+
+def test_drawing_numbers_read_the_rebuilt_map_against_the_training_screens(tmp_path):
+    from nesgan.tiled.export import drawing_numbers
+
+    report = fake_report(random_tiles(12, seed=5), n_screens=2)
+    (tmp_path / "train").mkdir()
+    for s, q in enumerate(report.quantized):  # the training screens are the map itself, recoloured
+        Image.fromarray(255 - report.palette.to_rgb(q)).save(tmp_path / "train" / f"t{s}.png")
+    d = drawing_numbers(report, tmp_path / "train")
+    assert d["invented"] == 0.0 and d["divergence"] == 0.0
+    assert d["non_flat_original"] == sum(not r["near_copy"] for r in report.rows)
+    other = fake_report(random_tiles(12, seed=6), n_screens=2)
+    d = drawing_numbers(other, tmp_path / "train")
+    assert d["invented"] > 0.5 and d["divergence"] > 0.5
+    assert drawing_numbers(report, tmp_path / "missing") is None
 
 
 @needs_tiled

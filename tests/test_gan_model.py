@@ -356,14 +356,14 @@ def test_every_arch_name_the_cli_offers_has_a_network():
     from nesgan.gan.config import ARCH_NAMES
     from nesgan.gan.model import ARCHS
 
-    assert set(ARCH_NAMES) == set(ARCHS) and ARCH_NAMES[0] == "nes"
+    assert set(ARCH_NAMES) == set(ARCHS) and ARCH_NAMES[0] == "patterns"
 
 
 def test_run_config_written_before_arch_existed_loads_as_the_dcgan_it_trained():
     d = TrainConfig().to_dict()
     del d["arch"]
     assert TrainConfig.from_dict(d).arch == "dcgan"
-    assert TrainConfig().arch == "nes"
+    assert TrainConfig().arch == "patterns"
     with pytest.raises(NesganError, match="unknown --arch 'wgan'"):
         TrainConfig(arch="wgan")
 

@@ -52,6 +52,9 @@ def test_noise_reads_as_speckle_and_real_screens_do_not():
     m = quality.measure(noise, ref)
     assert m["orphan"] > 0.5 and m["tile_share"] == 1.0 and m["colours_per_cell"] > 20
     assert m["orphan"] > 2 * ref.orphan and ref.colours_per_cell <= 4 and ref.tile_share < 0.1
+    assert m["invented"] == 1.0 and m["divergence"] > 1.0
+    same = quality.measure(screens, ref)  # the training screens themselves
+    assert same["invented"] == 0.0 and same["divergence"] == 0.0
 
 
 def test_nes_indices_match_the_palettes_own_nearest_colour():

@@ -29,8 +29,7 @@ def _train(root: Path, *args: str) -> Path:
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
-    # 40 steps: before that the default arch's EMA generator draws one flat NES grey for any z
-    return _train(tmp_path_factory.mktemp("gen"), "--steps", "40")
+    return _train(tmp_path_factory.mktemp("gen"), "--steps", "40")  # the default: --arch patterns
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +40,12 @@ def dcgan_run(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def upsample_run(tmp_path_factory) -> Path:
     return _train(tmp_path_factory.mktemp("gen"), "--steps", "2", "--arch", "upsample")
+
+
+@pytest.fixture(scope="module")
+def nes_run(tmp_path_factory) -> Path:
+    # 40 steps: before that nes's EMA generator draws one flat NES grey for any z
+    return _train(tmp_path_factory.mktemp("gen"), "--steps", "40", "--arch", "nes")
 
 
 def pixels(paths: list[Path]) -> list[np.ndarray]:
@@ -60,12 +65,12 @@ def test_generate_writes_n_rgb_224_pngs_named_in_order(run, tmp_path):
         ("gen-0000.png", 0, 0, 40), ("gen-0001.png", 1, 0, 40), ("gen-0002.png", 2, 0, 40)]
 
 
-@pytest.mark.parametrize("arch", ["nes", "upsample", "dcgan"])
-def test_generated_screens_hold_nes_colours_of_the_default_palette_only(run, upsample_run, dcgan_run,
-                                                                        tmp_path, arch):
+@pytest.mark.parametrize("arch", ["nes", "patterns", "upsample", "dcgan"])
+def test_generated_screens_hold_nes_colours_of_the_default_palette_only(run, nes_run, upsample_run,
+                                                                        dcgan_run, tmp_path, arch):
     from nesgan.colour.palette import EMITTABLE, Palette
 
-    runs = {"nes": run, "upsample": upsample_run, "dcgan": dcgan_run}
+    runs = {"nes": nes_run, "patterns": run, "upsample": upsample_run, "dcgan": dcgan_run}
     paths = generate(GenerateConfig(run=str(runs[arch]), count=2, out=str(tmp_path / "g")))
     allowed = {tuple(c) for c in Palette.builtin().to_rgb(EMITTABLE).tolist()}
     for screen in pixels(paths):
@@ -73,7 +78,8 @@ def test_generated_screens_hold_nes_colours_of_the_default_palette_only(run, ups
         assert colours <= allowed, f"{len(colours - allowed)} colours off the palette"
 
 
-def test_the_default_arch_writes_screens_the_nes_could_show(run, tmp_path):
+@pytest.mark.parametrize("arch", ["nes", "patterns"])
+def test_the_nes_archs_write_screens_the_nes_could_show(run, nes_run, tmp_path, arch):
     # export-nes's own palette chooser (exact search for one backdrop + 4 sub-palettes of 3 that
     # cover every 16×16 area) accepts every screen of the default arch; speckled NES colours
     # are refused, so the check can fail
@@ -88,7 +94,8 @@ def test_the_default_arch_writes_screens_the_nes_could_show(run, tmp_path):
             return False
         return True
 
-    screens = pixels(generate(GenerateConfig(run=str(run), count=4, seed=5, out=str(tmp_path / "g"))))
+    chosen = {"nes": nes_run, "patterns": run}[arch]
+    screens = pixels(generate(GenerateConfig(run=str(chosen), count=4, seed=5, out=str(tmp_path / "g"))))
     assert [legal(s) for s in screens] == [True] * 4
     assert len({tuple(c) for s in screens for c in s.reshape(-1, 3).tolist()}) > 1
     rgb = Palette.builtin().rgb[np.random.default_rng(0).choice([0x0F, 0x16, 0x2A, 0x12, 0x30], (224, 224))]

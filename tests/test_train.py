@@ -41,7 +41,7 @@ def test_train_writes_config_checkpoints_samples_and_metrics(screens, tmp_path):
     for key in ("loss_d", "loss_g", "d_x", "d_g_z", "images_per_s"):
         assert all(isinstance(row[key], float) for row in rows)
     assert all(row["swd"] > 0 and len(row["swd_levels"]) == 4 for row in rows)
-    assert config["arch"] == "nes"
+    assert config["arch"] == "patterns"
 
 
 def test_sample_steps_log_quality_numbers_beside_the_training_screens_and_plot_them(screens, tmp_path):
@@ -50,7 +50,8 @@ def test_sample_steps_log_quality_numbers_beside_the_training_screens_and_plot_t
     assert r.exit_code == 0, r.output
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     for row in rows:
-        for key in ("orphan", "tile_share", "colours_per_cell", "diversity", "coverage"):
+        for key in ("orphan", "tile_share", "colours_per_cell", "diversity", "coverage", "invented",
+                    "divergence"):
             assert isinstance(row[key], float) and row[key] >= 0, key
             assert isinstance(row[key + "_train"], float), key
         assert 0 <= row["orphan"] <= 1 and 0 < row["tile_share"] <= 1 and row["coverage"] <= 1
@@ -82,7 +83,7 @@ def _kill_after_checkpoint(cmd: list[str], ckpt: Path, wait_until) -> None:
 
 @pytest.mark.slow  # 4 cases, each two training subprocesses
 @pytest.mark.parametrize("arch, precision, augment", [
-    ("nes", "fp32", "none"), ("nes", "bf16", "shift-cut"), ("upsample", "fp32", "none"),
+    ("nes", "fp32", "none"), ("nes", "bf16", "shift-cut"), ("patterns", "fp32", "none"), ("upsample", "fp32", "none"),
     ("dcgan", "fp32", "none")])
 def test_resume_after_sigkill_ends_bitwise_equal_to_an_uninterrupted_run(screens, tmp_path, wait_until, arch,
                                                                          precision, augment):

@@ -1,13 +1,15 @@
-"""Generator architectures side by side (issue 11): `--arch nes` (the default), `--arch upsample`
-and `--arch dcgan` (the paper's transposed convolutions), on the embedded museum of `nesgan demo`.
+"""Generator architectures side by side (issues 11, 21): `--arch nes` (the default), `--arch
+patterns` (a pattern table learned from the training art), `--arch upsample` and `--arch dcgan`
+(the paper's transposed convolutions), on the embedded museum of `nesgan demo`.
 
 Each architecture trains the `tiny` preset in its own `nesgan train` process, same data, same
 seed, same number of steps; all run at the same time with one thread each, so load from
 other processes on a shared machine falls on both alike and images/s are comparable as a ratio.
 Figures per architecture, from the last sample step's metrics row (the EMA generator's fixed set
 of `--swd-images` screens, quantized to the NES palette): SWD, orphan-pixel rate, distinct-tile
-share, colours per 16×16 cell, diversity, mode coverage — each beside the training screens' own
-value — and training images/s. The sample grids are copied to samples-ARCH.png.
+share, colours per 16×16 cell, diversity, mode coverage, invented patterns and tile-pattern
+divergence (`nesgan.patterns`) — each beside the training screens' own value — and training
+images/s. The sample grids are copied to samples-ARCH.png.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from nesgan.gan.config import ARCH_NAMES, PRESETS
 
 QUICK_STEPS = 200  # --quick: a smoke run (the numbers say little this early)
 GAMES, SCREENS_PER_GAME, SEED = 12, 16, 0  # the museum of `nesgan demo` (its DemoConfig)
-FIELDS = ("swd", "orphan", "tile_share", "colours_per_cell", "diversity", "coverage")
+FIELDS = ("swd", "orphan", "tile_share", "colours_per_cell", "diversity", "coverage",
+          "invented", "divergence")  # the last two: nesgan.patterns (issue 21)
 
 
 def _museum_screens(out: Path) -> Path:
@@ -74,7 +77,8 @@ def _figures(run: Path, batch: int) -> dict:
         seconds += n / r["images_per_s"]
         prev = r["step"]
     return {"step": last["step"], "images_per_s": round(images / seconds, 2),
-            **{k: last[k] for k in FIELDS}, **{f"{k}_train": last[f"{k}_train"] for k in FIELDS[1:]}}
+            **{k: last.get(k) for k in FIELDS},
+            **{f"{k}_train": last.get(f"{k}_train") for k in FIELDS[1:]}}
 
 
 def run(out: Path, quick: bool) -> dict:

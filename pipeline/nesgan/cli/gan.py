@@ -43,12 +43,15 @@ def _preset_help(what: str, keys: tuple[str, ...], **notes: str) -> str:
               help="Run folder: config, checkpoints, samples, metrics.")
 @click.option("--preset", default="tiny", show_default=True, type=click.Choice(list(PRESETS)),
               help=_preset_help("steps, batch, width", ("steps", "batch_size", "width"),
-                                tiny="the demo: minutes on a CPU", small="an hour or so on a CPU",
+                                tiny="the demo: minutes on a CPU", small="a longer CPU run: an hour or so on 2 cores",
                                 full="the paper's widths, for a GPU"))
 @click.option("--arch", default=None, type=click.Choice(ARCH_NAMES),
-              help=f"Generator (default {ARCH_NAMES[0]}): nes = draws as the NES does — per screen "
-                   "a backdrop and 4 sub-palettes of 3 colours, per 16×16 cell one sub-palette, per "
-                   "pixel one of its 4 colours — so every screen is NES-legal; upsample = RGB from "
+              help=f"Generator (default {ARCH_NAMES[0]}): patterns = draws with a pattern table "
+                   "learned from the training screens before training (256 8×8 patterns, as the PPU "
+                   "does): per screen a backdrop and 4 sub-palettes, per 16×16 cell one sub-palette, "
+                   "per 8×8 quarter one pattern — every screen exactly a tile map, drawings rather "
+                   "than speckle; nes = the same palette picks, but one of 4 colours per pixel, so "
+                   "every screen is NES-legal but drawn pixel by pixel; upsample = RGB from "
                    "nearest-neighbour resize + convolution at each doubling (snapped to NES colours "
                    "afterwards: speckle where it falls between two); dcgan = the paper's transposed "
                    "convolutions (a checkerboard texture over every screen). Recorded in the run; "

@@ -16,7 +16,7 @@ from nesgan.images import SCREEN
 SIZE = SCREEN  # 7·2⁵: five stride-2 blocks from a 7×7 seed; 14×14 NES cells of 16 px
 # The architectures `--arch` names (defined in `nesgan.gan.model.ARCHS`; listed here so that the
 # CLI can offer them without importing torch). The first is the default.
-ARCH_NAMES = ("nes", "upsample", "dcgan")
+ARCH_NAMES = ("patterns", "nes", "upsample", "dcgan")
 OLD_RUNS_ARCH = "dcgan"  # a run config written before --arch existed is the paper's network
 # What `--augment` offers (defined in `nesgan.gan.augment`; listed here to keep torch out of the CLI).
 AUGMENT_NAMES = ("none", "shift-cut")
@@ -27,7 +27,7 @@ class TrainConfig:
     data: str = "data/screens"  # folder of 224×224 RGB PNGs (what `nesgan crop` writes)
     run: str = "runs/default"  # run folder: config.json, checkpoints/, samples/, metrics.jsonl
     preset: str = "tiny"  # where the defaults below came from (tiny/small/full)
-    arch: str = ARCH_NAMES[0]  # nes: NES-legal screens; upsample: RGB, no checkerboard; dcgan: the paper's
+    arch: str = ARCH_NAMES[0]  # patterns: a learned pattern table; nes: NES-legal pixels; upsample: RGB; dcgan: the paper's
     steps: int = 1600  # tiny: NES-like structure (measured, see PRESETS); 3.5-8 min on 2 CPU cores
     batch_size: int = 16  # global batch; split evenly across DDP processes
     width: int = 8  # W: channels 8W,8W,4W,2W,W (G) — 8 learns visibly on a CPU in minutes
@@ -110,6 +110,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     # images/s with 1 thread side by side; 115 s vs 65 s for 400 steps with 2 threads, fp32 CPU);
     # at steps 200-1600: SWD 155, 171, 141, 176, 163, 175, 188, 157; orphan pixels 0.0-3.0 %;
     # diversity 0.79-1.04 (one dip to 0.41 at step 800); mode coverage 0.08-0.33 (arch_bench).
+    # --arch patterns (the default since, issue 21) costs 0.89-0.97x nes's step (side by side, 1
+    # thread), so tiny keeps its 1600 steps and the demo its wall time (3.8-3.9 vs 3.6-4.0 min).
+    # At step 1600 (1 thread, museum, seed 0): invented 3x3 patterns in 1.6 % of the generated
+    # cells (nes 45 %, training 1.1 %), tile-pattern divergence 0.41 (nes 1.25), SWD 84 (nes 173).
+    # D wins from about step 1000 (loss 0.01-0.05), so longer does not obviously help at width 8.
     "tiny": dict(steps=1600, batch_size=16, width=8, lr_g=1e-3, ema_decay=0.99,
                  checkpoint_every=200, sample_every=200, log_every=20),
     # A longer CPU run or a small GPU: more channels, more steps. Measured on the demo museum

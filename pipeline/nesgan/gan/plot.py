@@ -32,6 +32,8 @@ PANELS = (
     Panel("colours_per_cell", "colours per cell (median)", "colours_per_cell_train", 1.0, "{:.0f}"),
     Panel("diversity", "diversity (training = 1)", "diversity_train", 1.0, "{:.2f}"),
     Panel("coverage", "mode coverage %", "coverage_train", 100.0, "{:.0f}"),
+    Panel("invented", "invented patterns % of cells", "invented_train", 100.0, "{:.1f}"),
+    Panel("divergence", "tile-pattern divergence", "divergence_train", 1.0, "{:.3f}"),
 )
 
 

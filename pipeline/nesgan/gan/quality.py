@@ -10,7 +10,11 @@ Measured on screens snapped to nesgan's default NES palette (what `nesgan quanti
 - diversity: mean pairwise distance of the screens box-downscaled to 28×28, over the same for
   the training screens (mode collapse shows here first),
 - mode coverage: share of the k-means clusters of the training screens (at 28×28) that some
-  screen falls into, within the distance of the cluster's own training members.
+  screen falls into, within the distance of the cluster's own training members,
+- invented patterns and tile-pattern divergence (`nesgan.patterns`): the share of cells with a
+  3×3 window partition no training cell shows, and the symmetric KL of the 2×2/3×3/4×4 window
+  partitions against all (up to 512) training screens; their training values are a held-out
+  quarter of those screens against the other three quarters.
 
 The training value of each is measured once, at the start, on a random subset of the training
 screens as large as the sample set, so "diversity" and "coverage" of real data read ~1.
@@ -24,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from nesgan import patterns
 from nesgan.colour.palette import Palette
 from nesgan.gan.data import nes_indices
 from nesgan.images import TILE
@@ -91,11 +96,15 @@ class Reference:
     coverage: float  # a same-size training subset's coverage
     centroids: np.ndarray  # (k, 28·28·3)
     radius: np.ndarray  # (k,) COVER_QUANTILE distance of each cluster's members to its centroid
+    windows: patterns.Reference | None = None  # the training window partitions
+    invented: float = 0.0  # a held-out quarter's invented share against the rest
+    divergence: float = 0.0  # and its divergence
 
     def row(self) -> dict[str, float]:
         return {"orphan_train": round(self.orphan, 5), "tile_share_train": round(self.tile_share, 4),
                 "colours_per_cell_train": self.colours_per_cell,
-                "diversity_train": round(self.diversity, 4), "coverage_train": round(self.coverage, 4)}
+                "diversity_train": round(self.diversity, 4), "coverage_train": round(self.coverage, 4),
+                "invented_train": round(self.invented, 5), "divergence_train": round(self.divergence, 4)}
 
 
 def coverage(vectors: np.ndarray, centroids: np.ndarray, radius: np.ndarray) -> float:
@@ -123,7 +132,11 @@ def reference(screens: np.ndarray, count: int, seed: int = 0) -> Reference:
     distance = mean_pairwise_distance(vectors)
     subset = np.sort(rng.choice(len(pool), min(count, len(pool)), replace=False))
     idx = nes_indices(pool[subset])
+    windows = patterns.Reference(nes_indices(pool))
+    held_out = windows.floor(seed=seed)
     return Reference(
+        windows=windows, invented=held_out["invented"],
+        divergence=held_out["divergence"],
         orphan=orphan_rate(idx), tile_share=distinct_tile_share(idx),
         colours_per_cell=colours_per_cell(idx),
         distance=distance,
@@ -142,5 +155,7 @@ def measure(screens: np.ndarray, ref: Reference) -> dict[str, float]:
         "colours_per_cell": colours_per_cell(idx),
         "diversity": round(mean_pairwise_distance(vectors) / max(ref.distance, 1e-12), 4),
         "coverage": round(coverage(vectors, ref.centroids, ref.radius), 4),
+        **({} if ref.windows is None else {"invented": round(ref.windows.invented(idx), 5),
+                                           "divergence": round(ref.windows.divergence(idx), 4)}),
         **ref.row(),
     }

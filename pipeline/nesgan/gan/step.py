@@ -94,7 +94,8 @@ def train_step(n: Nets, real: torch.Tensor, z: torch.Tensor, step: int,
     with n.autocast():
         out_gen = n.d_plain(fake if aug is None else augment.apply(fake, aug.gen))  # (b,)
     loss_g = F.binary_cross_entropy_with_logits(out_gen.float(), ones)
-    loss_g.backward()
+    prior = getattr(getattr(n.g, "head", None), "prior_loss", None)  # --arch patterns' seam and usage terms
+    (loss_g if prior is None else loss_g + prior).backward()
     n.d.train()
     n.d.requires_grad_(True)
     n.opt_g.step()

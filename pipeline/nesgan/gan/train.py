@@ -22,7 +22,7 @@ from nesgan.files import write_json
 from nesgan.gan import augment
 from nesgan.gan.checkpoint import load_checkpoint, restore, save_checkpoint, training_state
 from nesgan.gan.config import SIZE, Launch, TrainConfig, check_resumable
-from nesgan.gan.data import Streams, load_screens, on_palette, to_float
+from nesgan.gan.data import Streams, load_screens, nes_indices, on_palette, to_float
 from nesgan.gan.interrupt import GracefulStop
 from nesgan.gan.model import build_models
 from nesgan.gan.monitor import Monitor
@@ -194,7 +194,7 @@ def _train(cfg: TrainConfig, env: _Dist, resume: bool) -> TrainResult:
     autocast_dtype = pick_autocast(device, cfg.precision)
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
 
-    nets, streams = _build(cfg, screens.shape[0], cfg.batch_size // env.world, autocast_dtype)
+    nets, streams = _build(cfg, screens, cfg.batch_size // env.world, autocast_dtype)
     start = restore(state, nets, streams, last, device) if state is not None else 0
     _place(nets, device, fmt)
     _wrap(nets, env, cfg.compile)
@@ -240,12 +240,18 @@ def _load_screens(cfg: TrainConfig) -> torch.Tensor:
     return torch.from_numpy(screens_np)  # (N, 224, 224, 3) uint8, shared with numpy
 
 
-def _build(cfg: TrainConfig, n_screens: int, local_batch: int,
+def _build(cfg: TrainConfig, screens: torch.Tensor, local_batch: int,
            autocast_dtype: torch.dtype | None) -> tuple[Nets, Streams]:
-    """Networks, optimizers and random streams, everything derived from the seed (on the CPU)."""
+    """Networks, optimizers and random streams, everything derived from the seed (on the CPU);
+    `--arch patterns` also learns its pattern table from the screens (uint8 (N, 224, 224, 3))."""
+    n_screens = screens.shape[0]
     torch.manual_seed(cfg.seed)
     # D's minibatch-std groups must not straddle the real and fake halves of its batch.
     g, d = build_models(cfg.width, cfg.z_dim, cfg.arch, group=math.gcd(4, local_batch))
+    if cfg.arch == "patterns":  # before the EMA copy, which takes the table with it
+        from nesgan.gan.table import learn_table
+
+        g.head.set_table(learn_table(nes_indices(screens.numpy())))
     ema = copy.deepcopy(g).eval().requires_grad_(False)
     streams = Streams.seeded(cfg.seed, n_screens, cfg.grid ** 2, cfg.swd_images, cfg.z_dim)
     nets = Nets(g=g, d=d, ema=ema,

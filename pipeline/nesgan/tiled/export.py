@@ -88,6 +88,7 @@ class ExportReport:
     orphan_quantized: float = 0.0  # lone-pixel rate of the quantized screens
     orphan_rebuilt: float = 0.0  # … of the map rebuilt from the tiles
     rebuild_picture: Path | None = None
+    drawing: dict | None = None  # `drawing_numbers`: the rebuilt map's patterns against --train
 
     def summary_lines(self) -> list[str]:
         """What export-tiles prints: tiles, palettes, how faithful the map is, where things went."""
@@ -108,6 +109,13 @@ class ExportReport:
                         if self.worst_screen and self.sheet is not None else "")
                      + f"; lone pixels {100 * self.orphan_rebuilt:.2f} % (quantized {100 * self.orphan_quantized:.1f} %)"
                      + (f"; see {self.rebuild_picture}" if self.rebuild_picture else ""))
+        if self.drawing is not None:
+            d = self.drawing
+            lines.append(f"drawing: invented patterns in {100 * d['invented']:.1f} % of the rebuilt map's cells "
+                         f"(training {100 * d['invented_train']:.1f} %), tile-pattern divergence "
+                         f"{d['divergence']:.3f} (training {d['divergence_train']:.3f}); "
+                         f"{d['non_flat_original']} non-flat original tiles, median {d['median_colours']:g} "
+                         f"colours, near-copies {100 * d['near_copy_share']:.0f} % of non-flat tiles")
         if self.changed_verdict:
             lines.append(f"{self.changed_verdict} tile(s) changed verdict since an earlier export: each keeps "
                          "its id where it was (its near_copy property shows the new verdict) and is also "
@@ -126,6 +134,9 @@ class ExportReport:
             elif m.rewritten_layers:
                 lines.append("  renumbered nesgan tiles in layers: " + ", ".join(m.rewritten_layers))
         return lines
+
+
+SCREEN_PX = 14 * TILE  # a screen of 14×14 tiles
 
 
 def export_tiles(config: ExportConfig) -> ExportReport:
@@ -195,6 +206,7 @@ def export_report(report, config: ExportConfig) -> ExportReport:
     zero = {k for k, p in atlases[0].props.items() if p["near_copy"]}
     result.flagged_in_main = len(zero)
     _sheet_numbers(result, report, config)
+    result.drawing = drawing_numbers(report, config.train)
     own = [OwnTileset(main_tsx, atlases[0].name, atlases[0].extent)]
     if atlases[1].tilecount:
         own.append(OwnTileset(near_tsx, atlases[1].name, atlases[1].extent))
@@ -237,6 +249,36 @@ def _sheet_numbers(result: ExportReport, report, config: ExportConfig) -> None:
     result.orphan_quantized = float(getattr(report, "orphan_quantized", 0.0))
     result.orphan_rebuilt = float(getattr(report, "orphan_rebuilt", 0.0))
     result.rebuild_picture = getattr(report, "rebuild_picture", None)
+
+
+def drawing_numbers(report, train: Path | tuple[Path, ...]) -> dict | None:
+    """How the rebuilt map draws (`nesgan.patterns`) against the training screens in `train`
+    (their held-out quarter against the rest beside it), and the sheet's drawings: non-flat
+    tiles, their median colour count, the near-copy share among them. None without screens."""
+    from nesgan import patterns
+    from nesgan.crop.screens import load_screens
+
+    folders = (train,) if isinstance(train, (str, Path)) else tuple(train)
+    loaded = [load_screens(Path(f))[0] for f in folders if Path(f).is_dir()]
+    loaded = [x for x in loaded if len(x)]
+    if not loaded or not report.screens:
+        return None
+    rgb = np.concatenate(loaded).astype(np.int32)
+    train_idx = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]  # partitions ignore which colour
+    tiles = np.asarray(report.tiles)
+    rebuilt = np.stack([tiles[np.asarray(ids)].swapaxes(1, 2).reshape(SCREEN_PX, SCREEN_PX)
+                        for _, ids in report.screens])
+    flat = tiles.reshape(len(tiles), -1)
+    colours = np.array([len(np.unique(t)) for t in flat])
+    near = np.array([bool(r["near_copy"]) for r in report.rows])
+    non_flat = colours > 1
+    ref = patterns.Reference(train_idx)
+    floor = ref.floor()
+    return {"invented": ref.invented(rebuilt), "divergence": ref.divergence(rebuilt),
+            "invented_train": floor["invented"], "divergence_train": floor["divergence"],
+            "non_flat_original": int((non_flat & ~near).sum()),
+            "median_colours": float(np.median(colours[non_flat])) if non_flat.any() else 1.0,
+            "near_copy_share": float(near[non_flat].mean()) if non_flat.any() else 0.0}
 
 
 def _layer(screens, placement: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,178 @@
+"""Two palette-free numbers for how a set of screens is drawn (issue 21), and the counts under them.
+
+Both read every 16×16 cell of a set of screens as its n×n windows that lie inside the cell, each
+window turned into its colour *partition*: which of its pixels share a colour, not which colours
+(the window's colours relabelled 0, 1, 2, … in order of first appearance, row-major), so a
+recoloured tile reads the same.
+
+- `invented_share(train, out)`: the share of `out`'s cells holding a 3×3 window whose partition no
+  training cell shows. Speckle, broken outlines and noise invent patterns; real art reuses a
+  small vocabulary (a quarter of the demo museum against the rest: ~1 %).
+- `divergence(train, out)`: per n = 2, 3, 4, P = the training windows' distribution, Q = the
+  output's, ½·KL(P‖Q) + ½·KL(Q‖P) on the union of their supports with ε = 1e-7 added before
+  normalising (the tile-pattern KL of Lucas & Volz 2019 as TOAD-GAN's code computes it, made
+  symmetric and palette-free); the mean over n. It also punishes wrong proportions (no sky).
+
+Inputs are screens of colour indices, integer (N, H, W) (e.g. `nesgan.gan.data.nes_indices` of
+RGB screens); each partition is packed into one integer (2 bits a pixel for n ≤ 4 would not
+hold 16 labels, so 4 bits a pixel: 64 bits for a 4×4 window), and counted with `np.unique`.
+Numpy only: the GAN, the tile sheet, the Tiled export and the benchmarks all use it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+CELL = 16  # one attribute area / one sheet tile
+SIZES = (2, 3, 4)  # the window sides `divergence` averages over
+INVENTED_N = 3  # the window side `invented_share` reads
+EPS = 1e-7  # TOAD-GAN's smoothing
+
+
+def cell_windows(screens: np.ndarray, n: int) -> np.ndarray:
+    """Integer (N, H, W) → (N, cells, windows, n·n): each 16×16 cell's n×n windows lying inside
+    it (row-major, (17-n)² per cell), pixels row-major. Rows and columns past the last whole
+    cell are ignored."""
+    x = np.asarray(screens)
+    if x.ndim != 3:
+        raise ValueError(f"screens must be (N, H, W) colour indices, got shape {x.shape}")
+    n_s, h, w = x.shape
+    x = x[:, : h - h % CELL, : w - w % CELL]
+    cells = x.reshape(n_s, h // CELL, CELL, w // CELL, CELL).transpose(0, 1, 3, 2, 4)
+    cells = cells.reshape(n_s, -1, CELL, CELL)
+    win = np.lib.stride_tricks.sliding_window_view(cells, (n, n), axis=(2, 3))  # (N, C, m, m, n, n)
+    m = CELL - n + 1
+    return win.reshape(n_s, cells.shape[1], m * m, n * n)
+
+
+def partition_keys(windows: np.ndarray) -> np.ndarray:
+    """(..., k) colour windows (k ≤ 16 pixels) → (...) uint64: each window's partition packed
+    4 bits a pixel, pixel i's bits the index of the first pixel with its colour (i itself when
+    its colour is new). Equal keys ⇔ equal partitions."""
+    w = np.asarray(windows)
+    k = w.shape[-1]
+    if k > 16:
+        raise ValueError(f"windows of {k} pixels do not pack into 64 bits (at most 16)")
+    w = np.ascontiguousarray(np.moveaxis(w, -1, 0))  # (k, ...): one contiguous plane a pixel
+    key = np.zeros(w.shape[1:], dtype=np.uint64)
+    for i in range(1, k):  # pixel i's 4 bits: the first pixel of its colour (i itself if new)
+        first = np.full(w.shape[1:], i, dtype=np.uint64)
+        for j in range(i - 1, -1, -1):  # the last write is the smallest j
+            first[w[j] == w[i]] = j
+        key |= first << np.uint64(4 * i)
+    return key
+
+
+def window_keys(screens: np.ndarray, n: int) -> np.ndarray:
+    """(N, H, W) → (N, cells, m, m) uint64 partition keys of each cell's n×n windows (m = 17-n),
+    packed as `partition_keys` packs them (computed on views of the cells, no window copies)."""
+    if n * n > 16:
+        raise ValueError(f"windows of {n}×{n} pixels do not pack into 64 bits (n ≤ 4)")
+    x = np.asarray(screens)
+    if x.ndim != 3:
+        raise ValueError(f"screens must be (N, H, W) colour indices, got shape {x.shape}")
+    n_s, h, w = x.shape
+    x = x[:, : h - h % CELL, : w - w % CELL]
+    cells = x.reshape(n_s, h // CELL, CELL, w // CELL, CELL).transpose(0, 1, 3, 2, 4)
+    cells = np.ascontiguousarray(cells).reshape(n_s, -1, CELL, CELL)
+    m = CELL - n + 1
+    planes = [np.ascontiguousarray(cells[:, :, a:a + m, b:b + m]) for a in range(n) for b in range(n)]
+    key = np.zeros(planes[0].shape, dtype=np.uint64)
+    for i in range(1, n * n):
+        # bit j set: pixel j (j < i) has pixel i's colour; bit i always; the lowest set bit is
+        # the first pixel of pixel i's colour (a bitmask and a table: 2× faster than masked writes)
+        same = np.full(key.shape, 1 << i, dtype=np.uint16)
+        for j in range(i):
+            same |= (planes[j] == planes[i]).astype(np.uint16) << np.uint16(j)
+        key |= _LOWEST_BIT[same & (~same + np.uint16(1))].astype(np.uint64) << np.uint64(4 * i)
+    return key
+
+
+_LOWEST_BIT = np.zeros(1 << 16, dtype=np.uint8)  # 2^b → b
+_LOWEST_BIT[1 << np.arange(16)] = np.arange(16)
+
+
+def window_counts(screens: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The n×n window partitions of every cell of `screens`: (sorted unique keys, counts)."""
+    return np.unique(window_keys(screens, n).ravel(), return_counts=True)
+
+
+def symmetric_kl(p: tuple[np.ndarray, np.ndarray], q: tuple[np.ndarray, np.ndarray],
+                 eps: float = EPS) -> float:
+    """½·KL(P‖Q) + ½·KL(Q‖P) of two count tables (keys, counts) — window partitions, tile ids,
+    anything hashable into one numpy array — on the union of their keys, each count plus `eps`
+    before normalising (TOAD-GAN's smoothing, so keys one side lacks stay finite)."""
+    pk, pc = (np.asarray(a) for a in p)
+    qk, qc = (np.asarray(a) for a in q)
+    keys = np.union1d(pk, qk)
+    pv = np.full(len(keys), eps)
+    qv = np.full(len(keys), eps)
+    pv[np.searchsorted(keys, pk)] += pc
+    qv[np.searchsorted(keys, qk)] += qc
+    pv /= pv.sum()
+    qv /= qv.sum()
+    return float(0.5 * np.sum(pv * np.log(pv / qv)) + 0.5 * np.sum(qv * np.log(qv / pv)))
+
+
+def divergence(train: np.ndarray, out: np.ndarray, sizes: tuple[int, ...] = SIZES) -> float:
+    """Tile-pattern divergence of `out` from `train` (both (N, H, W) colour indices): the mean
+    over n in `sizes` of `symmetric_kl` of their n×n window partitions. 0 for the same
+    distribution; grows with speckle, invented shapes and wrong proportions."""
+    return float(np.mean([symmetric_kl(window_counts(train, n), window_counts(out, n)) for n in sizes]))
+
+
+def invented_share(train: np.ndarray, out: np.ndarray, n: int = INVENTED_N) -> float:
+    """Share of `out`'s 16×16 cells holding an n×n window partition that no cell of `train`
+    shows. `train`: (N, H, W) colour indices, or its `known_keys` (to measure many outputs
+    against one training set)."""
+    known = train if isinstance(train, np.ndarray) and train.ndim == 1 else known_keys(train, n)
+    keys = window_keys(out, n)
+    keys = keys.reshape(*keys.shape[:2], -1)  # (N, cells, windows)
+    if keys.size == 0:
+        return 0.0
+    new = ~np.isin(keys, known)
+    return float(new.any(axis=-1).mean())
+
+
+def known_keys(train: np.ndarray, n: int = INVENTED_N) -> np.ndarray:
+    """Sorted unique n×n window partitions of the training screens (what `invented_share` reads)."""
+    return np.unique(window_keys(train, n).ravel())
+
+
+class Reference:
+    """A training set's window partitions, read once, to measure many outputs against (and its
+    own floor, from the same keys)."""
+
+    def __init__(self, train: np.ndarray, sizes: tuple[int, ...] = SIZES):
+        self.sizes = sizes
+        self.keys = {n: window_keys(train, n) for n in sorted(set(sizes) | {INVENTED_N})}
+        self.counts = {n: np.unique(k.ravel(), return_counts=True) for n, k in self.keys.items()}
+
+    def invented(self, out: np.ndarray) -> float:
+        """`invented_share` of `out` against the training set."""
+        return invented_share(self.counts[INVENTED_N][0], out)
+
+    def divergence(self, out: np.ndarray) -> float:
+        """`divergence` of `out` from the training set."""
+        return float(np.mean([symmetric_kl(self.counts[n], window_counts(out, n)) for n in self.sizes]))
+
+    def floor(self, seed: int = 0) -> dict[str, float]:
+        """`floor` of the training set itself, from the keys already read."""
+        n = len(self.keys[INVENTED_N])
+        if n < 2:
+            return {"invented": 0.0, "divergence": 0.0}
+        order = np.random.default_rng(seed).permutation(n)
+        k = max(1, n // 4)
+        held, rest = np.sort(order[:k]), np.sort(order[k:])
+        known = np.unique(self.keys[INVENTED_N][rest].ravel())
+        held_keys = self.keys[INVENTED_N][held]
+        invented = float((~np.isin(held_keys.reshape(*held_keys.shape[:2], -1), known)).any(-1).mean())
+        kl = [symmetric_kl(np.unique(self.keys[s][rest].ravel(), return_counts=True),
+                           np.unique(self.keys[s][held].ravel(), return_counts=True)) for s in self.sizes]
+        return {"invented": invented, "divergence": float(np.mean(kl))}
+
+
+def floor(screens: np.ndarray, seed: int = 0) -> dict[str, float]:
+    """The training screens' own values: a random quarter held out against the other three
+    quarters (what a generator that draws like the training art can hope for)."""
+    return Reference(screens).floor(seed)

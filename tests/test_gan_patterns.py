@@ -1,0 +1,153 @@
+"""`--arch patterns`: a generator that draws with a pattern table learned from the training art."""
+
+import numpy as np
+import pytest
+import torch
+
+from nesgan.gan.data import fake_screens, nes_indices
+from nesgan.gan.model import Generator, build_models
+from nesgan.gan.table import learn_table, quadrants, slot_cells
+
+
+@pytest.fixture(scope="module")
+def table():
+    return learn_table(nes_indices(fake_screens(6, seed=3)))
+
+
+def _generator(table, width: int = 4) -> Generator:
+    torch.manual_seed(0)
+    g, _ = build_models(width, 16, "patterns")
+    g.head.set_table(table)
+    return g
+
+
+def test_slots_follow_the_backdrop_and_each_cells_colours_by_coverage():
+    idx = np.full((1, 224, 224), 7, dtype=np.uint8)  # backdrop 7
+    idx[0, :16, :16] = 3  # cell (0, 0): colour 3 over 256 - 20 pixels …
+    idx[0, :4, :5] = 9  # … colour 9 over 20
+    s = slot_cells(idx)
+    assert s.shape == (1, 14, 14, 16, 16)
+    assert (s[0, 0, 0][:4, :5] == 2).all() and (s[0, 0, 0][4:] == 1).all()
+    assert (s[0, 1:] == 0).all(), "the backdrop is slot 0 everywhere"
+    assert quadrants(s).shape == (14 * 14 * 4, 8, 8)
+
+
+def test_the_table_holds_the_commonest_training_patterns_with_the_flat_ones_first(table):
+    assert table.patterns.shape == (256, 8, 8) and table.patterns.max() <= 3
+    for s in range(4):
+        assert (table.patterns[s] == s).all()
+    assert table.usage.sum() == pytest.approx(1.0) and (table.usage >= 0).all()
+    assert len({p.tobytes() for p in table.patterns[table.usage > 0]}) == int((table.usage > 0).sum())
+    assert table.seam_h.shape == table.seam_v.shape == (256, 256)
+    assert table.backdrops.shape == table.colours.shape == (54,)
+    assert table.backdrops.sum() == pytest.approx(1.0) and table.colours.sum() == pytest.approx(1.0)
+    assert set(np.unique(table.seam_h)) <= {0.0, 1.0}
+
+
+def test_a_checkerboard_beside_a_flat_pattern_is_a_seam_no_training_cell_shows():
+    from nesgan import patterns
+    from nesgan.gan.table import seam_table
+
+    flat = np.zeros((8, 8), dtype=np.int64)
+    stripes = np.tile([0, 1], (8, 4)).astype(np.int64)  # vertical stripes
+    known = patterns.known_keys(np.stack([np.tile(np.repeat(np.tile([0, 1], 8)[None], 16, 0), (14, 14))]))
+    seams = seam_table(np.stack([flat, stripes]), known, horizontal=True)
+    assert seams[1, 1] == 1.0  # stripes continue stripes: the training art shows it
+    assert seams[0, 0] == 0.0  # a flat 3×3 window never occurs in all-stripes training art
+
+
+def _is_a_map_over(screens: torch.Tensor, table: np.ndarray) -> bool:
+    """Every 8×8 block of every screen is some table pattern drawn in colours that depend on its
+    slots only, and slot 0 is the same colour across each screen wherever it is drawn."""
+    ids = nes_indices(((screens.permute(0, 2, 3, 1).numpy() + 1) * 127.5).round().astype(np.uint8))
+    b = ids.shape[0]
+    blocks = ids.reshape(b, 28, 8, 28, 8).transpose(0, 1, 3, 2, 4).reshape(b, -1, 1, 64).astype(np.int64)
+    t = table.reshape(1, 1, len(table), 64)
+    fits = np.ones((b, 28 * 28, len(table)), dtype=bool)  # block i fits pattern k
+    colour_of_zero = np.full(fits.shape, -1)
+    for v in range(4):
+        mask = t == v
+        hi = np.where(mask, blocks, -1).max(-1)
+        lo = np.where(mask, blocks, 1 << 20).min(-1)
+        fits &= (hi == lo) | ~mask.any(-1)  # one colour per slot
+        if v == 0:
+            colour_of_zero = np.where(mask.any(-1), hi, -1)
+    for s in range(b):  # one backdrop colour per screen: some fitting pattern per block agrees on it
+        if not fits[s].any(-1).all():
+            return False
+        options = [set(colour_of_zero[s, i][fits[s, i]].tolist()) for i in range(28 * 28)]
+        needed = [o for o in options if -1 not in o]
+        if needed and not set.intersection(*needed):
+            return False
+    return True
+
+
+def test_every_generated_screen_is_exactly_a_map_over_its_table(table):
+    g = _generator(table).eval()
+    with torch.no_grad():
+        screens = g(torch.randn(2, 16))
+    assert screens.shape == (2, 3, 224, 224)
+    assert _is_a_map_over(screens, table.patterns)
+    speckled = screens.clone()
+    speckled[0, :, 3, 3] = -speckled[0, :, 3, 3]  # one pixel off its pattern
+    assert not _is_a_map_over(speckled, table.patterns)
+
+
+def test_patterns_are_picked_straight_through_with_seam_and_usage_priors(table):
+    g = _generator(table).train()
+    out = g(torch.randn(4, 16))
+    prior = g.head.prior_loss
+    assert prior is not None and torch.isfinite(prior) and prior > 0
+    (out.mean() + prior).backward()
+    assert g.head.pattern.weight.grad.abs().sum() > 0
+    assert all(p.grad is not None for p in g.parameters())
+
+
+def test_the_table_travels_in_the_state_dict_and_weights_only_loads_it(table, tmp_path):
+    g = _generator(table)
+    torch.save(g.state_dict(), tmp_path / "g.pt")
+    h = Generator(4, 16, "patterns")
+    assert not torch.equal(h.head.table, g.head.table)
+    h.load_state_dict(torch.load(tmp_path / "g.pt", weights_only=True))
+    assert torch.equal(h.head.table, torch.from_numpy(table.patterns))
+    z = torch.randn(2, 16)
+    with torch.no_grad():
+        assert torch.equal(g.eval()(z), h.eval()(z))
+
+
+def test_the_nes_generator_keeps_the_weights_of_runs_before_patterns():
+    keys = set(Generator(4, 16, "nes").state_dict())
+    assert {"head.palette.weight", "head.attribute.weight", "head.slot.weight"} <= keys
+    assert not any("table" in k or "pattern" in k for k in keys)
+
+
+def test_drawing_patterns_is_the_weighted_sum_of_patterns_in_value_and_gradient():
+    from nesgan.gan.model import DrawPatterns
+
+    torch.manual_seed(1)
+    shapes = torch.nn.functional.one_hot(torch.randint(0, 4, (5, 8, 8)), 4).permute(0, 3, 1, 2).float()
+    logits = torch.randn(2, 5, 3, 4, requires_grad=True)
+    soft = logits.softmax(1)
+    hard = torch.nn.functional.one_hot(soft.argmax(1), 5).permute(0, 3, 1, 2).float()
+    pick = hard + soft - soft.detach()
+    ref = torch.einsum("bkyx,ksij->bsyixj", pick, shapes).reshape(2, 4, 24, 32)
+    out = DrawPatterns.apply(soft.permute(0, 2, 3, 1), soft.argmax(1), shapes.flatten(1))
+    assert torch.allclose(out, ref, atol=1e-6)  # the einsum carries the soft terms' rounding …
+    assert set(out.unique().tolist()) == {0.0, 1.0}  # … the lookup draws exact slots
+    weights = torch.randn_like(ref)
+    (g_ref,) = torch.autograd.grad((ref * weights).sum(), logits, retain_graph=True)
+    (g_out,) = torch.autograd.grad((out * weights).sum(), logits)
+    assert torch.allclose(g_out, g_ref, atol=1e-6) and g_out.abs().sum() > 0
+
+
+def test_colour_usage_counts_backdrops_per_screen_and_the_other_colours_per_pixel():
+    from nesgan.colour.palette import EMITTABLE
+    from nesgan.gan.table import colour_usage
+
+    screens = np.full((2, 224, 224), 0x21, dtype=np.uint8)  # two sky-blue screens …
+    screens[1] = 0x0F  # … no: one sky-blue, one black
+    screens[:, :32] = 0x16  # and red over a seventh of each
+    backdrops, colours = colour_usage(screens)
+    pos = {int(c): i for i, c in enumerate(EMITTABLE)}
+    assert backdrops[pos[0x21]] == backdrops[pos[0x0F]] == 0.5
+    assert colours[pos[0x16]] == 1.0 and colours.sum() == pytest.approx(1.0)

@@ -1,0 +1,69 @@
+"""nesgan.patterns: the invented-pattern share and the tile-pattern divergence (issue 21)."""
+
+import numpy as np
+import pytest
+
+from nesgan import patterns
+
+
+def _blocky(seed: int, count: int = 6) -> np.ndarray:
+    """Screens of 8×8 blocks of 4 colours: a small vocabulary of partitions."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 4, (count, 14, 14)).repeat(8, 1).repeat(8, 2).astype(np.uint8)
+
+
+def test_identical_sets_give_zero():
+    a = _blocky(0)
+    assert patterns.divergence(a, a) == 0.0
+    assert patterns.invented_share(a, a) == 0.0
+
+
+def test_a_recoloured_copy_gives_zero():
+    a = _blocky(0)
+    recolour = np.array([41, 7, 12, 30], dtype=np.uint8)  # a one-to-one map of the colours
+    assert patterns.divergence(a, recolour[a]) == 0.0
+    assert patterns.invented_share(a, recolour[a]) == 0.0
+
+
+def test_a_speckled_copy_gives_more():
+    a = _blocky(0)
+    b = a.copy()
+    rng = np.random.default_rng(1)
+    spots = rng.random(b.shape) < 0.01
+    b[spots] = 9  # a colour the blocks never use, alone among them
+    assert patterns.divergence(a, b) > 0.1
+    assert 0.3 < patterns.invented_share(a, b) < 1.0  # the cells with a spot, not the others
+
+
+def test_a_known_example_counts():
+    screen = np.zeros((1, 16, 16), dtype=np.uint8)
+    screen[0, :, 8:] = 5  # left half one colour, right half another
+    keys, counts = patterns.window_counts(screen, 2)
+    # 15×15 windows: 15 straddle the edge (pixels 0, 2 one colour; 1, 3 the other), 210 do not
+    straddle = (1 << 4) | (0 << 8) | (1 << 12)
+    assert dict(zip(keys.tolist(), counts.tolist(), strict=True)) == {0: 210, straddle: 15}
+    # the same partition however the colours are numbered, and from the window copies too
+    windows = patterns.cell_windows(screen, 2)
+    assert set(patterns.partition_keys(windows).ravel().tolist()) == {0, straddle}
+    assert patterns.partition_keys(np.array([[3, 7, 3, 7]])).tolist() == [straddle]
+
+
+def test_symmetric_kl_on_tile_ids():
+    p = (np.array([1, 2]), np.array([10, 10]))
+    assert patterns.symmetric_kl(p, p) == 0.0
+    q = (np.array([1, 3]), np.array([10, 10]))  # half the mass on an id P lacks
+    assert patterns.symmetric_kl(p, q) == pytest.approx(0.5 * np.log(10 / 1e-7) * 2 * 0.5, rel=0.01)
+    assert patterns.symmetric_kl(p, q) == patterns.symmetric_kl(q, p)
+
+
+def test_reference_measures_as_the_functions_do():
+    a, b = _blocky(0), _blocky(2)
+    b[:, 3, 3] = 9
+    ref = patterns.Reference(a)
+    assert ref.invented(b) == patterns.invented_share(a, b) > 0
+    assert ref.divergence(b) == pytest.approx(patterns.divergence(a, b))
+
+
+def test_floor_holds_out_a_quarter():
+    f = patterns.floor(_blocky(0, 8), seed=0)
+    assert set(f) == {"invented", "divergence"} and f["divergence"] >= 0.0
