@@ -5,17 +5,19 @@ column by column (left column top to bottom, then the next), so the first N·(N�
 the window's left N−1 columns and the last N its right column: the solver grows the level one
 column at a time and looks windows up by their left part.
 
-Also the numbers the level is judged by: tile-pattern KL (Lucas & Volz 2019, on tile ids,
-symmetric, ε-smoothed) and the longest run of output columns copied from the example.
+Also the numbers the level is judged by: tile-pattern KL (`nesgan.patterns.symmetric_kl`, on
+tile ids) and the longest run of output columns copied from the example.
 """
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Mapping
 
 import numpy as np
+
+from nesgan.patterns import EPS
+from nesgan.patterns import symmetric_kl as shared_kl
 
 Window = tuple[int, ...]
 
@@ -48,21 +50,18 @@ def row_tiles(grid: np.ndarray) -> list[frozenset[int]]:
     return [frozenset(row) for row in grid.tolist()]
 
 
-def symmetric_kl(p_counts: Mapping, q_counts: Mapping, eps: float = 1e-7) -> float:
-    """½·KL(P‖Q) + ½·KL(Q‖P) of two count tables over the union of their keys, each
-    distribution smoothed by `eps` and renormalised (Lucas & Volz 2019)."""
-    keys = set(p_counts) | set(q_counts)
-    if not keys:
+def symmetric_kl(p_counts: Mapping, q_counts: Mapping, eps: float = EPS) -> float:
+    """`nesgan.patterns.symmetric_kl` (the one tile-pattern KL nesgan reports, smoothed as
+    Lucas & Volz smooth it) of two count tables keyed by windows of tile ids."""
+    index = {key: i for i, key in enumerate(set(p_counts) | set(q_counts))}
+    if not index:
         return 0.0
-    tp, tq = sum(p_counts.values()), sum(q_counts.values())
-    zp, zq = 1 + eps * len(keys), 1 + eps * len(keys)
-    total = 0.0
-    for k in keys:
-        p = (p_counts.get(k, 0) / tp if tp else 0.0) + eps
-        q = (q_counts.get(k, 0) / tq if tq else 0.0) + eps
-        p, q = p / zp, q / zq
-        total += 0.5 * (p * math.log(p / q) + q * math.log(q / p))
-    return total
+
+    def table(counts: Mapping) -> tuple[np.ndarray, np.ndarray]:
+        return (np.fromiter((index[k] for k in counts), np.int64, len(counts)),
+                np.fromiter(counts.values(), np.float64, len(counts)))
+
+    return shared_kl(table(p_counts), table(q_counts), eps)
 
 
 def longest_copied_run(example: np.ndarray, level: np.ndarray) -> int:
