@@ -8,6 +8,7 @@ nearest-neighbour so no colour is invented; the level is rendered by Tiled's own
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -51,8 +52,12 @@ def main(work: Path, out: Path) -> None:
     # 2. the 224×224 crops those shots became
     screens = [r for r in read_jsonl(work / "data" / "screens" / "manifest.jsonl") if r["status"] == "ok"]
     _row([Image.open(work / "data" / "screens" / r["path"]) for r in screens[:3]]).save(out / "screens.png")
-    # 3. training samples (EMA generator, fixed noise): the README shows `make bench`'s
-    # side-by-side grids of both architectures instead (docs/img/samples-*.png)
+    # 3. training samples (EMA generator, fixed noise) at the last sample step: the grid's top two
+    # rows (8 screens), and the run's metrics plot
+    grids = sorted((work / "runs" / "demo" / "samples").glob("step-*.png"))
+    last = Image.open(grids[-1]).convert("RGB")
+    last.crop((0, 0, last.width, min(last.height, 2 * last.width // 4))).save(out / "samples.png")
+    shutil.copyfile(work / "runs" / "demo" / "metrics.png", out / "metrics.png")
     # 4. the level as Tiled renders it (the first 8 screens)
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
     subprocess.run(["tmxrasterizer", "--no-smoothing", "--scale", "1", str(work / "level.tmx"),
