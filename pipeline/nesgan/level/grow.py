@@ -15,11 +15,12 @@ of a small chain, and one is drawn exactly by forward filtering, backward sampli
    example's counts divided by the counts of the strip two vertically neighbouring windows
    share (the junction-tree factorisation of a column chain), so columns come in about the
    example's proportions.
-4. A drawn column after which no column fits is banned and redrawn (one column of
-   lookahead). A dead end pops the previous column and bans it there; repeated dead ends without getting
-   further jump back further (k dead ends in a row: k columns); too many backtracks restart
-   from a new start. Windows that can never be continued to the
-   right are pruned before growing, so dead ends are rare.
+4. Depth-first search over columns: a drawn column after which no column fits (one column of
+   lookahead), or whose context is known to die too soon, is skipped and another drawn; a
+   position where none leads on is a dead end: the search pops back one column, and the dead
+   context is remembered with how far it got, so forced runs of columns that end in a trap are
+   unwound once and never re-entered. Too many dead ends restart from a new start. Windows that
+   can never be continued to the right are pruned before growing.
 
 Deterministic for a seed: all draws come from one `random.Random` per restart.
 """
@@ -38,6 +39,7 @@ from nesgan.level.patterns import Window, row_tiles, strips, windows
 
 Column = tuple[int, ...]
 Option = tuple[Column, Column, float]  # (head, tail, weight)
+DRAWS = 32  # draws at one position before it counts as a dead end (rare columns may hide)
 
 
 @dataclass
@@ -189,47 +191,58 @@ def sample_column(model: Model, cols: list[Column], rng: random.Random) -> Colum
 
 def grow(model: Model, width: int, seed: int, max_backtracks: int | None = None,
          max_restarts: int = 20, progress: Callable[[int], None] | None = None) -> Growth:
-    """A level `width` columns wide from `model`, deterministic for `seed`. Dead ends backtrack
-    (at most `max_backtracks` per try, default 4 per column), then restart; refuses after
-    `max_restarts` failed tries. `progress(columns)` hears how far it got."""
+    """A level `width` columns wide from `model`, deterministic for `seed`. A depth-first
+    search: each position draws untried columns (at most `DRAWS` draws); a position where none
+    leads on is a dead end, and its context (the last N−1 columns) is remembered with how far its
+    subtree got (`reach`), so that a context known to die within k columns is never entered
+    again where fewer than k columns would remain. At most `max_backtracks` dead ends per try
+    (default 4 per column), then a restart from another start; refuses after `max_restarts`
+    failed tries. `progress(columns)` hears how far it got."""
     n = model.n
     budget = 4 * width if max_backtracks is None else max_backtracks
     backtracks = 0
+    reach: dict[tuple[Column, ...], int] = {}  # dead contexts -> columns their subtree reached
     for restart in range(max_restarts + 1):
         rng = random.Random(seed * 1_000_003 + restart)
         x0 = rng.choice(model.starts)
         cols = list(model.example[x0 : x0 + n - 1])
-        banned: dict[int, set[Column]] = defaultdict(set)
-        tries, furthest, streak = 0, len(cols), 0
+        tried: list[set[Column]] = [set()]  # per open position: the columns tried there
+        best = [len(cols)]  # per open position: how far its subtree got
+        tries = 0
         while len(cols) < width:
             x = len(cols)
             column = None
-            for _ in range(8):  # redraw a column banned here, or one with no column after it
-                column = sample_column(model, cols, rng)
-                if column is None:
+            for _ in range(DRAWS):
+                drawn = sample_column(model, cols, rng)
+                if drawn is None:
                     break
-                if column not in banned[x]:
-                    if x + 1 == width or _forward(model, cols + [column]) is not None:
-                        break
-                    banned[x].add(column)  # looked ahead: a dead end one column on
-                column = None
+                if drawn in tried[-1]:
+                    continue
+                tried[-1].add(drawn)
+                after = tuple(cols[x - (n - 2):] if n > 2 else ()) + (drawn,)
+                if after in reach and x + 1 + reach[after] < width:
+                    continue  # known to die before the level's end
+                if x + 1 < width and _forward(model, cols + [drawn]) is None:
+                    reach[after] = 0  # looked ahead: no column fits after it
+                    continue
+                column = drawn
+                break
             if column is not None:
                 cols.append(column)
-                if len(cols) > furthest:
-                    furthest, streak = len(cols), 0
+                tried.append(set())
+                best.append(len(cols))
                 if progress is not None:
                     progress(len(cols))
                 continue
             backtracks += 1
             tries += 1
-            streak += 1  # dead ends since the level last got further: jump back further
-            depth = min(1 + streak // 8, len(cols) - (n - 1))
-            if tries > budget or depth < 1:
+            reach[tuple(cols[x - (n - 1):])] = best[-1] - x
+            if tries > budget or len(cols) <= n - 1:
                 break
-            del cols[len(cols) - depth + 1 :]
-            for pos in [p for p in banned if p > len(cols) - 1]:
-                del banned[pos]  # bans further right were made after another prefix
-            banned[len(cols) - 1].add(cols.pop())
+            got = best.pop()
+            tried.pop()
+            best[-1] = max(best[-1], got)
+            cols.pop()
         else:
             level = np.array(cols[:width], dtype=np.uint32).T
             return Growth(level, restart, backtracks)
