@@ -136,9 +136,6 @@ class ExportReport:
         return lines
 
 
-SCREEN_PX = 14 * TILE  # a screen of 14×14 tiles
-
-
 def export_tiles(config: ExportConfig) -> ExportReport:
     """Run `nesgan.tiles.build.build_tiles` on the generated screens, then export its tiles."""
     from nesgan.tiles.build import TileConfig, build_tiles
@@ -257,6 +254,7 @@ def drawing_numbers(report, train: Path | tuple[Path, ...]) -> dict | None:
     tiles, their median colour count, the near-copy share among them. None without screens."""
     from nesgan import patterns
     from nesgan.crop.load import load_screens
+    from nesgan.tiles.build import rebuild_screens
 
     folders = (train,) if isinstance(train, (str, Path)) else tuple(train)
     loaded = [load_screens(Path(f))[0] for f in folders if Path(f).is_dir()]
@@ -266,8 +264,7 @@ def drawing_numbers(report, train: Path | tuple[Path, ...]) -> dict | None:
     rgb = np.concatenate(loaded).astype(np.int32)
     train_idx = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]  # partitions ignore which colour
     tiles = np.asarray(report.tiles)
-    rebuilt = np.stack([tiles[np.asarray(ids)].swapaxes(1, 2).reshape(SCREEN_PX, SCREEN_PX)
-                        for _, ids in report.screens])
+    rebuilt = np.stack(rebuild_screens(tiles, report.screens))
     flat = tiles.reshape(len(tiles), -1)
     colours = np.array([len(np.unique(t)) for t in flat])
     near = np.array([bool(r["near_copy"]) for r in report.rows])

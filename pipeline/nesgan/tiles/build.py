@@ -122,7 +122,7 @@ def build_tiles(config: TileConfig) -> TileReport:
         inverse = sheet.labels[cell_of]
     screens = [(n, inverse[i * GRID * GRID : (i + 1) * GRID * GRID].reshape(GRID, GRID))
                for i, n in enumerate(names)]
-    rebuilt = [tiles[ids].swapaxes(1, 2).reshape(GRID * TILE, GRID * TILE) for _, ids in screens]
+    rebuilt = rebuild_screens(tiles, screens)
     differing = [int((r != q).sum()) for r, q in zip(rebuilt, quantized, strict=True)]
     # 4. shape keys and groups (palette swaps and mirrors of one drawing)
     keys = shape_keys(tiles)
@@ -196,6 +196,15 @@ def _palette_of(sheet: Sheet, i: int) -> list[int]:
 
 
 REBUILD_ROWS = 8  # screens shown in rebuild-diff.png
+def rebuild_screens(tiles: np.ndarray, screens) -> list[np.ndarray]:
+    """Each screen of `screens` ((name, (14, 14) tile ids) pairs) drawn with `tiles`
+    ((T, 16, 16) NES indices): the map rebuilt from the sheet, (224, 224) per screen."""
+    tiles = np.asarray(tiles)
+    # (14, 14, 16, 16) -> (14, 16, 14, 16) -> (224, 224)
+    return [tiles[np.asarray(ids)].swapaxes(1, 2).reshape(GRID * TILE, GRID * TILE)
+            for _, ids in screens]
+
+
 _DIFF_ON, _DIFF_OFF, _GAP = 0x30, 0x0F, 0x2D  # white where rebuilt ≠ quantized, black elsewhere, grey gaps
 
 
