@@ -254,7 +254,7 @@ def drawing_numbers(report, train: Path | tuple[Path, ...]) -> dict | None:
     tiles, their median colour count, the near-copy share among them. None without screens."""
     from nesgan import patterns
     from nesgan.crop.load import load_screens
-    from nesgan.tiles.build import rebuild_screens
+    from nesgan.tiles.tile import rebuild_screens
 
     folders = (train,) if isinstance(train, (str, Path)) else tuple(train)
     loaded = [load_screens(Path(f))[0] for f in folders if Path(f).is_dir()]

@@ -33,6 +33,7 @@ from nesgan.tiles.tile import (
     dedupe,
     key_hex,
     open_screen,
+    rebuild_screens,
     shape_keys,
     slice_tiles,
 )
@@ -196,15 +197,6 @@ def _palette_of(sheet: Sheet, i: int) -> list[int]:
 
 
 REBUILD_ROWS = 8  # screens shown in rebuild-diff.png
-def rebuild_screens(tiles: np.ndarray, screens) -> list[np.ndarray]:
-    """Each screen of `screens` ((name, (14, 14) tile ids) pairs) drawn with `tiles`
-    ((T, 16, 16) NES indices): the map rebuilt from the sheet, (224, 224) per screen."""
-    tiles = np.asarray(tiles)
-    # (14, 14, 16, 16) -> (14, 16, 14, 16) -> (224, 224)
-    return [tiles[np.asarray(ids)].swapaxes(1, 2).reshape(GRID * TILE, GRID * TILE)
-            for _, ids in screens]
-
-
 _DIFF_ON, _DIFF_OFF, _GAP = 0x30, 0x0F, 0x2D  # white where rebuilt ≠ quantized, black elsewhere, grey gaps
 
 

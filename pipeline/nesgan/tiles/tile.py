@@ -97,6 +97,16 @@ def slice_tiles(indices: np.ndarray, phase: tuple[int, int] = (0, 0)) -> tuple[n
     return np.ascontiguousarray(tiles), pos
 
 
+def rebuild_screens(tiles: np.ndarray, screens) -> list[np.ndarray]:
+    """Each screen of `screens` ((name, (14, 14) tile ids) pairs) drawn with `tiles`
+    ((T, 16, 16) NES indices), (224, 224) each: the map rebuilt from the sheet, the inverse of
+    `slice_tiles`."""
+    tiles = np.asarray(tiles)
+    # (14, 14, 16, 16) -> (14, 16, 14, 16) -> (224, 224)
+    return [tiles[np.asarray(ids)].swapaxes(1, 2).reshape(SCREEN, SCREEN)
+            for _, ids in screens]
+
+
 def dedupe(tiles: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Exact dedupe, first occurrence first: (unique (U,16,16), inverse (N,), counts (U,))."""
     flat = np.ascontiguousarray(np.asarray(tiles, dtype=np.uint8).reshape(len(tiles), -1))
