@@ -162,10 +162,7 @@ class PatternHead(NesHead):
         """KL of the training screens' backdrops and other colours (`nesgan.gan.table.colour_usage`)
         from the batch's mean soft palette picks (B, 13, 54)."""
         p = torch.softmax(logits.float(), -1)
-        kl = 0.0
-        for target, q in ((self.backdrops, p[:, 0].mean(0)), (self.colour_usage, p[:, 1:].mean((0, 1)))):
-            kl = kl + (target * (torch.log(target.clamp_min(1e-8)) - torch.log(q.clamp_min(1e-8)))).sum()
-        return kl
+        return _kl(self.backdrops, p[:, 0].mean(0)) + _kl(self.colour_usage, p[:, 1:].mean((0, 1)))
 
     def _priors(self, p: torch.Tensor) -> torch.Tensor:
         """Seam and usage terms of the soft picks p (B, 28, 28, K)."""
@@ -179,9 +176,12 @@ class PatternHead(NesHead):
         # seed 0): the Jensen-Shannon divergence of the argmax histogram (straight-through), so
         # that the hard picks spread too: G then drew 200+ patterns as clutter, invented patterns
         # in 8-16 % of cells (this: 0.1-1.9 %) and D won (loss 0.03-0.07), divergence no better.
-        q = p.mean(dim=(0, 1, 2)).clamp_min(1e-8)
-        usage = (self.usage * (torch.log(self.usage.clamp_min(1e-8)) - torch.log(q))).sum()
-        return seams + usage
+        return seams + _kl(self.usage, p.mean(dim=(0, 1, 2)))
+
+
+def _kl(target: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """KL(target ‖ q) of two distributions over the same support, both clamped at 1e-8."""
+    return (target * (torch.log(target.clamp_min(1e-8)) - torch.log(q.clamp_min(1e-8)))).sum()
 
 
 class DrawPatterns(torch.autograd.Function):
