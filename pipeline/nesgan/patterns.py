@@ -33,13 +33,13 @@ def cell_windows(screens: np.ndarray, n: int) -> np.ndarray:
     """Integer (N, H, W) → (N, cells, windows, n·n): each 16×16 cell's n×n windows lying inside
     it (row-major, (17-n)² per cell), pixels row-major. Rows and columns past the last whole
     cell are ignored."""
-    cells = _cells(screens)
+    cells = screen_cells(screens)
     win = np.lib.stride_tricks.sliding_window_view(cells, (n, n), axis=(2, 3))  # (N, C, m, m, n, n)
     m = CELL - n + 1
     return win.reshape(cells.shape[0], cells.shape[1], m * m, n * n)
 
 
-def _cells(screens: np.ndarray) -> np.ndarray:
+def screen_cells(screens: np.ndarray) -> np.ndarray:
     """Integer (N, H, W) → contiguous (N, cells, 16, 16), rows and columns past the last whole
     cell dropped."""
     x = np.asarray(screens)
@@ -74,7 +74,7 @@ def window_keys(screens: np.ndarray, n: int) -> np.ndarray:
     packed as `partition_keys` packs them (computed on views of the cells, no window copies)."""
     if n * n > 16:
         raise ValueError(f"windows of {n}×{n} pixels do not pack into 64 bits (n ≤ 4)")
-    cells = _cells(screens)
+    cells = screen_cells(screens)
     m = CELL - n + 1
     planes = [np.ascontiguousarray(cells[:, :, a:a + m, b:b + m]) for a in range(n) for b in range(n)]
     key = np.zeros(planes[0].shape, dtype=np.uint64)

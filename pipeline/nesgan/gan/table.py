@@ -48,8 +48,7 @@ def slot_cells(indices: np.ndarray) -> np.ndarray:
     flat = indices.reshape(n, -1).astype(np.int64)
     counts = np.stack([np.bincount(s, minlength=256) for s in flat])  # (N, 256)
     backdrop = counts.argmax(axis=1)  # (N,)
-    cells = indices.reshape(n, h // CELL, CELL, w // CELL, CELL).transpose(0, 1, 3, 2, 4)
-    cells = cells.reshape(n, -1, CELL * CELL).astype(np.int64)  # (N, C, 256)
+    cells = patterns.screen_cells(indices).reshape(n, -1, CELL * CELL).astype(np.int64)  # (N, C, 256)
     is_back = cells == backdrop[:, None, None]
     # each cell's colours ranked by coverage, backdrop excluded: count per colour via one-hot sums
     c = cells.shape[1]
