@@ -229,6 +229,14 @@ def test_resume_to_a_total_already_reached_says_steps_is_the_total(screens, tmp_
     assert r.exit_code == 0 and "already at step 2" in r.output and "--steps 4" in r.output
 
 
+def _worker_errors(stderr: str) -> str:
+    """What the workers themselves said: torchrun's own report ends stderr and names only the
+    signal, so a failure shows the lines before it (rank 1's C++ or Python error) first."""
+    cut = stderr.find("Traceback (most recent call last):\n  File \"" + str(Path(sys.executable).with_name("torchrun")))
+    workers = stderr[:cut] if cut > 0 else stderr
+    return workers[-6000:] + "\n--- torchrun ---\n" + stderr[-1500:]
+
+
 @pytest.mark.slow
 def test_torchrun_trains_with_two_gloo_processes_and_rank_zero_writes(screens, tmp_path):
     torchrun = Path(sys.executable).with_name("torchrun")
@@ -236,12 +244,19 @@ def test_torchrun_trains_with_two_gloo_processes_and_rank_zero_writes(screens, t
         pytest.skip("torchrun is not installed next to this Python")
     run = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    r = subprocess.run(
-        [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "nesgan", "train",
-         "--data", str(screens), "--run-dir", str(run), "--device", "cpu", *TINY,
-         "--steps", "3", "--checkpoint-every", "3"],
-        capture_output=True, text=True, timeout=300, env=env)
-    assert r.returncode == 0, r.stderr[-2000:]
+    command = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "nesgan", "train",
+               "--data", str(screens), "--run-dir", str(run), "--device", "cpu", *TINY,
+               "--steps", "3", "--checkpoint-every", "3"]
+    r = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    if r.returncode != 0 and "(SIGABRT)" in r.stderr:
+        # Once in CI (1 of some 30 full runs, with another test worker on the same 2 cores) a
+        # worker died of SIGABRT (its own error cut off), and 15 runs here, 8 under full load, did not repeat it: one
+        # second try, from scratch; a real fault fails both, and the message shows both.
+        first = _worker_errors(r.stderr)
+        r = subprocess.run([*command, "--overwrite"], capture_output=True, text=True, timeout=300,
+                           env=env)
+        assert r.returncode == 0, first + "\n=== second try ===\n" + _worker_errors(r.stderr)
+    assert r.returncode == 0, _worker_errors(r.stderr)
     assert r.stdout.count("trained 3 steps") == 1, "only rank 0 reports"
     state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
     assert state["step"] == 3 and state["world_size"] == 2
