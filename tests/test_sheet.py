@@ -63,6 +63,40 @@ def test_a_spoiled_case_with_a_known_answer_is_recovered(spoiled_case):
     assert orphan_rate(rebuilt) <= 1.5 * orphan_rate(clean) + 0.002 < orphan_rate(spoiled)
 
 
+def test_a_group_of_different_clean_drawings_shows_one_of_them_not_a_blend():
+    # three clean drawings the budget must put in one tile: the vote of their pixels would be a
+    # fourth picture (colours between theirs); the sheet shows the commonest drawing as it is
+    rng = np.random.default_rng(1)
+    colours = np.array([0x0F, 0x16, 0x27, 0x30], np.uint8)  # one backdrop and 3 colours
+    drawings = [np.kron(colours[rng.integers(0, 4, size=(4, 4))], np.ones((4, 4), np.uint8))
+                for _ in range(3)]  # 4×4-pixel blocks: nothing for the lone-pixel penalty
+    cells = np.stack([drawings[0]] * 6 + [drawings[1]] * 5 + [drawings[2]] * 5)
+    sheet = build_sheet(cells, None, PAL, SheetConfig(max_tiles=1))
+    assert len(sheet.tiles) == 1
+    assert np.array_equal(sheet.tiles[0], drawings[0])
+    assert np.array_equal(cells[sheet.members[0][0]], drawings[0])  # the cell it was drawn from
+
+
+def test_shared_sub_palettes_recolour_a_drawing_instead_of_merging_its_colours():
+    # 4 games, each with its own backdrop and palettes, folded into one backdrop and 4
+    # sub-palettes: every tile keeps the shape (which pixels share a colour) of the cell it was
+    # drawn from, and the rebuilt screens keep the training art's pattern statistics
+    from nesgan.patterns import divergence
+    from nesgan.tiles.tile import shape_labels
+
+    clean = clean_screens(4, 2, seed=5)
+    cells = cells_of(clean)
+    distinct = len(dedupe(cells)[0])
+    sheet = build_sheet(cells, None, PAL, SheetConfig(max_tiles=distinct, palettes=4))
+    drawn_from = np.stack([cells[m[0]] for m in sheet.members])
+    few = (colours_per_tile(drawn_from) <= 4)
+    assert few.mean() > 0.9
+    assert np.array_equal(shape_labels(sheet.tiles[few]), shape_labels(drawn_from[few]))
+    rebuilt = rebuild(sheet.tiles, sheet.labels, len(clean))
+    assert divergence(clean, rebuilt) < 0.05
+    assert len({tuple(np.unique(t)) for t in sheet.tiles}) > 1  # recoloured, not all one colour set
+
+
 def test_the_budget_is_respected_and_every_tile_shows_at_most_4_colours(spoiled_case):
     _, spoiled = spoiled_case
     cells = cells_of(spoiled)

@@ -250,8 +250,9 @@ def test_torchrun_trains_with_two_gloo_processes_and_rank_zero_writes(screens, t
     r = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
     if r.returncode != 0 and "(SIGABRT)" in r.stderr:
         # Once in CI (1 of some 30 full runs, with another test worker on the same 2 cores) a
-        # worker died of SIGABRT (its own error cut off), and 15 runs here, 8 under full load, did not repeat it: one
-        # second try, from scratch; a real fault fails both, and the message shows both.
+        # worker died of SIGABRT (its own error cut off), and 15 runs here, 8 under full load,
+        # did not repeat it: one second try, from scratch; a real fault fails both, and the
+        # message shows both.
         first = _worker_errors(r.stderr)
         r = subprocess.run([*command, "--overwrite"], capture_output=True, text=True, timeout=300,
                            env=env)

@@ -148,7 +148,8 @@ MEMBER_COLUMNS = 6  # entries per row of a sheet-NNN.png
 def render_member_sheet(entries: list[int], tiles: np.ndarray, rows: list[dict], members: list[np.ndarray],
                         palette: Palette) -> np.ndarray:
     """(H, W, 3) uint8: each sheet tile enlarged, its colours as swatches, its id and use count,
-    and beside it up to three of the generated cells it stands for (nearest, typical, farthest)."""
+    and beside it up to three of the generated cells it stands for (the one it was drawn from, a
+    typical one, the farthest)."""
     t, m = TILE * SCALE, TILE * MEMBER_SCALE
     text_h = 5 * FONT_SCALE
     img, corners = _canvas(len(entries), MEMBER_COLUMNS, t + m + 3 * _PAD,
