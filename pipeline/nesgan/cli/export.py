@@ -45,8 +45,8 @@ def quantize_cmd(src: Path, out: Path | None, nes_attributes: bool, palette_file
               help="Flag tiles within K differing pixels of a training tile (default 4).")
 @click.option("--max-tiles", default=256, show_default=True, type=int,
               help="Tile budget: group the cells of all generated screens into at most N clean tiles, "
-                   "each voted pixel by pixel from the cells it stands for. 0 keeps every distinct "
-                   "quantized cell as it is.")
+                   "each drawn from the most typical cell of its group (or, for noisy copies of one "
+                   "drawing, voted pixel by pixel). 0 keeps every distinct quantized cell as it is.")
 @click.option("--palettes", default=None, type=int,
               help="Cap the whole sheet at one backdrop and K 3-colour sub-palettes (1–4; 4 = one NES "
                    "palette set, what an NES export needs). Without it each tile still shows ≤ 4 colours.")
