@@ -77,6 +77,23 @@ def test_a_group_of_different_clean_drawings_shows_one_of_them_not_a_blend():
     assert np.array_equal(cells[sheet.members[0][0]], drawings[0])  # the cell it was drawn from
 
 
+def test_given_the_training_patterns_a_tile_is_drawn_from_a_cell_that_invents_none():
+    from nesgan.patterns import invented_share, known_keys
+
+    rng = np.random.default_rng(2)
+    colours = np.array([0x0F, 0x16, 0x27, 0x30], np.uint8)
+    odd = np.kron(colours[rng.integers(0, 4, size=(4, 4))], np.ones((4, 4), np.uint8))
+    plain = np.kron(colours[np.tile([0, 1, 0, 1], (4, 1))], np.ones((4, 4), np.uint8))  # stripes
+    known = known_keys(plain[None])  # the training art: vertical stripes only
+    assert invented_share(known, odd[None]) == 1.0 and invented_share(known, plain[None]) == 0.0
+    cells = np.stack([odd] * 6 + [plain] * 5)
+    without = build_sheet(cells, None, PAL, SheetConfig(max_tiles=1))
+    assert np.array_equal(without.tiles[0], odd)  # the commonest drawing, as before
+    sheet = build_sheet(cells, None, PAL, SheetConfig(max_tiles=1), known=known)
+    assert np.array_equal(sheet.tiles[0], plain)
+    assert np.array_equal(cells[sheet.members[0][0]], plain)
+
+
 def test_shared_sub_palettes_recolour_a_drawing_instead_of_merging_its_colours():
     # 4 games, each with its own backdrop and palettes, folded into one backdrop and 4
     # sub-palettes: every tile keeps the shape (which pixels share a colour) of the cell it was

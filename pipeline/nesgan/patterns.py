@@ -134,9 +134,11 @@ def invented_share(train: np.ndarray, out: np.ndarray, n: int = INVENTED_N) -> f
     return float(new.any(axis=-1).mean())
 
 
-def known_keys(train: np.ndarray, n: int = INVENTED_N) -> np.ndarray:
-    """Sorted unique n×n window partitions of the training screens (what `invented_share` reads)."""
-    return np.unique(window_keys(train, n).ravel())
+def known_keys(train: np.ndarray, n: int = INVENTED_N, chunk: int = 4096) -> np.ndarray:
+    """Sorted unique n×n window partitions of the training screens (what `invented_share` reads),
+    `chunk` screens at a time (a screen's keys take 300 KB)."""
+    parts = [np.unique(window_keys(train[s:s + chunk], n).ravel()) for s in range(0, len(train), chunk)]
+    return np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.uint64)
 
 
 class Reference:

@@ -18,6 +18,7 @@ from nesgan.colour.palette import Palette, load_palette
 from nesgan.errors import NesganError
 from nesgan.files import atomic_write_bytes, write_jsonl
 from nesgan.images import GRID, SCREEN, TILE, encode_png, image_files
+from nesgan.patterns import known_keys
 from nesgan.tiles.contact import write_contact_sheets, write_member_sheets
 from nesgan.tiles.nearcopy import load_or_build_index, verdicts
 from nesgan.tiles.sheet import (
@@ -118,7 +119,8 @@ def build_tiles(config: TileConfig) -> TileReport:
     if config.max_tiles == 0:
         tiles, counts, inverse = cells, cell_counts, cell_of
     else:
-        sheet = build_sheet(cells, cell_counts, palette, SheetConfig(config.max_tiles, config.palettes))
+        sheet = build_sheet(cells, cell_counts, palette, SheetConfig(config.max_tiles, config.palettes),
+                            known=_training_keys(config.train, palette))
         tiles, counts = sheet.tiles, np.rint(sheet.counts).astype(np.int64)
         inverse = sheet.labels[cell_of]
     screens = [(n, inverse[i * GRID * GRID : (i + 1) * GRID * GRID].reshape(GRID, GRID))
@@ -176,6 +178,21 @@ def build_tiles(config: TileConfig) -> TileReport:
                       quantized=quantized, contact_sheets=sheets, sheet=sheet, max_tiles=config.max_tiles,
                       differing=differing, orphan_quantized=orphan_rate(quantized),
                       orphan_rebuilt=orphan_rate(rebuilt), rebuild_picture=picture)
+
+
+def _training_keys(train: Path | tuple[Path, ...], palette: Palette) -> np.ndarray:
+    """The 3×3 window partitions the training screens show (`nesgan.patterns.known_keys`), read
+    a screen at a time so that a big training set never sits in memory whole."""
+    folders = (train,) if isinstance(train, (str, Path)) else tuple(train)
+    keys = [np.zeros(0, np.uint64)]
+    for folder in folders:
+        for path in image_files(Path(folder)):
+            try:
+                keys.append(known_keys(open_screen(path, palette)[None]))
+            except NesganError:
+                continue  # what the tile index skips as unreadable, the sheet skips too
+        keys = [np.unique(np.concatenate(keys))]
+    return keys[0]
 
 
 def _members(sheet: Sheet | None, i: int, first: np.ndarray, occurrences: list[dict],
