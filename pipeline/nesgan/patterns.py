@@ -126,12 +126,15 @@ def invented_share(train: np.ndarray, out: np.ndarray, n: int = INVENTED_N) -> f
     shows. `train`: (N, H, W) colour indices, or its `known_keys` (to measure many outputs
     against one training set)."""
     known = train if isinstance(train, np.ndarray) and train.ndim == 1 else known_keys(train, n)
+    new = inventing_cells(known, out, n)
+    return float(new.mean()) if new.size else 0.0
+
+
+def inventing_cells(known: np.ndarray, out: np.ndarray, n: int = INVENTED_N) -> np.ndarray:
+    """(N, cells) bool: which 16×16 cells of `out` ((N, H, W) colour indices) hold an n×n
+    window partition that `known` (sorted keys, `known_keys`) lacks."""
     keys = window_keys(out, n)
-    keys = keys.reshape(*keys.shape[:2], -1)  # (N, cells, windows)
-    if keys.size == 0:
-        return 0.0
-    new = ~np.isin(keys, known)
-    return float(new.any(axis=-1).mean())
+    return ~np.isin(keys.reshape(*keys.shape[:2], -1), known).all(axis=-1)
 
 
 def known_keys(train: np.ndarray, n: int = INVENTED_N, chunk: int = 4096) -> np.ndarray:

@@ -48,6 +48,7 @@ import numpy as np
 from nesgan.colour.attributes import MAX_SUBPALETTES
 from nesgan.colour.palette import BLACK, EMITTABLE, Palette, srgb_to_oklab
 from nesgan.errors import NesganError
+from nesgan.patterns import inventing_cells
 from nesgan.tiles.tile import TILE, dedupe
 from nesgan.tiles.vote import CHUNK, legal_tiles, vote_costs, vote_distance
 
@@ -330,14 +331,10 @@ def _representatives(cells: np.ndarray, w: np.ndarray, labels: np.ndarray, pc: n
 
 
 def _invents(cells: np.ndarray, known: np.ndarray) -> np.ndarray:
-    """(U,) bool: the cell holds a 3×3 window partition that `known` lacks (in chunks)."""
-    from nesgan.patterns import INVENTED_N, window_keys
-
-    out = np.empty(len(cells), bool)
-    for s in range(0, len(cells), CHUNK):
-        keys = window_keys(cells[s : s + CHUNK], INVENTED_N).reshape(len(cells[s : s + CHUNK]), -1)
-        out[s : s + CHUNK] = ~np.isin(keys, known).all(1)
-    return out
+    """(U,) bool: the cell holds a 3×3 window partition that `known` lacks (in chunks; each
+    cell read as a one-cell screen)."""
+    return np.concatenate([inventing_cells(known, cells[s : s + CHUNK]).ravel()
+                           for s in range(0, len(cells), CHUNK)])
 
 
 def _recolour(tiles: np.ndarray, assign: np.ndarray, cells: np.ndarray, drawn_from: np.ndarray,
