@@ -58,3 +58,16 @@ def _load_one(path: Path) -> np.ndarray:
     if rgb is None:
         raise NesganError(f"{path} is not 224×224 RGB: {reason}")
     return rgb
+
+
+def packed_screens(train: Path | tuple[Path, ...]) -> np.ndarray | None:
+    """The screens of one training folder or several as (N, 224, 224) int32, each pixel its RGB
+    packed into one number (for `nesgan.patterns`, whose partitions ignore which colour a pixel
+    is); None where no folder exists."""
+    folders = (train,) if isinstance(train, (str, Path)) else tuple(train)
+    loaded = [load_screens(Path(f))[0] for f in folders if Path(f).is_dir()]
+    loaded = [x for x in loaded if len(x)]
+    if not loaded:
+        return None
+    rgb = np.concatenate(loaded).astype(np.int32)
+    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]

@@ -252,24 +252,24 @@ def drawing_numbers(report, train: Path | tuple[Path, ...]) -> dict | None:
     """How the rebuilt map draws (`nesgan.patterns`) against the training screens in `train`
     (their held-out quarter against the rest beside it), and the sheet's drawings: non-flat
     tiles, their median colour count, the near-copy share among them. None without screens."""
-    from nesgan import patterns
-    from nesgan.crop.load import load_screens
+    from nesgan.crop.load import packed_screens
+    from nesgan.patterns import Reference
     from nesgan.tiles.tile import rebuild_screens
 
-    folders = (train,) if isinstance(train, (str, Path)) else tuple(train)
-    loaded = [load_screens(Path(f))[0] for f in folders if Path(f).is_dir()]
-    loaded = [x for x in loaded if len(x)]
-    if not loaded or not report.screens:
+    if not report.screens:
         return None
-    rgb = np.concatenate(loaded).astype(np.int32)
-    train_idx = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]  # partitions ignore which colour
+    ref = getattr(report, "reference", None)  # the sheet's, when it read them
+    if ref is None:
+        packed = packed_screens(train)
+        if packed is None:
+            return None
+        ref = Reference(packed)
     tiles = np.asarray(report.tiles)
     rebuilt = np.stack(rebuild_screens(tiles, report.screens))
     flat = tiles.reshape(len(tiles), -1)
     colours = np.array([len(np.unique(t)) for t in flat])
     near = np.array([bool(r["near_copy"]) for r in report.rows])
     non_flat = colours > 1
-    ref = patterns.Reference(train_idx)
     floor = ref.floor()
     return {"invented": ref.invented(rebuilt), "divergence": ref.divergence(rebuilt),
             "invented_train": floor["invented"], "divergence_train": floor["divergence"],

@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from nesgan.colour.palette import Palette, load_palette
+from nesgan.crop.load import packed_screens
 from nesgan.errors import NesganError
 from nesgan.files import atomic_write_bytes, write_jsonl
 from nesgan.images import GRID, SCREEN, TILE, encode_png, image_files
-from nesgan.patterns import known_keys
+from nesgan.patterns import INVENTED_N, Reference
 from nesgan.tiles.contact import write_contact_sheets, write_member_sheets
 from nesgan.tiles.nearcopy import load_or_build_index, verdicts
 from nesgan.tiles.sheet import (
@@ -72,6 +73,7 @@ class TileReport:
     orphan_quantized: float = 0.0  # lone-pixel rate of the quantized screens
     orphan_rebuilt: float = 0.0  # … of the screens rebuilt from the tiles
     rebuild_picture: Path | None = None  # tiles_dir/rebuild-diff.png
+    reference: Reference | None = None  # the training screens' window partitions (with a sheet)
 
     @property
     def differing_share(self) -> float:
@@ -115,12 +117,14 @@ def build_tiles(config: TileConfig) -> TileReport:
     # 2. exact dedupe, ids in order of first appearance
     cells, cell_of, cell_counts = dedupe(all_tiles)
     # 3. the sheet: at most max_tiles NES-legal tiles, each cell drawn with one of them
-    sheet = None
+    sheet, reference = None, None
     if config.max_tiles == 0:
         tiles, counts, inverse = cells, cell_counts, cell_of
     else:
+        packed = packed_screens(config.train)
+        reference = None if packed is None else Reference(packed)
         sheet = build_sheet(cells, cell_counts, palette, SheetConfig(config.max_tiles, config.palettes),
-                            known=_training_keys(config.train, palette))
+                            known=None if reference is None else reference.counts[INVENTED_N][0])
         tiles, counts = sheet.tiles, np.rint(sheet.counts).astype(np.int64)
         inverse = sheet.labels[cell_of]
     screens = [(n, inverse[i * GRID * GRID : (i + 1) * GRID * GRID].reshape(GRID, GRID))
@@ -177,22 +181,7 @@ def build_tiles(config: TileConfig) -> TileReport:
     return TileReport(palette=palette, tiles=tiles, rows=rows, screens=screens,
                       quantized=quantized, contact_sheets=sheets, sheet=sheet, max_tiles=config.max_tiles,
                       differing=differing, orphan_quantized=orphan_rate(quantized),
-                      orphan_rebuilt=orphan_rate(rebuilt), rebuild_picture=picture)
-
-
-def _training_keys(train: Path | tuple[Path, ...], palette: Palette) -> np.ndarray:
-    """The 3×3 window partitions the training screens show (`nesgan.patterns.known_keys`), read
-    a screen at a time so that a big training set never sits in memory whole."""
-    folders = (train,) if isinstance(train, (str, Path)) else tuple(train)
-    keys = [np.zeros(0, np.uint64)]
-    for folder in folders:
-        for path in image_files(Path(folder)):
-            try:
-                keys.append(known_keys(open_screen(path, palette)[None]))
-            except NesganError:
-                continue  # what the tile index skips as unreadable, the sheet skips too
-        keys = [np.unique(np.concatenate(keys))]
-    return keys[0]
+                      orphan_rebuilt=orphan_rate(rebuilt), rebuild_picture=picture, reference=reference)
 
 
 def _members(sheet: Sheet | None, i: int, first: np.ndarray, occurrences: list[dict],
