@@ -12,6 +12,7 @@ from tqdm import tqdm
 from nesgan.crop.frame import SIZE, to_rgb_exact
 from nesgan.errors import NesganError
 from nesgan.files import MANIFEST, iter_jsonl
+from nesgan.patterns import Reference
 
 
 def load_screens(folder: Path) -> tuple[np.ndarray, list[str]]:
@@ -60,9 +61,9 @@ def _load_one(path: Path) -> np.ndarray:
     return rgb
 
 
-def packed_screens(train: Path | tuple[Path, ...]) -> np.ndarray | None:
-    """The screens of one training folder or several as (N, 224, 224) int32, each pixel its RGB
-    packed into one number (for `nesgan.patterns`, whose partitions ignore which colour a pixel
+def training_reference(train: Path | tuple[Path, ...]) -> Reference | None:
+    """The window partitions (`nesgan.patterns.Reference`) of the screens of one training folder
+    or several, each pixel's RGB packed into one number (partitions ignore which colour a pixel
     is); None where no folder exists."""
     folders = (train,) if isinstance(train, (str, Path)) else tuple(train)
     loaded = [load_screens(Path(f))[0] for f in folders if Path(f).is_dir()]
@@ -70,4 +71,4 @@ def packed_screens(train: Path | tuple[Path, ...]) -> np.ndarray | None:
     if not loaded:
         return None
     rgb = np.concatenate(loaded).astype(np.int32)
-    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+    return Reference((rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2])

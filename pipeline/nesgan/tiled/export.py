@@ -252,18 +252,14 @@ def drawing_numbers(report, train: Path | tuple[Path, ...]) -> dict | None:
     """How the rebuilt map draws (`nesgan.patterns`) against the training screens in `train`
     (their held-out quarter against the rest beside it), and the sheet's drawings: non-flat
     tiles, their median colour count, the near-copy share among them. None without screens."""
-    from nesgan.crop.load import packed_screens
-    from nesgan.patterns import Reference
+    from nesgan.crop.load import training_reference
     from nesgan.tiles.tile import rebuild_screens
 
     if not report.screens:
         return None
-    ref = getattr(report, "reference", None)  # the sheet's, when it read them
+    ref = getattr(report, "reference", None) or training_reference(train)  # the sheet's, when it read them
     if ref is None:
-        packed = packed_screens(train)
-        if packed is None:
-            return None
-        ref = Reference(packed)
+        return None
     tiles = np.asarray(report.tiles)
     rebuilt = np.stack(rebuild_screens(tiles, report.screens))
     flat = tiles.reshape(len(tiles), -1)

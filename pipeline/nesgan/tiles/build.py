@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from nesgan.colour.palette import Palette, load_palette
-from nesgan.crop.load import packed_screens
+from nesgan.crop.load import training_reference
 from nesgan.errors import NesganError
 from nesgan.files import atomic_write_bytes, write_jsonl
 from nesgan.images import GRID, SCREEN, TILE, encode_png, image_files
@@ -121,8 +121,7 @@ def build_tiles(config: TileConfig) -> TileReport:
     if config.max_tiles == 0:
         tiles, counts, inverse = cells, cell_counts, cell_of
     else:
-        packed = packed_screens(config.train)
-        reference = None if packed is None else Reference(packed)
+        reference = training_reference(config.train)
         sheet = build_sheet(cells, cell_counts, palette, SheetConfig(config.max_tiles, config.palettes),
                             known=None if reference is None else reference.counts[INVENTED_N][0])
         tiles, counts = sheet.tiles, np.rint(sheet.counts).astype(np.int64)
