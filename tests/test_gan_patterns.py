@@ -151,3 +151,91 @@ def test_colour_usage_counts_backdrops_per_screen_and_the_other_colours_per_pixe
     pos = {int(c): i for i, c in enumerate(EMITTABLE)}
     assert backdrops[pos[0x21]] == backdrops[pos[0x0F]] == 0.5
     assert colours[pos[0x16]] == 1.0 and colours.sum() == pytest.approx(1.0)
+
+
+def _invented(table, screens: torch.Tensor) -> float:
+    from nesgan import patterns
+
+    ids = nes_indices(((screens.permute(0, 2, 3, 1).numpy() + 1) * 127.5).round().astype(np.uint8))
+    return patterns.invented_share(table.known, ids)
+
+
+@pytest.fixture(scope="module")
+def museum_table():
+    """A table learned from 12 screens of the embedded museum's games: drawings, not noise."""
+    from nesgan.museum import synth
+
+    shots = [synth.render_frame(synth.make_game(0, g), k, sprites=False).indices[16:, :224]
+             for g in range(3) for k in range(4)]
+    return learn_table(np.stack(shots))
+
+
+def test_out_of_training_each_cells_quarters_are_picked_so_no_3x3_window_is_invented(museum_table):
+    g = _generator(museum_table).eval()
+    with torch.no_grad():  # picks that scatter over the table, as an untrained G's would not
+        g.head.pattern.weight.normal_(0, 3)
+        g.head.pattern.bias.normal_(0, 3)
+    z = torch.randn(4, 16, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        decoded = g(z)
+        g.head.known.fill_(-1)  # what a run from before the known partitions draws: plain argmax
+        g.head._decoder = None
+        plain = g(z)
+    assert _invented(museum_table, plain) > 0.5, "independent picks meet in shapes the art lacks"
+    assert _invented(museum_table, decoded) == 0.0
+    assert _is_a_map_over(decoded, museum_table.patterns), "still exactly a map over the table"
+    assert (decoded == plain).float().mean() > 0.5, "the same screens, corrected where they invent"
+
+
+def test_training_keeps_the_plain_argmax_picks(table):
+    g = _generator(table).train()
+    z = torch.randn(2, 16)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        logits = g.head.pattern  # the 1×1 convolution the picks come from
+        seen = {}
+        hook = logits.register_forward_hook(lambda m, i, o: seen.setdefault("logits", o))
+        g(z)
+        hook.remove()
+    picks = seen["logits"].float().argmax(1)  # (B, 28, 28)
+    assert g.head._picks(seen["logits"].float().permute(0, 2, 3, 1), None, None).equal(picks)
+
+
+def test_a_cell_takes_the_likeliest_quarters_whose_every_window_the_training_art_shows():
+    from nesgan import patterns
+    from nesgan.gan.decode import SeamDecoder
+
+    stripes = np.tile([0, 1], (8, 4)).astype(np.int64)
+    flat = np.zeros((8, 8), dtype=np.int64)
+    known = patterns.known_keys(np.stack([np.tile(np.repeat(np.tile([0, 1], 8)[None], 16, 0), (14, 14))]))
+    dec = SeamDecoder(torch.from_numpy(np.stack([flat, stripes])), torch.from_numpy(known.astype(np.int64)))
+    logits = torch.zeros(1, 2, 2, 2)
+    logits[..., 1] = 1.0  # stripes likelier everywhere …
+    logits[0, 0, 1] = torch.tensor([2.0, 0.0])  # … but in the top-right quarter, flat by far
+    distinct = torch.tensor([[[[0, 1, 2, 3]]]])
+    assert logits.argmax(-1)[0, 0, 1] == 0
+    assert dec.picks(logits, distinct).tolist() == [[[1, 1], [1, 1]]], "flat beside stripes is invented"
+    merged = torch.tensor([[[[0, 0, 2, 3]]]])  # slot 1 in the backdrop's colour: stripes show as flat
+    assert dec.picks(logits, merged).tolist() == [[[1, 0], [1, 1]]], "nothing passes: the likeliest wins"
+
+
+def test_merge_codes_label_each_slot_by_the_first_slot_of_its_colour():
+    from nesgan.gan.decode import merge_codes
+
+    codes = merge_codes(torch.tensor([[5, 6, 7, 8], [5, 5, 7, 8], [5, 6, 5, 6], [9, 9, 9, 9]]))
+    assert codes.tolist() == [0 + 4 * 1 + 16 * 2 + 64 * 3, 0 + 0 + 16 * 2 + 64 * 3,
+                              0 + 4 * 1 + 0 + 64 * 1, 0]
+
+
+def test_a_run_from_before_the_known_partitions_loads_and_draws_as_it_did(table, tmp_path):
+    g = _generator(table)
+    old = {k: v for k, v in g.state_dict().items() if k != "head.known"}
+    torch.save(old, tmp_path / "g.pt")
+    h = Generator(4, 16, "patterns")
+    h.load_state_dict(torch.load(tmp_path / "g.pt", weights_only=True))
+    assert (h.head.known == -1).all()
+    z = torch.randn(2, 16)
+    g.head.known.fill_(-1)
+    g.head._decoder = None
+    with torch.no_grad():
+        assert torch.equal(g.eval()(z), h.eval()(z))

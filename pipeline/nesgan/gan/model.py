@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nesgan.gan.decode import MAX_KNOWN, SeamDecoder
+
 
 @dataclass(frozen=True)
 class Arch:
@@ -138,7 +140,11 @@ class PatternHead(NesHead):
         self.register_buffer("seam_v", torch.ones(size, size))
         self.register_buffer("backdrops", torch.full((NES_COLOURS,), 1.0 / NES_COLOURS))
         self.register_buffer("colour_usage", torch.full((NES_COLOURS,), 1.0 / NES_COLOURS))
+        # the training art's 3×3 window partitions (keys, -1 padded): out of training each cell's
+        # quarters are picked jointly so that every window is one of them (`nesgan.gan.decode`)
+        self.register_buffer("known", torch.full((MAX_KNOWN,), -1, dtype=torch.int64))
         self.prior_loss: torch.Tensor | None = None
+        self._decoder: SeamDecoder | None = None
 
     def set_table(self, table) -> None:
         """Install a learned `nesgan.gan.table.Table` (numpy arrays)."""
@@ -146,10 +152,34 @@ class PatternHead(NesHead):
                         ("seam_v", table.seam_v), ("backdrops", table.backdrops),
                         ("colour_usage", table.colours)):
             getattr(self, name).copy_(torch.as_tensor(v))
+        self.known.fill_(-1)
+        self.known[: len(table.known)] = torch.from_numpy(table.known.astype("int64"))
+        self._decoder = None
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # a run trained before the known partitions were kept decodes as it always did
+        state_dict.setdefault(prefix + "known", torch.full((MAX_KNOWN,), -1, dtype=torch.int64))
+        self._decoder = None
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def _picks(self, logits: torch.Tensor, seed: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+        """(B, 28, 28) pattern picks: the plain argmax in training, the joint picks of
+        `nesgan.gan.decode` out of it (when the run carries its known partitions)."""
+        if self.training or int(self.known[0]) < 0:
+            return logits.argmax(-1)
+        if self._decoder is None:
+            self._decoder = SeamDecoder(self.table, self.known, (self.seam_h, self.seam_v))
+        b = seed.shape[0]
+        pal = self.palette(seed.float().mean(dim=(2, 3))).view(b, -1, NES_COLOURS).argmax(-1)  # as paint() picks
+        att = self.attribute(cells).argmax(1).reshape(b, -1, 1)  # (B, cells, 1)
+        subs = pal[:, 1:].view(b, SUBPALETTES, SLOTS - 1)
+        colours = torch.cat([pal[:, :1, None].expand(b, att.shape[1], 1),
+                             torch.gather(subs, 1, att.expand(-1, -1, SLOTS - 1))], -1)
+        return self._decoder.picks(logits, colours.view(b, *cells.shape[-2:], SLOTS))
 
     def forward(self, seed: torch.Tensor, cells: torch.Tensor, quarters: torch.Tensor) -> torch.Tensor:
         logits = self.pattern(quarters).float().permute(0, 2, 3, 1)  # (B, 28, 28, K): NHWC, a view
-        index = logits.argmax(-1)  # (B, 28, 28): the picks
+        index = self._picks(logits, seed, cells)  # (B, 28, 28): the picks
         soft = torch.softmax(logits, -1) if self.training else None  # the picks' gradient
         shapes = F.one_hot(self.table, SLOTS).permute(0, 3, 1, 2).flatten(1).float()  # (K, 4·8·8)
         slot = DrawPatterns.apply(soft, index, shapes)  # (B, 4, 224, 224)

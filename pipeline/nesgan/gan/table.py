@@ -40,6 +40,7 @@ class Table:
     seam_v: np.ndarray  # (K, K) float32 1/0: pattern a may sit above pattern b in a cell
     backdrops: np.ndarray  # (54,) float32: share of the screens whose backdrop is each emittable colour
     colours: np.ndarray  # (54,) float32: share of the non-backdrop pixels in each emittable colour
+    known: np.ndarray  # sorted uint64 keys of the training cells' 3×3 window partitions
 
 
 def slot_cells(indices: np.ndarray) -> np.ndarray:
@@ -74,16 +75,22 @@ def quadrants(slots: np.ndarray) -> np.ndarray:
 def seam_table(table: np.ndarray, known: np.ndarray, horizontal: bool) -> np.ndarray:
     """(K, 8, 8) slot patterns → (K, K) 1/0: every 3×3 window across a's seam with b (a left of
     b, or above it) is a partition in `known` (sorted keys, `nesgan.patterns.known_keys`)."""
+    k = len(table)
+    a, b = np.repeat(np.arange(k), k), np.tile(np.arange(k), k)
+    return seams_known(table, known, a, b, horizontal).reshape(k, k).astype(np.float32)
+
+
+def seams_known(table: np.ndarray, known: np.ndarray, a: np.ndarray, b: np.ndarray,
+                horizontal: bool) -> np.ndarray:
+    """(n,) bool: for each pair of table indices, whether every 3×3 window across a[i]'s seam
+    with b[i] (a left of b, or above it) is a partition in `known`."""
     t = table if horizontal else table.transpose(0, 2, 1)  # above/below read as left/right
-    k = len(t)
-    a = t[:, :, PATTERN - 2:]  # (K, 8, 2): a's last two columns
-    b = t[:, :, :2]  # (K, 8, 2): b's first two
-    strip = np.concatenate([np.repeat(a[:, None], k, 1), np.repeat(b[None], k, 0)], axis=3)  # (K, K, 8, 4)
-    win = np.lib.stride_tricks.sliding_window_view(strip, (3, 3), axis=(2, 3))  # (K, K, 6, 2, 3, 3)
+    strip = np.concatenate([t[a][:, :, PATTERN - 2:], t[b][:, :, :2]], axis=2)  # (n, 8, 4)
+    win = np.lib.stride_tricks.sliding_window_view(strip, (3, 3), axis=(1, 2))  # (n, 6, 2, 3, 3)
     if not horizontal:
         win = win.swapaxes(-1, -2)  # back to the screen's row-major order
-    keys = patterns.partition_keys(win.reshape(k, k, -1, 9))  # (K, K, 12)
-    return np.isin(keys, known).all(axis=2).astype(np.float32)
+    keys = patterns.partition_keys(win.reshape(len(strip), -1, 9))  # (n, 12)
+    return np.isin(keys, known).all(axis=1)
 
 
 def learn_table(indices: np.ndarray, size: int = DEFAULT_SIZE) -> Table:
@@ -117,7 +124,8 @@ def learn_table(indices: np.ndarray, size: int = DEFAULT_SIZE) -> Table:
     known = patterns.known_keys(indices, 3)
     backdrops, colours = colour_usage(indices)
     return Table(patterns=table, usage=usage, seam_h=seam_table(table, known, True),
-                 seam_v=seam_table(table, known, False), backdrops=backdrops, colours=colours)
+                 seam_v=seam_table(table, known, False), backdrops=backdrops, colours=colours,
+                 known=known)
 
 
 def colour_usage(indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
