@@ -208,7 +208,7 @@ def test_a_cell_takes_the_likeliest_quarters_whose_every_window_the_training_art
     stripes = np.tile([0, 1], (8, 4)).astype(np.int64)
     flat = np.zeros((8, 8), dtype=np.int64)
     known = patterns.known_keys(np.stack([np.tile(np.repeat(np.tile([0, 1], 8)[None], 16, 0), (14, 14))]))
-    dec = SeamDecoder(torch.from_numpy(np.stack([flat, stripes])), torch.from_numpy(known.astype(np.int64)))
+    dec = SeamDecoder(torch.from_numpy(np.stack([flat, stripes])), {3: torch.from_numpy(known.astype(np.int64))})
     logits = torch.zeros(1, 2, 2, 2)
     logits[..., 1] = 1.0  # stripes likelier everywhere …
     logits[0, 0, 1] = torch.tensor([2.0, 0.0])  # … but in the top-right quarter, flat by far

@@ -17,7 +17,11 @@ gets the likeliest drawing the search can find. Training itself keeps the plain 
 trained on what G draws).
 
 The known partitions are the training screens' 3×3 window keys (`nesgan.patterns`), carried by
-the checkpoint; a run from before them decodes as it always did.
+the checkpoint; a run from before them decodes as it always did. Checking 4×4 windows as well
+(the same code, n = 4) was measured and dropped: on 5 runs it pushed cells toward flat and
+simple patterns (distinct cells of the demo's screens 1,412 → 697) and raised the divergence
+(demo 0.380 → 0.437, museum seed 1 0.399 → 0.525): 3×3 is the grain at which a drawing's
+strokes join.
 """
 
 from __future__ import annotations
@@ -52,29 +56,12 @@ def _labels(code: int) -> np.ndarray:
     return np.array([(code >> (2 * s)) & 3 for s in range(SLOTS)])
 
 
-def _corner_codes(table: np.ndarray) -> np.ndarray:
-    """(K, 8, 8) slots → (4, K) the 2×2 corner each quarter brings to the cell's centre (TL's
-    bottom-right, TR's bottom-left, BL's top-right, BR's top-left), 2 bits a pixel."""
-    corners = (table[:, 6:, 6:], table[:, 6:, :2], table[:, :2, 6:], table[:, :2, :2])
-    weights = 4 ** np.arange(4)
-    return np.stack([(c.reshape(len(table), 4) * weights).sum(1) for c in corners])
-
-
-def _centre_blocks(codes: np.ndarray) -> np.ndarray:
-    """(n,) int64 codes of four corners (8 bits each, TL TR BL BR) → (n, 4, 4) centre blocks."""
-    px = np.stack([(codes >> (2 * i)) & 3 for i in range(16)], -1)  # (n, 16): corner q pixel p at 4q+p
-    c = px.reshape(-1, 4, 2, 2)  # (n, corner, row, col)
-    top = np.concatenate([c[:, 0], c[:, 1]], axis=2)
-    bottom = np.concatenate([c[:, 2], c[:, 3]], axis=2)
-    return np.concatenate([top, bottom], axis=1)
-
-
 class SeamCache:
     """Whether pattern a may sit left of (above) pattern b in a cell, checked on demand: a cell
     meets only a few of the K² pairs, so pairs are read the first time they are asked."""
 
-    def __init__(self, table: np.ndarray, known: np.ndarray, horizontal: bool):
-        self.table, self.known, self.horizontal = table, known, horizontal
+    def __init__(self, table: np.ndarray, known: np.ndarray, horizontal: bool, n: int):
+        self.table, self.known, self.horizontal, self.n = table, known, horizontal, n
         self.state = np.full((len(table), len(table)), -1, dtype=np.int8)  # -1 unread, 0 no, 1 yes
 
     def ok(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -84,50 +71,79 @@ class SeamCache:
         if unread.any():
             pairs = np.unique(np.stack([a_np[unread], b_np[unread]], 1), axis=0)
             self.state[pairs[:, 0], pairs[:, 1]] = seams_known(self.table, self.known, pairs[:, 0],
-                                                               pairs[:, 1], self.horizontal)
+                                                               pairs[:, 1], self.horizontal, self.n)
         return torch.from_numpy(self.state[a_np, b_np] > 0).reshape(a.shape)
+
+
+class Checks:
+    """Every check of one window size n on one merged table: each pattern's own windows, the
+    windows across the two seams (`SeamCache`), and those at the cell's centre, where a corner
+    of (n-1)×(n-1) pixels of each quarter meets (read on demand, by corner ids)."""
+
+    def __init__(self, table: np.ndarray, known: np.ndarray, n: int):
+        self.known, self.n = known, n
+        win = np.lib.stride_tricks.sliding_window_view(table, (n, n), axis=(1, 2))
+        self.inside = torch.from_numpy(np.isin(patterns.partition_keys(win.reshape(len(table), -1, n * n)),
+                                               known).all(1))
+        self.seam_h, self.seam_v = (SeamCache(table, known, h, n) for h in (True, False))
+        c, e = n - 1, PATTERN - n + 1
+        corners = (table[:, e:, e:], table[:, e:, :c], table[:, :c, e:], table[:, :c, :c])  # TL TR BL BR
+        self.blocks, ids = [], []
+        for corner in corners:
+            uniq, inverse = np.unique(corner.reshape(len(table), -1), axis=0, return_inverse=True)
+            self.blocks.append(uniq.reshape(-1, c, c))
+            ids.append(torch.from_numpy(inverse.ravel().astype(np.int64)))
+        self.ids = ids  # per quarter role: (K,) corner id of each pattern
+        self.sizes = [len(b) for b in self.blocks]
+
+    def centre_code(self, tl, tr, bl, br) -> torch.Tensor:
+        s = self.sizes
+        return ((self.ids[0][tl] * s[1] + self.ids[1][tr]) * s[2] + self.ids[2][bl]) * s[3] + self.ids[3][br]
+
+    def centre_ok(self, codes: torch.Tensor) -> torch.Tensor:
+        """Corner-id codes, any shape → bool: every n×n window at the centre known."""
+        uniq, inverse = np.unique(codes.reshape(-1).numpy(), return_inverse=True)
+        s, parts = self.sizes, []
+        for size in reversed(s):
+            parts.append(uniq % size)
+            uniq = uniq // size
+        tl, tr, bl, br = (self.blocks[i][ids] for i, ids in enumerate(reversed(parts)))
+        block = np.concatenate([np.concatenate([tl, tr], 2), np.concatenate([bl, br], 2)], 1)
+        n = self.n
+        win = np.lib.stride_tricks.sliding_window_view(block, (n, n), axis=(1, 2)).reshape(len(block), -1, n * n)
+        ok = np.isin(patterns.partition_keys(win), self.known).all(1)
+        return torch.from_numpy(ok[inverse.ravel()]).reshape(codes.shape)
 
 
 class SeamDecoder:
     """Joint picks of each cell's four quarters over one pattern table (module docstring)."""
 
-    def __init__(self, table: torch.Tensor, known: torch.Tensor, seams: tuple[torch.Tensor, torch.Tensor] | None = None):
-        """`table` (K, 8, 8) slots, `known` partition keys (-1: none), `seams` the table's own
-        seam tables (`nesgan.gan.table.seam_table` of `table` and `known`) when at hand."""
+    def __init__(self, table: torch.Tensor, known: dict[int, torch.Tensor],
+                 seams: tuple[torch.Tensor, torch.Tensor] | None = None):
+        """`table` (K, 8, 8) slots, `known` {n: n×n partition keys (-1: padding)}, `seams` the
+        table's own 3×3 seam tables (`nesgan.gan.table.seam_table`) when at hand."""
         self.table = table.detach().cpu().numpy().astype(np.int64)  # (K, 8, 8) slots
-        keys = known.detach().cpu().numpy()
-        self.known = np.sort(keys[keys >= 0]).astype(np.uint64)
-        self._merged: dict[int, tuple] = {}
-        self._seams = None if seams is None else tuple(t.detach().cpu() > 0 for t in seams)
+        self.known = {}
+        for n, keys in known.items():
+            k = keys.detach().cpu().numpy()
+            if (k >= 0).any():
+                self.known[n] = np.sort(k[k >= 0]).astype(np.uint64)
+        self._merged: dict[int, list[Checks]] = {}
+        self._seams = None if seams is None else tuple(t.detach().cpu().numpy() > 0 for t in seams)
 
     @property
     def active(self) -> bool:
-        return len(self.known) > 0
+        return bool(self.known)
 
-    def _tables(self, code: int) -> tuple[np.ndarray, torch.Tensor, SeamCache, SeamCache, np.ndarray]:
-        """For one merge code, all read with the merged slots (cached: a run meets few codes):
-        the merged table, which patterns are clean inside, the two seam checks and the corner
-        codes."""
+    def _checks(self, code: int) -> list[Checks]:
+        """The checks of one merge code, read with its merged slots (a run meets few codes)."""
         if code not in self._merged:
             t = _labels(code)[self.table]  # (K, 8, 8) merged slots
-            win = np.lib.stride_tricks.sliding_window_view(t, (3, 3), axis=(1, 2))  # (K, 6, 6, 3, 3)
-            keys = patterns.partition_keys(win.reshape(len(t), -1, 9))
-            inside = np.isin(keys, self.known).all(1)
-            seams = [SeamCache(t, self.known, h) for h in (True, False)]
-            if code == DISTINCT and self._seams is not None:  # the table's own, read in training
-                for cache, full in zip(seams, self._seams, strict=True):
-                    cache.state[:] = full.numpy()
-            self._merged[code] = (t, torch.from_numpy(inside), *seams, _corner_codes(t))
+            checks = [Checks(t, keys, n) for n, keys in sorted(self.known.items())]
+            if code == DISTINCT and self._seams is not None and checks[0].n == 3:
+                checks[0].seam_h.state[:], checks[0].seam_v.state[:] = self._seams  # read in training
+            self._merged[code] = checks
         return self._merged[code]
-
-    def _centre_ok(self, codes: torch.Tensor) -> torch.Tensor:
-        """int64 codes of four corners, any shape → bool: the centre's four 3×3 windows known."""
-        flat = codes.reshape(-1).cpu().numpy()
-        uniq, inverse = np.unique(flat, return_inverse=True)
-        blocks = _centre_blocks(uniq)
-        win = np.lib.stride_tricks.sliding_window_view(blocks, (3, 3), axis=(1, 2)).reshape(len(uniq), 4, 9)
-        ok = np.isin(patterns.partition_keys(win), self.known).all(1)
-        return torch.from_numpy(ok[inverse.ravel()]).reshape(codes.shape)
 
     def picks(self, logits: torch.Tensor, colours: torch.Tensor) -> torch.Tensor:
         """logits (B, 2h, 2w, K) of each quarter's pattern, colours (B, h, w, 4) each cell's slot
@@ -136,30 +152,28 @@ class SeamDecoder:
         h, w = hh // 2, ww // 2
         lp = torch.log_softmax(logits.float(), -1).cpu()
         quarters = lp.view(b, h, 2, w, 2, k).permute(0, 1, 3, 2, 4, 5).reshape(-1, 4, k)  # TL TR BL BR
-        top = min(TOP, k)
-        score, cand = quarters.topk(top, -1)  # (n, 4, top)
+        score, cand = quarters.topk(min(TOP, k), -1)  # (n, 4, top)
         codes = merge_codes(colours.cpu()).reshape(-1)
         best = torch.empty(len(codes), 4, dtype=torch.int64)
         for code in torch.unique(codes).tolist():
             rows = (codes == code).nonzero().squeeze(1)
-            best[rows] = self._pick_cells(score[rows], cand[rows], code)
+            best[rows] = self._pick_cells(score[rows], cand[rows], self._checks(code))
         return best.view(b, h, w, 2, 2).permute(0, 1, 3, 2, 4).reshape(b, hh, ww).to(logits.device)
 
-    def _pick_cells(self, score: torch.Tensor, cand: torch.Tensor, code: int) -> torch.Tensor:
+    def _pick_cells(self, score: torch.Tensor, cand: torch.Tensor, checks: list[Checks]) -> torch.Tensor:
         """score, cand (n, 4, top) → (n, 4) picks of the cells sharing one merge code: the plain
         argmax where it passes every check (most cells), else the search over all `top`⁴."""
-        tables = self._tables(code)
-        picks, fails = self._search(score[:, :, :1], cand[:, :, :1], tables)
+        picks, fails = self._search(score[:, :, :1], cand[:, :, :1], checks)
         bad = (fails > 0).nonzero().squeeze(1)
         if len(bad):
-            picks[bad] = self._search(score[bad], cand[bad], tables)[0]
+            picks[bad] = self._search(score[bad], cand[bad], checks)[0]
         return picks
 
-    def _search(self, score: torch.Tensor, cand: torch.Tensor, tables: tuple) -> tuple[torch.Tensor, torch.Tensor]:
+    @staticmethod
+    def _search(score: torch.Tensor, cand: torch.Tensor, checks: list[Checks]) -> tuple[torch.Tensor, torch.Tensor]:
         """The best of every combination of each quarter's candidates (n, 4, top): (n, 4) picks
         and (n,) how many checks they fail."""
-        _, inside, seam_h, seam_v, corners = tables
-        tl, tr, bl, br = cand.unbind(1)  # (n, top) each
+        tl, tr, bl, br = quarters = cand.unbind(1)  # (n, top) each
         n, top = tl.shape
 
         def at(x: torch.Tensor, *axes: int) -> torch.Tensor:  # onto the (n, top, top, top, top) grid
@@ -168,16 +182,17 @@ class SeamDecoder:
                 shape[1 + a] = top
             return x.reshape(shape)
 
-        fails = sum((~at(inside[q], i)).to(torch.int16) for i, q in enumerate((tl, tr, bl, br)))
-        for a, b, table, ia, ib in ((tl, tr, seam_h, 0, 1), (bl, br, seam_h, 2, 3),
-                                    (tl, bl, seam_v, 0, 2), (tr, br, seam_v, 1, 3)):
-            fails = fails + (~at(table.ok(a[:, :, None].expand(-1, -1, top), b[:, None, :].expand(-1, top, -1)),
-                                 ia, ib)).to(torch.int16)
-        cc = torch.from_numpy(corners)
-        centre = at(cc[0][tl], 0) | (at(cc[1][tr], 1) << 8) | (at(cc[2][bl], 2) << 16) | (at(cc[3][br], 3) << 24)
-        fails = (fails + (~self._centre_ok(centre)).to(torch.int16)).reshape(n, -1)
+        fails = torch.zeros(n, 1, 1, 1, 1, dtype=torch.int16)
+        for c in checks:
+            fails = fails + sum((~at(c.inside[q], i)).to(torch.int16) for i, q in enumerate(quarters))
+            for a, b, seam, ia, ib in ((tl, tr, c.seam_h, 0, 1), (bl, br, c.seam_h, 2, 3),
+                                       (tl, bl, c.seam_v, 0, 2), (tr, br, c.seam_v, 1, 3)):
+                pair = seam.ok(a[:, :, None].expand(-1, -1, top), b[:, None, :].expand(-1, top, -1))
+                fails = fails + (~at(pair, ia, ib)).to(torch.int16)
+            code = c.centre_code(at(tl, 0), at(tr, 1), at(bl, 2), at(br, 3))
+            fails = fails + (~c.centre_ok(code)).to(torch.int16)
+        fails = fails.expand(n, top, top, top, top).reshape(n, -1)
         total = sum(at(score[:, i], i) for i in range(4)).reshape(n, -1) - _FAIL * fails.float()
         flat = total.argmax(1)
-        picks = [q.gather(1, ((flat // top ** (3 - i)) % top)[:, None]).squeeze(1)
-                 for i, q in enumerate((tl, tr, bl, br))]
+        picks = [q.gather(1, ((flat // top ** (3 - i)) % top)[:, None]).squeeze(1) for i, q in enumerate(quarters)]
         return torch.stack(picks, 1), fails.gather(1, flat[:, None]).squeeze(1)

@@ -81,15 +81,15 @@ def seam_table(table: np.ndarray, known: np.ndarray, horizontal: bool) -> np.nda
 
 
 def seams_known(table: np.ndarray, known: np.ndarray, a: np.ndarray, b: np.ndarray,
-                horizontal: bool) -> np.ndarray:
-    """(n,) bool: for each pair of table indices, whether every 3×3 window across a[i]'s seam
-    with b[i] (a left of b, or above it) is a partition in `known`."""
+                horizontal: bool, n: int = 3) -> np.ndarray:
+    """(m,) bool: for each pair of table indices, whether every n×n window across a[i]'s seam
+    with b[i] (a left of b, or above it) is a partition in `known` (keys of n×n windows)."""
     t = table if horizontal else table.transpose(0, 2, 1)  # above/below read as left/right
-    strip = np.concatenate([t[a][:, :, PATTERN - 2:], t[b][:, :, :2]], axis=2)  # (n, 8, 4)
-    win = np.lib.stride_tricks.sliding_window_view(strip, (3, 3), axis=(1, 2))  # (n, 6, 2, 3, 3)
+    strip = np.concatenate([t[a][:, :, PATTERN - n + 1:], t[b][:, :, :n - 1]], axis=2)  # (m, 8, 2n-2)
+    win = np.lib.stride_tricks.sliding_window_view(strip, (n, n), axis=(1, 2))  # (m, 9-n, n-1, n, n)
     if not horizontal:
         win = win.swapaxes(-1, -2)  # back to the screen's row-major order
-    keys = patterns.partition_keys(win.reshape(len(strip), -1, 9))  # (n, 12)
+    keys = patterns.partition_keys(win.reshape(len(strip), -1, n * n))
     return np.isin(keys, known).all(axis=1)
 
 
