@@ -19,7 +19,8 @@ Four architectures (`ARCHS`, chosen by `nesgan train --arch`):
   of a cell G picks one of 256 patterns of a table learned from the training art before
   training (`nesgan.gan.table`), so every screen is exactly a tile map over it (`PatternHead`).
   Invented 3×3 patterns (`nesgan.patterns`) fell from 45 % of cells to 2 % side by side with
-  `nes` (tiny, museum, seed 0; docs/generator-patterns.md).
+  `nes` (tiny, museum, seed 0; docs/generator-patterns.md), and to 0 % once a cell's four
+  patterns were picked together out of training (`nesgan.gan.decode`).
 """
 
 from __future__ import annotations
@@ -119,7 +120,9 @@ class PatternHead(NesHead):
     quarter of a cell one of the table's K patterns of 2-bit slots (from the 28×28 map: one
     feature vector per pattern), straight-through like every other pick, so every screen is
     exactly a map over the table. The table (`nesgan.gan.table`, learned from the training art)
-    and its seam and usage priors are buffers: a checkpoint carries them.
+    and its seam and usage priors are buffers: a checkpoint carries them. Out of training the
+    four quarters of each cell are picked together (`nesgan.gan.decode`, from the training art's
+    3×3 partitions in the `known` buffer) so that no 3×3 window is one the art lacks.
 
     `prior_loss` (set by each training forward) holds two terms G adds to D's verdict:
     - seams: −log of the chance that two patterns meeting inside a cell may meet (the table's
