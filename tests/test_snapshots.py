@@ -11,7 +11,7 @@ from PIL import Image
 from nesgan.cli import cli
 from nesgan.files import read_jsonl
 from nesgan.gan.data import write_fake_screens
-from nesgan.gan.snapshots import describe_steps, run_steps
+from nesgan.gan.snapshots import BEST, best_step, describe_steps, keep_best, run_steps
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,8 @@ def test_generate_step_uses_that_steps_generator(run, tmp_path):
     assert r.exit_code == 0, r.output
     rows = read_jsonl(tmp_path / "s2" / "manifest.jsonl")
     assert {row["step"] for row in rows} == {40} and rows[0]["checkpoint"].endswith("step-000040.pt")
-    assert generate("--run", str(run), "-n", "2", "--out", str(tmp_path / "last")).exit_code == 0
+    r = generate("--run", str(run), "-n", "2", "--out", str(tmp_path / "last"), "--checkpoint", "last.pt")
+    assert r.exit_code == 0, r.output
     a = np.asarray(Image.open(tmp_path / "s2" / "gen-0000.png"))
     b = np.asarray(Image.open(tmp_path / "last" / "gen-0000.png"))
     assert not np.array_equal(a, b), "step 40's generator is not the last one"
@@ -78,3 +79,31 @@ def test_describe_steps_shortens_long_lists():
     assert describe_steps([]) == "none"
     assert describe_steps(list(range(200, 2200, 200))) == "200, 400, 600, 800, 1000, 1200, 1400, 1600, 1800, 2000"
     assert describe_steps(list(range(1, 101)), most=4) == "1, 2, …, 99, 100"
+
+
+def test_best_pt_is_the_sample_step_of_lowest_divergence_and_generate_draws_from_it(run, tmp_path):
+    rows = [r for r in read_jsonl(run / "metrics.jsonl") if r.get("divergence") is not None]
+    assert [r["step"] for r in rows] == [20, 40, 60]
+    step, divergence = best_step(rows)
+    assert divergence == min(r["divergence"] for r in rows)
+    best = run / "checkpoints" / BEST
+    assert best.samefile(run / "checkpoints" / f"step-{step:06d}.pt")
+    assert generate("--run", str(run), "-n", "2", "--out", str(tmp_path / "d")).exit_code == 0
+    assert {row["step"] for row in read_jsonl(tmp_path / "d" / "manifest.jsonl")} == {step}
+    assert generate("--run", str(run), "-n", "2", "--out", str(tmp_path / "l"), "--checkpoint", "last.pt").exit_code == 0
+    assert {row["step"] for row in read_jsonl(tmp_path / "l" / "manifest.jsonl")} == {60}
+
+
+def test_keep_best_follows_the_rows_ties_to_the_later_step_and_forgets_steps_past_them(tmp_path):
+    ckpt = tmp_path / "checkpoints"
+    ckpt.mkdir()
+    for s in (20, 40, 60):
+        (ckpt / f"step-{s:06d}.pt").write_bytes(str(s).encode())
+    rows = [{"step": 20, "divergence": 0.5}, {"step": 30}, {"step": 40, "divergence": 0.3},
+            {"step": 60, "divergence": 0.3}]
+    assert best_step(rows) == (60, 0.3) and keep_best(tmp_path, rows) == 60
+    assert (ckpt / BEST).read_bytes() == b"60"
+    assert keep_best(tmp_path, rows[:3]) == 40, "resumed before step 60: best.pt points back"
+    assert (ckpt / BEST).read_bytes() == b"40"
+    assert keep_best(tmp_path, [{"step": 10}]) is None and not (ckpt / BEST).exists()
+    assert best_step([]) is None

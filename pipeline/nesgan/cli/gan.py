@@ -89,8 +89,10 @@ def train_cmd(resume: bool, overwrite: bool, threads: int | None, **options) -> 
     """Train the GAN on 224×224 screens.
 
     Every --sample-every steps: a grid of samples in RUN/samples, and SWD, orphan pixels,
-    distinct tiles, colours per cell, diversity and mode coverage (each beside the training
-    screens' own value) in RUN/metrics.jsonl, plotted in RUN/metrics.png.
+    distinct tiles, colours per cell, invented patterns, tile-pattern divergence, diversity and
+    mode coverage (each beside the training screens' own value) in RUN/metrics.jsonl, plotted
+    in RUN/metrics.png. RUN/checkpoints/best.pt is the sample step of lowest divergence, what
+    `nesgan generate` draws from by default.
 
     Ctrl-C (or SIGTERM) finishes the current step, saves a checkpoint and prints how to
     continue with --resume (exit status 130; 143 for SIGTERM); a second Ctrl-C stops at once.
@@ -150,9 +152,11 @@ class _GenerateCommand(click.Command):
 @click.option("--step", default=None, type=click.IntRange(1),
               help="Use the checkpoint of this step (RUN/checkpoints/step-N.pt: one per sample "
                    "step, so pick the step whose RUN/samples/step-N.png looked best); default: "
-                   "the last.")
+                   "RUN/checkpoints/best.pt, the sample step whose screens came closest to the "
+                   "training art's patterns (lowest divergence in metrics.jsonl), else the last.")
 @click.option("--checkpoint", default=None, metavar="PATH",
-              help="Use this checkpoint file instead (a path, or a name under RUN/checkpoints).")
+              help="Use this checkpoint file instead (a path, or a name under RUN/checkpoints: "
+                   "last.pt for the last step).")
 @click.option("--overwrite", is_flag=True,
               help="Replace the screens an earlier generate left in --out (otherwise refused when "
                    "-n would not rewrite them all).")
@@ -171,5 +175,5 @@ def generate_cmd(run: Path, count: int, out: Path, seed: int, step: int | None,
     threads_used = _use_threads(threads)
     paths = generate(GenerateConfig(run=str(run), count=count, out=str(out), seed=seed,
                                     overwrite=overwrite, step=step,
-                                    checkpoint=checkpoint or "last.pt"))
+                                    checkpoint=checkpoint))
     click.echo(f"wrote {len(paths)} screens to {out}; {threads_used}")

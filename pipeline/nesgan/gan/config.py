@@ -6,7 +6,7 @@ import dataclasses
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -236,7 +236,7 @@ class GenerateConfig:
     seed: int = 0  # same seed, same screens
     device: str = "auto"  # auto picks CUDA when present
     batch_size: int = 16  # screens per forward pass: bounded memory for any -n
-    checkpoint: str = field(default="last.pt")  # file under RUN/checkpoints, or a path
+    checkpoint: str | None = None  # file under RUN/checkpoints, or a path; None: best.pt, else last.pt
     step: int | None = None  # use RUN/checkpoints/step-N.pt (a sample or checkpoint step)
     overwrite: bool = False  # replace screens of an earlier generate that -n would not rewrite
 

@@ -1,4 +1,6 @@
-"""Checkpoints by step, so `nesgan generate --step N` can use the step whose grid looked best.
+"""Checkpoints by step, so `nesgan generate --step N` can use the step whose grid looked best,
+and `checkpoints/best.pt`, the sample step whose screens' tile-pattern divergence from the
+training art was lowest, which `generate` draws from by default.
 
 A run writes `checkpoints/step-NNNNNN.pt` at every checkpoint step (the whole training state,
 a hard link to that step's `last.pt`) and, with this module, at every sample step in between
@@ -10,7 +12,9 @@ checkpoints/ go in pairs without multiplying its disk use. Both kinds load with
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 from pathlib import Path
 
 from torch import nn
@@ -56,9 +60,44 @@ def keep_sample_step(run: str | Path, step: int, config: dict, ema: nn.Module,
     return path
 
 
-def resolve_checkpoint(run: str | Path, checkpoint: str = "last.pt", step: int | None = None) -> Path:
-    """The checkpoint file `generate` reads: step N's, a path, or a name under RUN/checkpoints.
-    A missing step is one line naming the steps the run has."""
+BEST = "best.pt"  # the sample step whose screens' patterns came closest to the training art's
+
+
+def best_step(rows: list[dict]) -> tuple[int, float] | None:
+    """(step, divergence) of the metrics row with the lowest tile-pattern divergence (the later
+    step on a tie), or None when no row has one."""
+    scored = [(r["divergence"], -r["step"]) for r in rows if r.get("divergence") is not None]
+    if not scored:
+        return None
+    divergence, step = min(scored)
+    return -step, divergence
+
+
+def keep_best(run: str | Path, rows: list[dict]) -> int | None:
+    """Point checkpoints/best.pt at the best sample step of `rows` (a hard link to its
+    step-N.pt; a copy where links fail), or remove it when there is none. Returns the step."""
+    best = best_step(rows)
+    target = Path(run) / "checkpoints" / BEST
+    source = None if best is None else step_path(run, best[0])
+    if source is None or not source.is_file():
+        target.unlink(missing_ok=True)
+        return None
+    if target.is_file() and os.path.samefile(source, target):
+        return best[0]
+    tmp = target.with_name(f".{BEST}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+    except OSError:
+        shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
+    return best[0]
+
+
+def resolve_checkpoint(run: str | Path, checkpoint: str | None = None, step: int | None = None) -> Path:
+    """The checkpoint file `generate` reads: step N's, a path, a name under RUN/checkpoints, or
+    by default best.pt where training kept one (else last.pt). A missing step is one line naming
+    the steps the run has."""
     if step is not None:
         path = step_path(run, step)
         if not path.is_file():
@@ -70,6 +109,9 @@ def resolve_checkpoint(run: str | Path, checkpoint: str = "last.pt", step: int |
                               f"{describe_steps(steps)} (pick the step whose samples/step-*.png "
                               "looked best)")
         return path
+    if checkpoint is None:
+        best = Path(run) / "checkpoints" / BEST
+        return best if best.is_file() else Path(run) / "checkpoints" / "last.pt"
     given = Path(checkpoint)
     if given.parent != Path(".") or given.is_absolute():
         return given  # a path of its own

@@ -27,7 +27,7 @@ from nesgan.gan.interrupt import GracefulStop
 from nesgan.gan.model import build_models
 from nesgan.gan.monitor import Monitor
 from nesgan.gan.sample import resolve_device
-from nesgan.gan.snapshots import keep_sample_step
+from nesgan.gan.snapshots import best_step, keep_best, keep_sample_step
 from nesgan.gan.step import Nets, StepOut, adam, train_step
 
 RUN_ARTIFACTS = ("config.json", "checkpoints", "samples", "metrics.jsonl", "metrics.png")
@@ -42,6 +42,7 @@ class TrainResult:
     swd: float | None  # last measured SWD (mean over pyramid levels, ×1e3)
     precision: str
     world_size: int
+    best: tuple[int, float] | None = None  # (step, divergence) of checkpoints/best.pt
 
     def summary(self) -> str:
         """The line `nesgan train` ends with (the CLI adds the thread count)."""
@@ -49,8 +50,10 @@ class TrainResult:
             return (f"{self.run} is already at step {self.step} = --steps; --steps is the total to "
                     f"reach, so pass a larger one (e.g. --steps {2 * self.step}) to train more")
         swd = "n/a" if self.swd is None else f"{self.swd:.2f}"
+        best = ("" if self.best is None else f"; generate draws from step {self.best[0]}, the sample step "
+                f"of lowest tile-pattern divergence ({self.best[1]:.3f}; checkpoints/best.pt)")
         return (f"trained {self.steps_this_call} steps (now at {self.step}) in {self.seconds:.0f} s, "
-                f"{self.precision}, {self.world_size} process(es); SWD {swd}; run in {self.run}")
+                f"{self.precision}, {self.world_size} process(es); SWD {swd}{best}; run in {self.run}")
 
 
 def cpu_has_fast_bf16() -> bool:
@@ -203,6 +206,7 @@ def _train(cfg: TrainConfig, env: _Dist, resume: bool) -> TrainResult:
         run.mkdir(parents=True, exist_ok=True)
         write_json(run / "config.json", cfg.to_dict())
         monitor = Monitor(cfg, screens, start)
+        keep_best(run, monitor.rows)  # a killed run may have pointed best.pt past its last checkpoint
     env.barrier()
     t_start = time.perf_counter()
     try:
@@ -215,7 +219,7 @@ def _train(cfg: TrainConfig, env: _Dist, resume: bool) -> TrainResult:
                        seconds=time.perf_counter() - t_start,
                        swd=monitor.last_swd if monitor is not None else None,
                        precision="bf16" if autocast_dtype is not None else "fp32",
-                       world_size=env.world)
+                       world_size=env.world, best=best_step(monitor.rows) if monitor is not None else None)
 
 
 def _resume_state(cfg: TrainConfig, last: Path) -> dict:
@@ -338,6 +342,8 @@ def _loop(cfg: TrainConfig, env: _Dist, nets: Nets, streams: Streams, screens: t
                 ckpt = Path(cfg.run) / "checkpoints"
                 save_checkpoint(training_state(step, cfg.to_dict(), nets, streams, env.world),
                                 ckpt / "last.pt", also=ckpt / f"step-{step:06d}.pt")
+            if sampled:  # after this step's checkpoint exists
+                keep_best(cfg.run, monitor.rows)
             stop.check(cfg.run, step)
     finally:
         stop.restore()
