@@ -32,7 +32,7 @@ def test_train_writes_config_checkpoints_samples_and_metrics(screens, tmp_path):
     config = json.loads((run / "config.json").read_text())
     assert config["width"] == 4 and config["steps"] == 4 and config["preset"] == "tiny"
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == \
-        ["last.pt", "step-000002.pt", "step-000004.pt"]
+        ["best.pt", "last.pt", "step-000002.pt", "step-000004.pt"]
     with Image.open(run / "samples" / "step-000004.png") as im:
         assert im.size == (4 * 224, 4 * 224) and im.mode == "RGB"
     assert (run / "samples" / "latest.png").read_bytes() == (run / "samples" / "step-000004.png").read_bytes()
