@@ -53,8 +53,8 @@ def test_demo_map_rebuilds_every_generated_screen_on_the_nes_palette(demo):
     rows = read_jsonl(demo / "tiles" / "tiles.jsonl")
     assert rows and all("near_copy" in r and "nearest" in r for r in rows)
     assert (demo / "tilesets" / "nesgan.tsx").exists()
-    # the demo's sheet is NES-exportable: ≤ 64 tiles of ≤ 4 colours, one backdrop + ≤ 4 sub-palettes
-    assert len(rows) <= 64 and all(len(r["colours"]) <= 4 for r in rows)
+    # the demo's sheet is NES-exportable: within budget, ≤ 4 colours a tile, one backdrop + ≤ 4 sub-palettes
+    assert len(rows) <= DemoConfig().max_tiles and all(len(r["colours"]) <= 4 for r in rows)
     assert len({r["palette"][0] for r in rows}) == 1 and len({r["subpalette"] for r in rows}) <= 4
 
 

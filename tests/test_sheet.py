@@ -233,3 +233,21 @@ def test_a_sheet_with_palettes_4_and_64_tiles_exports_to_the_nes_as_export_tiles
     top = vertical_placement(224)[1]
     preview = np.asarray(Image.open("level.png").convert("RGB"))
     assert np.array_equal(PAL.to_rgb(wide[top : top + 224, :448]), preview)
+
+
+def test_with_palettes_the_sheet_fits_one_nes_pattern_table_by_lowering_the_budget():
+    from nesgan.tiles.sheet import PATTERN_TABLE, build_fitting_sheet
+
+    rng = np.random.default_rng(4)
+    colours = np.array([0x0F, 0x16, 0x27, 0x30], np.uint8)  # one backdrop + one sub-palette
+    noise = colours[rng.integers(0, 4, (300, 16, 16))]  # every quarter its own pattern
+    sheet, budget = build_fitting_sheet(noise, None, PAL, SheetConfig(200, 4))
+    assert build_sheet(noise, None, PAL, SheetConfig(200, 4)).patterns_8x8() > PATTERN_TABLE
+    assert sheet.patterns_8x8() < PATTERN_TABLE, "one pattern spare for the blank one export-nes may add"
+    assert budget < 200 and len(sheet.tiles) <= budget
+    assert len(sheet.tiles) > 50, "lowered only as far as needed"
+    blocks = np.repeat(np.repeat(colours[rng.integers(0, 4, (300, 2, 2))], 8, 1), 8, 2)  # few patterns
+    sheet, budget = build_fitting_sheet(blocks, None, PAL, SheetConfig(200, 4))
+    assert budget == 200 and sheet.patterns_8x8() <= 4
+    _, unbounded = build_fitting_sheet(noise, None, PAL, SheetConfig(200, None))
+    assert unbounded == 200, "without shared sub-palettes there is no NES pattern table to fit"

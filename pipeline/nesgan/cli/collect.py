@@ -126,7 +126,7 @@ def demo_cmd(workdir: Path, steps: int | None, games: int, seed: int) -> None:
     """Run every stage end to end on the embedded museum, offline.
 
     Serves the museum on 127.0.0.1, then runs scrape, train (tiny preset), generate,
-    export-tiles --tmx (a 64-tile NES-legal sheet) and export-nes (WORKDIR/level.nes), then
+    export-tiles --tmx (a 128-tile NES-legal sheet) and export-nes (WORKDIR/level.nes), then
     grows an 8-screen level from that map with `level` (WORKDIR/grown.tmx) and runs export-nes
     on it (WORKDIR/grown-nes/level.nes), printing each command so you can repeat it on your own
     data.

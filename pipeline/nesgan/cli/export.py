@@ -49,7 +49,9 @@ def quantize_cmd(src: Path, out: Path | None, nes_attributes: bool, palette_file
                    "drawing, voted pixel by pixel). 0 keeps every distinct quantized cell as it is.")
 @click.option("--palettes", default=None, type=int,
               help="Cap the whole sheet at one backdrop and K 3-colour sub-palettes (1–4; 4 = one NES "
-                   "palette set, what an NES export needs). Without it each tile still shows ≤ 4 colours.")
+                   "palette set, what an NES export needs), and keep it within one NES pattern table "
+                   "(≤ 255 distinct 8×8 patterns: the budget is lowered where it would need more). "
+                   "Without it each tile still shows ≤ 4 colours.")
 @click.option("--under-sprites/--no-under-sprites", default=False, show_default=True,
               help="Also flag a tile that is a training tile with a sprite standing on it (match "
                    "'occluded'). Two readings: a small blob (≤ 48 px) in colours the training tile "

@@ -99,7 +99,10 @@ class ExportReport:
             s = self.sheet
             pals = (f"one backdrop ${s['backdrop']:02X} + {s['subpalettes']} sub-palette(s)"
                     if s["backdrop"] is not None else f"{s['subpalettes']} colour sets")
-            lines = [f"{self.tiles} tiles (budget {s['max_tiles']}, from {s['cells']} cells), "
+            fitted = s.get("fitted")
+            budget = (f"budget {s['max_tiles']}" if fitted in (None, s["max_tiles"]) else
+                      f"budget {s['max_tiles']}, lowered to {fitted} to fit one NES pattern table")
+            lines = [f"{self.tiles} tiles ({budget}, from {s['cells']} cells), "
                      f"{self.near_copies} near-copies ({new} new)",
                      f"colours: ≤ {s['max_colours']} per tile, {pals}"
                      + (f"; {s['patterns_8x8']} distinct 8×8 patterns (an NES pattern table holds 256)"
@@ -233,6 +236,7 @@ def _sheet_numbers(result: ExportReport, report, config: ExportConfig) -> None:
         from nesgan.tiles.sheet import colours_per_tile
 
         result.sheet = {"max_tiles": getattr(report, "max_tiles", config.max_tiles),
+                        "fitted": getattr(report, "fitted_budget", None),
                         "cells": len(report.screens) * report.screens[0][1].size if report.screens else 0,
                         "backdrop": sheet.backdrop, "subpalettes": len(sheet.subpalettes),
                         "max_colours": int(colours_per_tile(sheet.tiles).max()),

@@ -26,7 +26,7 @@ from nesgan.tiles.sheet import (
     DEFAULT_MAX_TILES,
     Sheet,
     SheetConfig,
-    build_sheet,
+    build_fitting_sheet,
     check_budget,
     orphan_rate,
 )
@@ -69,6 +69,7 @@ class TileReport:
     contact_sheets: list[Path] = field(default_factory=list)  # PNGs in tiles_dir, flagged first
     sheet: Sheet | None = None  # the tile sheet (None with max_tiles=0)
     max_tiles: int = DEFAULT_MAX_TILES
+    fitted_budget: int | None = None  # the budget that fitted one NES pattern table (≤ max_tiles)
     differing: list[int] = field(default_factory=list)  # per screen: pixels rebuilt ≠ quantized
     orphan_quantized: float = 0.0  # lone-pixel rate of the quantized screens
     orphan_rebuilt: float = 0.0  # … of the screens rebuilt from the tiles
@@ -117,13 +118,13 @@ def build_tiles(config: TileConfig) -> TileReport:
     # 2. exact dedupe, ids in order of first appearance
     cells, cell_of, cell_counts = dedupe(all_tiles)
     # 3. the sheet: at most max_tiles NES-legal tiles, each cell drawn with one of them
-    sheet, reference = None, None
+    sheet, reference, budget = None, None, config.max_tiles
     if config.max_tiles == 0:
         tiles, counts, inverse = cells, cell_counts, cell_of
     else:
         reference = training_reference(config.train)
-        sheet = build_sheet(cells, cell_counts, palette, SheetConfig(config.max_tiles, config.palettes),
-                            known=None if reference is None else reference.counts[INVENTED_N][0])
+        sheet, budget = build_fitting_sheet(cells, cell_counts, palette, SheetConfig(config.max_tiles, config.palettes),
+                                            known=None if reference is None else reference.counts[INVENTED_N][0])
         tiles, counts = sheet.tiles, np.rint(sheet.counts).astype(np.int64)
         inverse = sheet.labels[cell_of]
     screens = [(n, inverse[i * GRID * GRID : (i + 1) * GRID * GRID].reshape(GRID, GRID))
@@ -179,6 +180,7 @@ def build_tiles(config: TileConfig) -> TileReport:
     write_jsonl(config.tiles_dir / "tiles.jsonl", rows)  # the manifest last
     return TileReport(palette=palette, tiles=tiles, rows=rows, screens=screens,
                       quantized=quantized, contact_sheets=sheets, sheet=sheet, max_tiles=config.max_tiles,
+                      fitted_budget=budget,
                       differing=differing, orphan_quantized=orphan_rate(quantized),
                       orphan_rebuilt=orphan_rate(rebuilt), rebuild_picture=picture, reference=reference)
 

@@ -457,3 +457,23 @@ def build_sheet(cells: np.ndarray, weights: np.ndarray | None, palette: Palette,
         tile_sub=np.array([sub_id[s] for s in assign[order].tolist()], np.intp),
         members=members,
     )
+
+
+PATTERN_TABLE = 256  # 8×8 patterns in one NES pattern table
+_BLANK_SPARE = 1  # export-nes may add an all-backdrop pattern for the screen around the map
+
+
+def build_fitting_sheet(cells: np.ndarray, weights: np.ndarray | None, palette: Palette,
+                        config: SheetConfig, known: np.ndarray | None = None) -> tuple[Sheet, int]:
+    """`build_sheet`, and with shared sub-palettes (`config.palettes`) one that fits one NES
+    pattern table: where the sheet's tiles need more than 255 distinct 8×8 patterns the budget is
+    lowered and the sheet drawn again. A 16×16 tile is up to four patterns, but tiles drawn from
+    a pattern-table generator share most of theirs (the demo: 128 tiles in 91 patterns), so a
+    tile budget of 256/4 = 64 wastes most of the table. Returns the sheet and the budget used."""
+    budget = config.max_tiles
+    sheet = build_sheet(cells, weights, palette, config, known)
+    limit = PATTERN_TABLE - _BLANK_SPARE
+    while config.palettes is not None and (need := sheet.patterns_8x8()) > limit and budget > config.palettes:
+        budget = max(int(config.palettes), min(budget - 1, budget * limit // need))
+        sheet = build_sheet(cells, weights, palette, SheetConfig(budget, config.palettes, config.seed), known)
+    return sheet, budget
