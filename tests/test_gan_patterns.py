@@ -219,12 +219,12 @@ def test_a_cell_takes_the_likeliest_quarters_whose_every_window_the_training_art
     assert dec.picks(logits, merged).tolist() == [[[1, 0], [1, 1]]], "nothing passes: the likeliest wins"
 
 
-def test_merge_codes_label_each_slot_by_the_first_slot_of_its_colour():
-    from nesgan.gan.decode import merge_codes
+def test_a_cells_merge_code_labels_each_slot_by_the_first_slot_of_its_colour():
+    from nesgan.gan.decode import DISTINCT, _labels, merge_code
 
-    codes = merge_codes(torch.tensor([[5, 6, 7, 8], [5, 5, 7, 8], [5, 6, 5, 6], [9, 9, 9, 9]]))
-    assert codes.tolist() == [0 + 4 * 1 + 16 * 2 + 64 * 3, 0 + 0 + 16 * 2 + 64 * 3,
-                              0 + 4 * 1 + 0 + 64 * 1, 0]
+    codes = merge_code(np.array([[5, 6, 7, 8], [5, 5, 7, 8], [5, 6, 5, 6], [9, 9, 9, 9]]))
+    assert [_labels(int(c)).tolist() for c in codes] == [[0, 1, 2, 3], [0, 0, 2, 3], [0, 1, 0, 1], [0, 0, 0, 0]]
+    assert codes[0] == DISTINCT
 
 
 def test_a_run_from_before_the_known_partitions_loads_and_draws_as_it_did(table, tmp_path):

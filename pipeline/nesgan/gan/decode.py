@@ -35,25 +35,19 @@ from nesgan.gan.table import seams_known
 TOP = 6  # candidates per quarter: 6⁴ = 1,296 combinations a cell; on the demo every cell had a clean one
 MAX_KNOWN = 21147  # Bell(9): the number of partitions of 9 pixels, so every known key fits
 PATTERN, SLOTS = 8, 4
-DISTINCT = 0 + 1 * 4 + 2 * 16 + 3 * 64  # the merge code of four different colours
+DISTINCT = 0x3210  # the merge code of four different colours (slot s labelled s)
 _FAIL = 1e4  # score lost per failing check: any clean combination beats any failing one
 
 
-def merge_codes(colours: torch.Tensor) -> torch.Tensor:
-    """(..., 4) colour indices of slots 0-3 → (...) int64 code of which slots share a colour:
-    each slot labelled by the first slot of its colour, code = Σ label[s]·4^s (0b11100100 when
-    all four differ)."""
-    label = torch.zeros_like(colours)
-    for s in range(1, SLOTS):
-        first = torch.full_like(colours[..., s], s)
-        for j in range(s - 1, -1, -1):  # the last write is the smallest j
-            first = torch.where(colours[..., j] == colours[..., s], torch.full_like(first, j), first)
-        label[..., s] = first
-    return (label * (4 ** torch.arange(SLOTS, device=colours.device))).sum(-1)
+def merge_code(colours: np.ndarray) -> np.ndarray:
+    """(..., 4) colour indices of slots 0-3 → (...) which slots share a colour, as the 3×3 windows
+    are keyed (`nesgan.patterns.partition_keys`: 4 bits a slot, the first slot of its colour)."""
+    return patterns.partition_keys(colours).astype(np.int64)
 
 
 def _labels(code: int) -> np.ndarray:
-    return np.array([(code >> (2 * s)) & 3 for s in range(SLOTS)])
+    """A merge code → each slot's label (the first slot of its colour)."""
+    return np.array([(code >> (4 * s)) & 15 for s in range(SLOTS)])
 
 
 class SeamCache:
@@ -153,10 +147,10 @@ class SeamDecoder:
         lp = torch.log_softmax(logits.float(), -1).cpu()
         quarters = lp.view(b, h, 2, w, 2, k).permute(0, 1, 3, 2, 4, 5).reshape(-1, 4, k)  # TL TR BL BR
         score, cand = quarters.topk(min(TOP, k), -1)  # (n, 4, top)
-        codes = merge_codes(colours.cpu()).reshape(-1)
+        codes = merge_code(colours.cpu().numpy()).reshape(-1)
         best = torch.empty(len(codes), 4, dtype=torch.int64)
-        for code in torch.unique(codes).tolist():
-            rows = (codes == code).nonzero().squeeze(1)
+        for code in np.unique(codes).tolist():
+            rows = torch.from_numpy(np.flatnonzero(codes == code))
             best[rows] = self._pick_cells(score[rows], cand[rows], self._checks(code))
         return best.view(b, h, w, 2, 2).permute(0, 1, 3, 2, 4).reshape(b, hh, ww).to(logits.device)
 
