@@ -208,7 +208,7 @@ def test_a_cell_takes_the_likeliest_quarters_whose_every_window_the_training_art
     stripes = np.tile([0, 1], (8, 4)).astype(np.int64)
     flat = np.zeros((8, 8), dtype=np.int64)
     known = patterns.known_keys(np.stack([np.tile(np.repeat(np.tile([0, 1], 8)[None], 16, 0), (14, 14))]))
-    dec = SeamDecoder(torch.from_numpy(np.stack([flat, stripes])), {3: torch.from_numpy(known.astype(np.int64))})
+    dec = SeamDecoder(torch.from_numpy(np.stack([flat, stripes])), torch.from_numpy(known.astype(np.int64)))
     logits = torch.zeros(1, 2, 2, 2)
     logits[..., 1] = 1.0  # stripes likelier everywhere …
     logits[0, 0, 1] = torch.tensor([2.0, 0.0])  # … but in the top-right quarter, flat by far
@@ -220,11 +220,11 @@ def test_a_cell_takes_the_likeliest_quarters_whose_every_window_the_training_art
 
 
 def test_a_cells_merge_code_labels_each_slot_by_the_first_slot_of_its_colour():
-    from nesgan.gan.decode import DISTINCT, _labels, merge_code
+    from nesgan.gan.decode import _labels, merge_code
 
     codes = merge_code(np.array([[5, 6, 7, 8], [5, 5, 7, 8], [5, 6, 5, 6], [9, 9, 9, 9]]))
     assert [_labels(int(c)).tolist() for c in codes] == [[0, 1, 2, 3], [0, 0, 2, 3], [0, 1, 0, 1], [0, 0, 0, 0]]
-    assert codes[0] == DISTINCT
+    assert codes[0] == 0x3210, "four colours: each slot its own label"
 
 
 def test_a_run_from_before_the_known_partitions_loads_and_draws_as_it_did(table, tmp_path):

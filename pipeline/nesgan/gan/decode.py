@@ -35,7 +35,6 @@ from nesgan.gan.table import seams_known
 TOP = 6  # candidates per quarter: 6⁴ = 1,296 combinations a cell; on the demo every cell had a clean one
 MAX_KNOWN = 21147  # Bell(9): the number of partitions of 9 pixels, so every known key fits
 PATTERN, SLOTS = 8, 4
-DISTINCT = 0x3210  # the merge code of four different colours (slot s labelled s)
 _FAIL = 1e4  # score lost per failing check: any clean combination beats any failing one
 
 
@@ -112,31 +111,17 @@ class Checks:
 class SeamDecoder:
     """Joint picks of each cell's four quarters over one pattern table (module docstring)."""
 
-    def __init__(self, table: torch.Tensor, known: dict[int, torch.Tensor],
-                 seams: tuple[torch.Tensor, torch.Tensor] | None = None):
-        """`table` (K, 8, 8) slots, `known` {n: n×n partition keys (-1: padding)}, `seams` the
-        table's own 3×3 seam tables (`nesgan.gan.table.seam_table`) when at hand."""
+    def __init__(self, table: torch.Tensor, known: torch.Tensor):
+        """`table` (K, 8, 8) slots, `known` the training art's 3×3 partition keys (-1: padding)."""
         self.table = table.detach().cpu().numpy().astype(np.int64)  # (K, 8, 8) slots
-        self.known = {}
-        for n, keys in known.items():
-            k = keys.detach().cpu().numpy()
-            if (k >= 0).any():
-                self.known[n] = np.sort(k[k >= 0]).astype(np.uint64)
-        self._merged: dict[int, list[Checks]] = {}
-        self._seams = None if seams is None else tuple(t.detach().cpu().numpy() > 0 for t in seams)
+        keys = known.detach().cpu().numpy()
+        self.known = np.sort(keys[keys >= 0]).astype(np.uint64)
+        self._merged: dict[int, Checks] = {}
 
-    @property
-    def active(self) -> bool:
-        return bool(self.known)
-
-    def _checks(self, code: int) -> list[Checks]:
+    def _checks(self, code: int) -> Checks:
         """The checks of one merge code, read with its merged slots (a run meets few codes)."""
         if code not in self._merged:
-            t = _labels(code)[self.table]  # (K, 8, 8) merged slots
-            checks = [Checks(t, keys, n) for n, keys in sorted(self.known.items())]
-            if code == DISTINCT and self._seams is not None and checks[0].n == 3:
-                checks[0].seam_h.state[:], checks[0].seam_v.state[:] = self._seams  # read in training
-            self._merged[code] = checks
+            self._merged[code] = Checks(_labels(code)[self.table], self.known, 3)
         return self._merged[code]
 
     def picks(self, logits: torch.Tensor, colours: torch.Tensor) -> torch.Tensor:
@@ -154,7 +139,7 @@ class SeamDecoder:
             best[rows] = self._pick_cells(score[rows], cand[rows], self._checks(code))
         return best.view(b, h, w, 2, 2).permute(0, 1, 3, 2, 4).reshape(b, hh, ww).to(logits.device)
 
-    def _pick_cells(self, score: torch.Tensor, cand: torch.Tensor, checks: list[Checks]) -> torch.Tensor:
+    def _pick_cells(self, score: torch.Tensor, cand: torch.Tensor, checks: Checks) -> torch.Tensor:
         """score, cand (n, 4, top) → (n, 4) picks of the cells sharing one merge code: the plain
         argmax where it passes every check (most cells), else the search over all `top`⁴."""
         picks, fails = self._search(score[:, :, :1], cand[:, :, :1], checks)
@@ -164,7 +149,7 @@ class SeamDecoder:
         return picks
 
     @staticmethod
-    def _search(score: torch.Tensor, cand: torch.Tensor, checks: list[Checks]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _search(score: torch.Tensor, cand: torch.Tensor, c: Checks) -> tuple[torch.Tensor, torch.Tensor]:
         """The best of every combination of each quarter's candidates (n, 4, top): (n, 4) picks
         and (n,) how many checks they fail."""
         tl, tr, bl, br = quarters = cand.unbind(1)  # (n, top) each
@@ -176,15 +161,12 @@ class SeamDecoder:
                 shape[1 + a] = top
             return x.reshape(shape)
 
-        fails = torch.zeros(n, 1, 1, 1, 1, dtype=torch.int16)
-        for c in checks:
-            fails = fails + sum((~at(c.inside[q], i)).to(torch.int16) for i, q in enumerate(quarters))
-            for a, b, seam, ia, ib in ((tl, tr, c.seam_h, 0, 1), (bl, br, c.seam_h, 2, 3),
-                                       (tl, bl, c.seam_v, 0, 2), (tr, br, c.seam_v, 1, 3)):
-                pair = seam.ok(a[:, :, None].expand(-1, -1, top), b[:, None, :].expand(-1, top, -1))
-                fails = fails + (~at(pair, ia, ib)).to(torch.int16)
-            code = c.centre_code(at(tl, 0), at(tr, 1), at(bl, 2), at(br, 3))
-            fails = fails + (~c.centre_ok(code)).to(torch.int16)
+        fails = sum((~at(c.inside[q], i)).to(torch.int16) for i, q in enumerate(quarters))
+        for a, b, seam, ia, ib in ((tl, tr, c.seam_h, 0, 1), (bl, br, c.seam_h, 2, 3),
+                                   (tl, bl, c.seam_v, 0, 2), (tr, br, c.seam_v, 1, 3)):
+            pair = seam.ok(a[:, :, None].expand(-1, -1, top), b[:, None, :].expand(-1, top, -1))
+            fails = fails + (~at(pair, ia, ib)).to(torch.int16)
+        fails = fails + (~c.centre_ok(c.centre_code(at(tl, 0), at(tr, 1), at(bl, 2), at(br, 3)))).to(torch.int16)
         fails = fails.expand(n, top, top, top, top).reshape(n, -1)
         total = sum(at(score[:, i], i) for i in range(4)).reshape(n, -1) - _FAIL * fails.float()
         flat = total.argmax(1)

@@ -171,7 +171,7 @@ class PatternHead(NesHead):
         if self.training or int(self.known[0]) < 0:
             return logits.argmax(-1)
         if self._decoder is None:
-            self._decoder = SeamDecoder(self.table, {3: self.known}, (self.seam_h, self.seam_v))
+            self._decoder = SeamDecoder(self.table, self.known)
         b = seed.shape[0]
         pal = self.palette(seed.float().mean(dim=(2, 3))).view(b, -1, NES_COLOURS).argmax(-1)  # as paint() picks
         att = self.attribute(cells).argmax(1).reshape(b, -1, 1)  # (B, cells, 1)
