@@ -88,7 +88,8 @@ def test_best_pt_is_the_sample_step_of_lowest_divergence_and_generate_draws_from
     assert divergence == min(r["divergence"] for r in rows)
     best = run / "checkpoints" / BEST
     assert best.samefile(run / "checkpoints" / f"step-{step:06d}.pt")
-    assert generate("--run", str(run), "-n", "2", "--out", str(tmp_path / "d")).exit_code == 0
+    r = generate("--run", str(run), "-n", "2", "--out", str(tmp_path / "d"))
+    assert r.exit_code == 0 and f"from step {step} (best.pt)" in r.output, r.output
     assert {row["step"] for row in read_jsonl(tmp_path / "d" / "manifest.jsonl")} == {step}
     assert generate("--run", str(run), "-n", "2", "--out", str(tmp_path / "l"), "--checkpoint", "last.pt").exit_code == 0
     assert {row["step"] for row in read_jsonl(tmp_path / "l" / "manifest.jsonl")} == {60}

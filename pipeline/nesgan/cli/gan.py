@@ -176,4 +176,8 @@ def generate_cmd(run: Path, count: int, out: Path, seed: int, step: int | None,
     paths = generate(GenerateConfig(run=str(run), count=count, out=str(out), seed=seed,
                                     overwrite=overwrite, step=step,
                                     checkpoint=checkpoint))
-    click.echo(f"wrote {len(paths)} screens to {out}; {threads_used}")
+    from nesgan.files import MANIFEST, read_jsonl
+
+    first = read_jsonl(Path(out) / MANIFEST)[0]  # provenance generate wrote beside the screens
+    click.echo(f"wrote {len(paths)} screens to {out} from step {first['step']} "
+               f"({Path(first['checkpoint']).name}); {threads_used}")
