@@ -67,3 +67,33 @@ def test_reference_measures_as_the_functions_do():
 def test_floor_holds_out_a_quarter():
     f = patterns.floor(_blocky(0, 8), seed=0)
     assert set(f) == {"invented", "divergence"} and f["divergence"] >= 0.0
+
+
+class _Reader:
+    """Screens that slice like an array and remember the most they were asked for at once."""
+
+    def __init__(self, screens):
+        self.screens, self.most = screens, 0
+
+    def __len__(self):
+        return len(self.screens)
+
+    def __getitem__(self, index):
+        out = self.screens[index]
+        self.most = max(self.most, len(out))
+        return out
+
+
+def test_a_reference_read_a_chunk_at_a_time_counts_and_floors_as_one_read_whole():
+    a = np.concatenate([_blocky(s, 4) for s in range(5)])  # 20 screens
+    a[3, 5, 5] = 7  # a speckle in one screen: something to invent
+    whole = patterns.Reference(a, seed=2, chunk=len(a))
+    reader = _Reader(a)
+    chunked = patterns.Reference(reader, seed=2, chunk=3)
+    assert reader.most == 3, "never more than one chunk of screens in memory"
+    for n in (2, 3, 4):
+        assert np.array_equal(whole.counts[n][0], chunked.counts[n][0])
+        assert np.array_equal(whole.counts[n][1], chunked.counts[n][1])
+        assert whole.counts[n][1].sum() == len(a) * patterns.screen_cells(a).shape[1] * (17 - n) ** 2
+    assert whole.floor() == chunked.floor() == patterns.floor(a, seed=2)
+    assert patterns.Reference(a[:1]).floor() == {"invented": 0.0, "divergence": 0.0}

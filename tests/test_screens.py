@@ -589,3 +589,22 @@ def test_overwrite_removes_crops_with_stem_names_and_legacy_hash_names(shots, tm
     Image.fromarray(np.zeros((224, 224, 3), np.uint8)).save(out / "mine.png")  # the user's
     crop_folder(CropConfig(src=shots, out=out, overwrite=True))
     assert not (out / "0123456789abcdef.png").exists() and (out / "mine.png").exists()
+
+
+def test_the_training_reference_reads_two_folders_a_chunk_at_a_time_as_their_loaded_screens(shots, tmp_path):
+    from nesgan.crop.load import PackedScreens, training_reference
+    from nesgan.patterns import Reference
+
+    out = tmp_path / "screens"
+    crop_folder(CropConfig(src=shots, out=out))
+    other = tmp_path / "more"
+    other.mkdir()
+    Image.fromarray(nes_frame(25)[0][:224, :224]).save(other / "c.png")
+    loaded = np.concatenate([load_screens(out)[0], load_screens(other)[0]]).astype(np.int32)
+    packed = (loaded[..., 0] << 16) | (loaded[..., 1] << 8) | loaded[..., 2]
+    reader = PackedScreens([out / n for n in load_screens(out)[1]] + [other / "c.png"])
+    assert len(reader) == 3 and np.array_equal(reader[1:], packed[1:]) and np.array_equal(reader[[2, 0]], packed[[2, 0]])
+    ref, whole = training_reference((out, other, tmp_path / "absent")), Reference(packed)
+    assert all(np.array_equal(ref.counts[n][1], whole.counts[n][1]) for n in (2, 3, 4))
+    assert ref.floor() == whole.floor()
+    assert training_reference(tmp_path / "absent") is None

@@ -145,13 +145,45 @@ def known_keys(train: np.ndarray, n: int = INVENTED_N, chunk: int = 4096) -> np.
 
 
 class Reference:
-    """A training set's window partitions, read once, to measure many outputs against (and its
-    own floor, from the same keys)."""
+    """A training set's window partitions, counted once, to measure many outputs against, and its
+    own floor: a random quarter of the screens (by `seed`) measured against the other three.
 
-    def __init__(self, train: np.ndarray, sizes: tuple[int, ...] = SIZES):
+    `train` is (N, H, W) colour indices, or anything that slices and fancy-indexes like it (a
+    reader of screen files): it is read `chunk` screens at a time and only the distinct
+    partitions and their counts are kept, so memory grows with the art's vocabulary, not with the
+    number of screens (the keys of every window of 10,000 screens would take 9 GB)."""
+
+    def __init__(self, train, sizes: tuple[int, ...] = SIZES, seed: int = 0, chunk: int = 256):
         self.sizes = sizes
-        self.keys = {n: window_keys(train, n) for n in sorted(set(sizes) | {INVENTED_N})}
-        self.counts = {n: np.unique(k.ravel(), return_counts=True) for n, k in self.keys.items()}
+        n = len(train)
+        held = np.zeros(n, dtype=bool)
+        if n >= 2:  # the same quarter `floor` has always held out
+            held[np.random.default_rng(seed).permutation(n)[: max(1, n // 4)]] = True
+        read = sorted(set(sizes) | {INVENTED_N})
+        parts: dict[tuple[int, bool], list] = {(s, h): [] for s in read for h in (False, True)}
+        for a in range(0, n, chunk):
+            x, h = np.asarray(train[a : a + chunk]), held[a : a + chunk]
+            for s in read:
+                keys = window_keys(x, s)
+                for flag in (False, True):
+                    if (h == flag).any():
+                        part = parts[(s, flag)]
+                        part.append(np.unique(keys[h == flag].ravel(), return_counts=True))
+                        if len(part) > 8:
+                            part[:] = [_merge_counts(part)]
+        rest = {s: _merge_counts(parts[(s, False)]) for s in read}
+        held_counts = {s: _merge_counts(parts[(s, True)]) for s in read}
+        self.counts = {s: _merge_counts([rest[s], held_counts[s]]) for s in read}
+        self._floor = {"invented": 0.0, "divergence": 0.0}
+        if n >= 2:
+            cells = inventing = 0
+            order = np.flatnonzero(held)
+            for a in range(0, len(order), chunk):
+                new = inventing_cells(rest[INVENTED_N][0], np.asarray(train[order[a : a + chunk]]))
+                cells, inventing = cells + new.size, inventing + int(new.sum())
+            self._floor = {"invented": inventing / max(cells, 1),
+                           "divergence": float(np.mean([symmetric_kl(rest[s], held_counts[s])
+                                                        for s in sizes]))}
 
     def invented(self, out: np.ndarray) -> float:
         """`invented_share` of `out` against the training set."""
@@ -161,23 +193,22 @@ class Reference:
         """`divergence` of `out` from the training set."""
         return float(np.mean([symmetric_kl(self.counts[n], window_counts(out, n)) for n in self.sizes]))
 
-    def floor(self, seed: int = 0) -> dict[str, float]:
-        """`floor` of the training set itself, from the keys already read."""
-        n = len(self.keys[INVENTED_N])
-        if n < 2:
-            return {"invented": 0.0, "divergence": 0.0}
-        order = np.random.default_rng(seed).permutation(n)
-        k = max(1, n // 4)
-        held, rest = np.sort(order[:k]), np.sort(order[k:])
-        known = np.unique(self.keys[INVENTED_N][rest].ravel())
-        held_keys = self.keys[INVENTED_N][held]
-        invented = float((~np.isin(held_keys.reshape(*held_keys.shape[:2], -1), known)).any(-1).mean())
-        kl = [symmetric_kl(np.unique(self.keys[s][rest].ravel(), return_counts=True),
-                           np.unique(self.keys[s][held].ravel(), return_counts=True)) for s in self.sizes]
-        return {"invented": invented, "divergence": float(np.mean(kl))}
+    def floor(self) -> dict[str, float]:
+        """The training set's own invented share and divergence: the held-out quarter against the
+        rest (0 for fewer than 2 screens)."""
+        return dict(self._floor)
+
+
+def _merge_counts(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Count tables (sorted keys, counts) → one: the union of the keys, counts summed."""
+    if not parts:
+        return np.zeros(0, np.uint64), np.zeros(0, np.int64)
+    keys, inverse = np.unique(np.concatenate([k for k, _ in parts]), return_inverse=True)
+    counts = np.bincount(inverse.ravel(), weights=np.concatenate([c for _, c in parts]), minlength=len(keys))
+    return keys, np.rint(counts).astype(np.int64)
 
 
 def floor(screens: np.ndarray, seed: int = 0) -> dict[str, float]:
     """The training screens' own values: a random quarter held out against the other three
     quarters (what a generator that draws like the training art can hope for)."""
-    return Reference(screens).floor(seed)
+    return Reference(screens, seed=seed).floor()

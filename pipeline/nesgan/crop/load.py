@@ -15,9 +15,9 @@ from nesgan.files import MANIFEST, iter_jsonl
 from nesgan.patterns import Reference
 
 
-def load_screens(folder: Path) -> tuple[np.ndarray, list[str]]:
-    """(N, 224, 224, 3) uint8 of the `ok` crops the manifest lists (every *.png when there is
-    no manifest), and their file names. Palette, grey or opaque-RGBA PNGs convert exactly."""
+def screen_files(folder: Path) -> list[str]:
+    """The file names of the `ok` crops the manifest of `folder` lists (every *.png when there is
+    no manifest), checked to stay inside it."""
     folder = Path(folder)
     if not folder.is_dir():
         raise NesganError(
@@ -37,11 +37,35 @@ def load_screens(folder: Path) -> tuple[np.ndarray, list[str]]:
     if not names:
         what = f"no `ok` rows in {manifest}" if manifest.exists() else "no *.png files"
         raise NesganError(f"{folder} holds {what}; crop some screenshots with `nesgan crop SRC --out {folder}`")
+    return names
+
+
+def load_screens(folder: Path) -> tuple[np.ndarray, list[str]]:
+    """(N, 224, 224, 3) uint8 of the `ok` crops the manifest lists (every *.png when there is
+    no manifest), and their file names. Palette, grey or opaque-RGBA PNGs convert exactly."""
+    names = screen_files(folder)
     screens = np.empty((len(names), SIZE, SIZE, 3), dtype=np.uint8)
     for i, name in enumerate(tqdm(names, desc="load", unit="screen",
                                   disable=True if len(names) < 500 else None)):
-        screens[i] = _load_one(folder / name)
+        screens[i] = _load_one(Path(folder) / name)
     return screens, names
+
+
+class PackedScreens:
+    """The `ok` screens of one or more crop folders, read from disk only when indexed (a slice or
+    an array of positions), each pixel's RGB packed into one int32: colour partitions need no
+    palette, and a Reference built from this holds no screen longer than one chunk."""
+
+    def __init__(self, paths: list[Path]):
+        self.paths = paths
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index) -> np.ndarray:
+        chosen = self.paths[index] if isinstance(index, slice) else [self.paths[int(i)] for i in np.atleast_1d(index)]
+        rgb = np.stack([_load_one(p) for p in chosen]).astype(np.int32) if chosen else np.zeros((0, SIZE, SIZE, 3), np.int32)
+        return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
 
 
 def _load_one(path: Path) -> np.ndarray:
@@ -63,12 +87,7 @@ def _load_one(path: Path) -> np.ndarray:
 
 def training_reference(train: Path | tuple[Path, ...]) -> Reference | None:
     """The window partitions (`nesgan.patterns.Reference`) of the screens of one training folder
-    or several, each pixel's RGB packed into one number (partitions ignore which colour a pixel
-    is); None where no folder exists."""
+    or several, read a chunk at a time (`PackedScreens`); None where no folder holds screens."""
     folders = (train,) if isinstance(train, (str, Path)) else tuple(train)
-    loaded = [load_screens(Path(f))[0] for f in folders if Path(f).is_dir()]
-    loaded = [x for x in loaded if len(x)]
-    if not loaded:
-        return None
-    rgb = np.concatenate(loaded).astype(np.int32)
-    return Reference((rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2])
+    paths = [Path(f) / n for f in folders if Path(f).is_dir() for n in screen_files(Path(f))]
+    return Reference(PackedScreens(paths)) if paths else None

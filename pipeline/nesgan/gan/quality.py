@@ -132,8 +132,8 @@ def reference(screens: np.ndarray, count: int, seed: int = 0) -> Reference:
     distance = mean_pairwise_distance(vectors)
     subset = np.sort(rng.choice(len(pool), min(count, len(pool)), replace=False))
     idx = nes_indices(pool[subset])
-    windows = patterns.Reference(nes_indices(pool))
-    held_out = windows.floor(seed=seed)
+    windows = patterns.Reference(nes_indices(pool), seed=seed)
+    held_out = windows.floor()
     return Reference(
         windows=windows, invented=held_out["invented"],
         divergence=held_out["divergence"],
