@@ -239,3 +239,35 @@ def test_a_run_from_before_the_known_partitions_loads_and_draws_as_it_did(table,
     g.head._decoder = None
     with torch.no_grad():
         assert torch.equal(g.eval()(z), h.eval()(z))
+
+
+def test_new_runs_pick_patterns_from_a_3x3_neighbourhood_and_old_run_configs_keep_1x1():
+    from nesgan.errors import NesganError
+    from nesgan.gan.config import TrainConfig
+
+    new = TrainConfig()
+    assert (new.pattern_context, new.seam_weight) == (3, 3.0)
+    old = {k: v for k, v in new.to_dict().items() if k not in ("pattern_context", "seam_weight")}
+    assert (TrainConfig.from_dict(old).pattern_context, TrainConfig.from_dict(old).seam_weight) == (1, 1.0)
+    assert TrainConfig.from_dict(new.to_dict()) == new
+    with pytest.raises(NesganError, match="pattern_context must be 1 or 3"):
+        TrainConfig(pattern_context=2)
+    assert Generator(4, 16, "patterns", pattern_context=3).head.pattern.weight.shape[-2:] == (3, 3)
+    assert Generator(4, 16, "patterns").head.pattern.weight.shape[-2:] == (1, 1)
+
+
+def test_a_3x3_pattern_head_still_draws_exact_maps_and_weighs_its_seam_prior(table):
+    torch.manual_seed(0)
+    g, _ = build_models(4, 16, "patterns", pattern_context=3, seam_weight=3.0)
+    g.head.set_table(table)
+    with torch.no_grad():
+        assert _is_a_map_over(g.eval()(torch.randn(2, 16)), table.patterns)
+    z = torch.randn(4, 16)
+    priors = []
+    for weight in (1.0, 3.0):
+        g.head.seam_weight = weight
+        torch.manual_seed(1)
+        g.train()(z)
+        priors.append(float(g.head.prior_loss.detach()))
+    seams = (priors[1] - priors[0]) / 2  # the same forward: only the seam term's weight differs
+    assert seams > 0 and priors[0] > seams

@@ -18,6 +18,7 @@ SIZE = SCREEN  # 7·2⁵: five stride-2 blocks from a 7×7 seed; 14×14 NES cell
 # CLI can offer them without importing torch). The first is the default.
 ARCH_NAMES = ("patterns", "nes", "upsample", "dcgan")
 OLD_RUNS_ARCH = "dcgan"  # a run config written before --arch existed is the paper's network
+OLD_PATTERN_HEAD = {"pattern_context": 1, "seam_weight": 1.0}  # runs from before those fields
 # What `--augment` offers (defined in `nesgan.gan.augment`; listed here to keep torch out of the CLI).
 AUGMENT_NAMES = ("none", "shift-cut")
 
@@ -38,6 +39,12 @@ class TrainConfig:
     beta2: float = 0.999  # Adam default
     ema_decay: float = 0.99  # tiny runs are short; small/full use 0.999 (warm-up ramps it)
     augment: str = "none"  # what D's inputs go through: none, or shift-cut (see gan/augment.py)
+    # --arch patterns: each 8×8 quarter's pattern picked from its 3×3 neighbourhood of quarters
+    # (1: from its own feature vector alone), and the weight of the seam prior in G's loss. Side
+    # by side on 3 seeds (docs/generator-patterns.md): 3 and 3.0 lowered the generated screens'
+    # divergence on all three (mean 0.383 → 0.307) and the rebuilt map's on two (0.540 → 0.494).
+    pattern_context: int = 3
+    seam_weight: float = 3.0
     seed: int = 0  # weights, noise and data order all derive from it
     device: str = "auto"  # auto picks CUDA when present
     precision: str = "auto"  # auto: bf16 autocast where the hardware has fast bf16, else fp32
@@ -68,6 +75,10 @@ class TrainConfig:
             v = getattr(self, name)
             if v is not None and not v > 0:
                 raise NesganError(f"{name} must be positive, got {v}")
+        if self.pattern_context not in (1, 3):
+            raise NesganError(f"pattern_context must be 1 or 3, got {self.pattern_context}")
+        if not self.seam_weight >= 0.0:
+            raise NesganError(f"seam_weight must be 0 or more, got {self.seam_weight}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise NesganError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
 
@@ -85,7 +96,7 @@ class TrainConfig:
         if unknown:
             raise NesganError(f"run config has unknown settings {sorted(unknown)}: "
                               "it was written by another nesgan version")
-        return cls(**{"arch": OLD_RUNS_ARCH, "augment": "none", **d})
+        return cls(**{"arch": OLD_RUNS_ARCH, "augment": "none", **OLD_PATTERN_HEAD, **d})
 
 
 # Presets: what a bare `nesgan train --preset P` means. Explicit flags override them.

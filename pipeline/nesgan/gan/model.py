@@ -133,10 +133,12 @@ class PatternHead(NesHead):
       backdrops and colours (side by side at step 1,600: SWD 84 vs 137, diversity 1.07 vs 0.77
       of the training screens', invented patterns 1.6 % vs 3.9 % of cells)."""
 
-    def __init__(self, seed_ch: int, cell_ch: int, pattern_ch: int, size: int):
+    def __init__(self, seed_ch: int, cell_ch: int, pattern_ch: int, size: int, context: int = 1,
+                 seam_weight: float = 1.0):
         super().__init__(seed_ch, cell_ch, 1)
         del self.slot
-        self.pattern = nn.Conv2d(pattern_ch, size, 1)
+        self.pattern = nn.Conv2d(pattern_ch, size, context, padding=context // 2)  # context 3: neighbours too
+        self.seam_weight = seam_weight
         self.register_buffer("table", torch.zeros(size, PATTERN, PATTERN, dtype=torch.int64))
         self.register_buffer("usage", torch.full((size,), 1.0 / size))
         self.register_buffer("seam_h", torch.ones(size, size))
@@ -209,7 +211,7 @@ class PatternHead(NesHead):
         # seed 0): the Jensen-Shannon divergence of the argmax histogram (straight-through), so
         # that the hard picks spread too: G then drew 200+ patterns as clutter, invented patterns
         # in 8-16 % of cells (this: 0.1-1.9 %) and D won (loss 0.03-0.07), divergence no better.
-        return seams + _kl(self.usage, p.mean(dim=(0, 1, 2)))
+        return self.seam_weight * seams + _kl(self.usage, p.mean(dim=(0, 1, 2)))
 
 
 def _kl(target: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
@@ -270,7 +272,8 @@ class ResizeConv(nn.Conv2d):
 class Generator(nn.Module):
     """z (B, z_dim) → screen (B, 3, 224, 224) in [-1, 1]: a 7×7 seed doubled five times."""
 
-    def __init__(self, width: int = 64, z_dim: int = 100, arch: str = "dcgan", table_size: int = 256):
+    def __init__(self, width: int = 64, z_dim: int = 100, arch: str = "dcgan", table_size: int = 256,
+                 pattern_context: int = 1, seam_weight: float = 1.0):
         super().__init__()
         w = width
         self.z_dim = z_dim
@@ -298,7 +301,7 @@ class Generator(nn.Module):
             self.seed = nn.Sequential(*seed)  # (B, 8W, 7, 7)
             self.cells = nn.Sequential(*up(8 * w, 8 * w))  # (B, 8W, 14, 14): one per 16×16 cell
             self.pixels = nn.Sequential(*up(8 * w, 4 * w))  # (B, 4W, 28, 28): one per 8×8 pattern
-            self.head = PatternHead(8 * w, 8 * w, 4 * w, table_size)
+            self.head = PatternHead(8 * w, 8 * w, 4 * w, table_size, pattern_context, seam_weight)
             return
         self.net = nn.Sequential(
             # input (B, z, 1, 1)
@@ -395,11 +398,13 @@ def dcgan_init(m: nn.Module) -> None:
         nn.init.zeros_(m.bias)
 
 
-def build_models(width: int, z_dim: int, arch: str = "dcgan",
-                 group: int = 4) -> tuple[Generator, Discriminator]:
+def build_models(width: int, z_dim: int, arch: str = "dcgan", group: int = 4, pattern_context: int = 1,
+                 seam_weight: float = 1.0) -> tuple[Generator, Discriminator]:
     """Both networks with DCGAN init, drawing from torch's global RNG (seed it first).
-    `group`: D's minibatch-std group size (architectures that use it; divides the batch)."""
-    g, d = Generator(width, z_dim, arch), Discriminator(width, arch, group)
+    `group`: D's minibatch-std group size (architectures that use it; divides the batch);
+    `pattern_context`, `seam_weight`: `--arch patterns`'s head (`PatternHead`)."""
+    g = Generator(width, z_dim, arch, pattern_context=pattern_context, seam_weight=seam_weight)
+    d = Discriminator(width, arch, group)
     g.apply(dcgan_init)
     d.apply(dcgan_init)
     return g, d

@@ -251,7 +251,8 @@ def _build(cfg: TrainConfig, screens: torch.Tensor, local_batch: int,
     n_screens = screens.shape[0]
     torch.manual_seed(cfg.seed)
     # D's minibatch-std groups must not straddle the real and fake halves of its batch.
-    g, d = build_models(cfg.width, cfg.z_dim, cfg.arch, group=math.gcd(4, local_batch))
+    g, d = build_models(cfg.width, cfg.z_dim, cfg.arch, group=math.gcd(4, local_batch),
+                        pattern_context=cfg.pattern_context, seam_weight=cfg.seam_weight)
     if cfg.arch == "patterns":  # before the EMA copy, which takes the table with it
         from nesgan.gan.table import learn_table
 
