@@ -26,8 +26,8 @@ class DemoConfig:
     seed: int = 0
     steps: int | None = None  # None: the tiny preset's own step count (the demo: 3.1–5.4 minutes on 2 cores)
     generate: int = 24  # screens: a 336×14-tile level, and drawings enough for the sheet to choose from
-    # 128 16×16 tiles: on the demo 91 distinct 8×8 patterns (export-tiles lowers the budget where a
-    # sheet would need more than one NES pattern table); rebuilt map's divergence 0.45 against 64's 0.52
+    # 128 16×16 tiles: on the demo 91-115 distinct 8×8 patterns (export-tiles lowers the budget where
+    # a sheet would need more than one NES pattern table); rebuilt map's divergence 0.45 against 64's 0.52
     max_tiles: int = 128
     palettes: int = 4  # one backdrop + 4 sub-palettes: one NES palette set (export-nes needs it)
     grown_screens: int = 8  # the level grown from the map: 128 columns, well inside NROM's 494
