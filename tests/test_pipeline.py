@@ -16,10 +16,21 @@ from nesgan.demo import DemoConfig, run_demo
 from nesgan.files import read_jsonl
 
 
+GENERATED = 6  # screens the smoke-size demo generates
+
+
+def SMALL_DEMO(workdir):  # noqa: N802 - reads as the config it builds
+    """The demo at smoke-test size: 3 games, 3 training steps, 6 generated screens and a 64-tile
+    sheet. An untrained generator draws noise; `level` must grow 8 screens from the map, and from
+    3 screens of noise (42 columns) it found dead ends everywhere, from 6 it does not."""
+    return DemoConfig(workdir=workdir, games=3, screens_per_game=6, steps=3, generate=GENERATED,
+                      max_tiles=64, quiet=True)
+
+
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     work = tmp_path_factory.mktemp("demo")
-    run_demo(DemoConfig(workdir=work, games=3, screens_per_game=6, steps=3, generate=3, quiet=True), cli)
+    run_demo(SMALL_DEMO(workdir=work), cli)
     return work
 
 
@@ -38,23 +49,23 @@ def test_demo_trains_a_run_that_can_resume_and_generates_screens(demo):
     assert (run / "checkpoints" / "last.pt").exists()
     assert read_jsonl(run / "metrics.jsonl")
     generated = sorted((demo / "data" / "generated").glob("*.png"))
-    assert len(generated) == 3
+    assert len(generated) == GENERATED
     assert all(Image.open(p).size == (224, 224) for p in generated)
 
 
 def test_demo_map_rebuilds_every_generated_screen_on_the_nes_palette(demo):
     tmx = demo / "level.tmx"
     tiled = pytmx.TiledMap(str(tmx))
-    assert (tiled.width, tiled.height, tiled.tilewidth, tiled.tileheight) == (3 * 14, 14, 16, 16)
+    assert (tiled.width, tiled.height, tiled.tilewidth, tiled.tileheight) == (GENERATED * 14, 14, 16, 16)
     preview = np.asarray(Image.open(demo / "level.png").convert("RGB"))
-    assert preview.shape == (224, 3 * 224, 3)
+    assert preview.shape == (224, GENERATED * 224, 3)
     nes_rgb = {tuple(c) for c in Palette.builtin().rgb[EMITTABLE].tolist()}
     assert {tuple(c) for c in np.unique(preview.reshape(-1, 3), axis=0).tolist()} <= nes_rgb
     rows = read_jsonl(demo / "tiles" / "tiles.jsonl")
     assert rows and all("near_copy" in r and "nearest" in r for r in rows)
     assert (demo / "tilesets" / "nesgan.tsx").exists()
     # the demo's sheet is NES-exportable: within budget, ≤ 4 colours a tile, one backdrop + ≤ 4 sub-palettes
-    assert len(rows) <= DemoConfig().max_tiles and all(len(r["colours"]) <= 4 for r in rows)
+    assert len(rows) <= 64 and all(len(r["colours"]) <= 4 for r in rows)
     assert len({r["palette"][0] for r in rows}) == 1 and len({r["subpalette"] for r in rows}) <= 4
 
 
@@ -101,7 +112,7 @@ def test_tiled_renders_the_demo_map_exactly_as_the_preview(demo, tmp_path):
 
 def test_demo_rerun_resumes_instead_of_starting_over(demo):
     before = json.loads((demo / "runs" / "demo" / "config.json").read_text())
-    run_demo(DemoConfig(workdir=demo, games=3, screens_per_game=6, steps=3, generate=3, quiet=True), cli)
+    run_demo(SMALL_DEMO(workdir=demo), cli)
     after = json.loads((demo / "runs" / "demo" / "config.json").read_text())
     assert before == after
     assert len(read_jsonl(demo / "data" / "raw" / "manifest.jsonl")) == len(
