@@ -310,3 +310,10 @@ def test_an_embedded_tileset_is_copied_with_its_image_path_rewritten_for_the_new
     image = ET.parse(out).getroot().find("tileset").find("image")
     assert (out.parent / image.get("source")).resolve() == (tmp_path / "in" / "t.png").resolve()
     assert layer_gids(out)[1].tolist() == [3] * 16
+
+
+def test_a_refusal_suggests_the_smaller_pattern_only_where_there_is_one(tmp_path):
+    tmx = small_map(tmp_path, np.arange(1, 7).reshape(2, 3))
+    with pytest.raises(NesganError) as two:
+        grow_level(LevelConfig(example=tmx, out=tmp_path / "l.tmx", screens=1, quiet=True))
+    assert "--pattern 2" not in str(two.value), "2×2 is already the smallest pattern"

@@ -15,7 +15,6 @@ from nesgan.colour.palette import EMITTABLE, Palette
 from nesgan.demo import DemoConfig, run_demo
 from nesgan.files import read_jsonl
 
-
 GENERATED = 6  # screens the smoke-size demo generates
 
 

@@ -141,7 +141,7 @@ def _cannot_tile(grid: np.ndarray, n: int, y: int | None, what: str) -> str:
     return (f"{what}'s {n}×{n} patterns cannot tile: on {rows} no window is followed, "
             f"{n - 1} column{'s' * (n > 2)} over, by another window the example shows (e.g. the "
             f"window at column {at}, row {y or 0}, tiles {_describe(window, n)}, ends the example); "
-            f"paint a wider example in which columns repeat, or try --pattern 2")
+            f"paint a wider example in which columns repeat" + (", or try --pattern 2" if n > 2 else ""))
 
 
 def _forward(model: Model, cols: list[Column]):
@@ -248,4 +248,5 @@ def grow(model: Model, width: int, seed: int, max_backtracks: int | None = None,
             return Growth(level, restart, backtracks)
     raise NesganError(f"no level {width} columns wide was found in {max_restarts + 1} tries "
                       f"({backtracks} backtracks): the example's {n}×{n} patterns keep "
-                      "running into dead ends; paint a wider example or try --pattern 2")
+                      "running into dead ends; paint a wider example"
+                      + (", or try --pattern 2" if n > 2 else ", or grow fewer --screens"))
