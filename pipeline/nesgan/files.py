@@ -29,6 +29,18 @@ def cache_dir() -> Path:
     return Path(base) / "nesgan"
 
 
+def link_or_copy(source: Path, target: Path) -> None:
+    """Give `source` a second name, `target`, atomically: a hard link where the filesystem allows
+    (no second write), else a copy; a reader never sees half a file at `target`."""
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+    except OSError:
+        shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None], *,
                  durable: bool = True, also: str | os.PathLike | None = None) -> None:
     """Write `path` through `write(file)` so readers see the old file or the whole new one,
@@ -45,14 +57,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None], *,
             if durable:
                 os.fsync(f.fileno())
         if also is not None:
-            also = Path(also)
-            also_tmp = also.with_name(f".{also.name}.tmp")
-            also_tmp.unlink(missing_ok=True)
-            try:
-                os.link(tmp, also_tmp)
-            except OSError:
-                shutil.copyfile(tmp, also_tmp)
-            os.replace(also_tmp, also)
+            link_or_copy(Path(tmp), Path(also))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from pathlib import Path
 
 from torch import nn
 
 from nesgan.errors import NesganError
+from nesgan.files import link_or_copy
 from nesgan.gan.checkpoint import save_checkpoint
 
 _STEP_FILE = re.compile(r"step-(\d{6,})\.pt")
@@ -82,15 +82,8 @@ def keep_best(run: str | Path, rows: list[dict]) -> int | None:
     if source is None or not source.is_file():
         target.unlink(missing_ok=True)
         return None
-    if target.is_file() and os.path.samefile(source, target):
-        return best[0]
-    tmp = target.with_name(f".{BEST}.tmp")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(source, tmp)
-    except OSError:
-        shutil.copyfile(source, tmp)
-    os.replace(tmp, target)
+    if not (target.is_file() and os.path.samefile(source, target)):
+        link_or_copy(source, target)
     return best[0]
 
 
