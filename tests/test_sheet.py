@@ -251,3 +251,16 @@ def test_with_palettes_the_sheet_fits_one_nes_pattern_table_by_lowering_the_budg
     assert budget == 200 and sheet.patterns_8x8() <= 4
     _, unbounded = build_fitting_sheet(noise, None, PAL, SheetConfig(200, None))
     assert unbounded == 200, "without shared sub-palettes there is no NES pattern table to fit"
+
+
+def test_the_summary_says_when_the_budget_was_lowered_to_fit_the_pattern_table():
+    from nesgan.tiled.export import ExportReport
+
+    def first_line(fitted):
+        sheet = {"max_tiles": 200, "fitted": fitted, "cells": 300, "backdrop": 0x0F, "subpalettes": 4,
+                 "max_colours": 4, "patterns_8x8": 250}
+        return ExportReport(tiles=60, near_copies=0, new_tiles={"nesgan": 60}, changed_verdict=0,
+                            sheet=sheet).summary_lines()[0]
+
+    assert "budget 200, lowered to 62 to fit one NES pattern table" in first_line(62)
+    assert "(budget 200, from 300 cells)" in first_line(200) and "lowered" not in first_line(None)
