@@ -124,9 +124,10 @@ class PatternHead(NesHead):
     four quarters of each cell are picked together (`nesgan.gan.decode`, from the training art's
     3×3 partitions in the `known` buffer) so that no 3×3 window is one the art lacks.
 
-    `prior_loss` (set by each training forward) holds two terms G adds to D's verdict:
+    `prior_loss` (set by each training forward) holds three terms G adds to D's verdict:
     - seams: −log of the chance that two patterns meeting inside a cell may meet (the table's
-      seam tables, read with the soft picks), so that new 16×16 combinations stay drawings;
+      seam tables, read with the soft picks), so that new 16×16 combinations stay drawings,
+      times `seam_weight` (new runs 3: docs/generator-patterns.md);
     - usage: KL(training usage ‖ the batch's mean soft picks), so that the screen's proportions
       (sky, ground, walls) follow the training art's and no pattern lies dead;
     - colours: the same KL for the backdrop and sub-palette picks against the training screens'
