@@ -198,7 +198,7 @@ def test_training_keeps_the_plain_argmax_picks(table):
         g(z)
         hook.remove()
     picks = seen["logits"].float().argmax(1)  # (B, 28, 28)
-    assert g.head._picks(seen["logits"].float().permute(0, 2, 3, 1), None, None).equal(picks)
+    assert g.head._picks(seen["logits"].float().permute(0, 2, 3, 1), None).equal(picks)
 
 
 def test_a_cell_takes_the_likeliest_quarters_whose_every_window_the_training_art_shows():

@@ -97,15 +97,22 @@ class NesHead(nn.Module):
     def forward(self, seed: torch.Tensor, cells: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
         return self.paint(seed, cells, self._pick(self.slot(pixels), 1))  # slots (B, 4, 224, 224)
 
-    def paint(self, seed: torch.Tensor, cells: torch.Tensor, slot: torch.Tensor) -> torch.Tensor:
-        """The screen (B, 3, H, W) from one-hot slots (B, 4, H, W): each cell's slots in the
-        colours of its picked sub-palette, slot 0 the screen's backdrop."""
+    def colour_logits(self, seed: torch.Tensor, cells: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The palette picks' logits (B, 13, 54) and the sub-palette picks' (B, 4, 14, 14)."""
         b = seed.shape[0]
-        picks = self.palette(seed.float().mean(dim=(2, 3))).view(b, -1, NES_COLOURS)  # (B, 13, 54)
+        return self.palette(seed.float().mean(dim=(2, 3))).view(b, -1, NES_COLOURS), self.attribute(cells)
+
+    def paint(self, seed: torch.Tensor, cells: torch.Tensor, slot: torch.Tensor,
+              logits: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """The screen (B, 3, H, W) from one-hot slots (B, 4, H, W): each cell's slots in the
+        colours of its picked sub-palette, slot 0 the screen's backdrop. `logits`: this batch's
+        `colour_logits`, where the caller has them already."""
+        b = seed.shape[0]
+        picks, att_logits = self.colour_logits(seed, cells) if logits is None else logits
         self.palette_logits = picks if self.training else None  # for PatternHead's colour prior
         pal = self._pick(picks, 2) @ self.colours  # (B, 13, 3)
         back, subs = pal[:, :1], pal[:, 1:].view(b, SUBPALETTES, SLOTS - 1, 3)
-        att = self._pick(self.attribute(cells), 1)  # (B, 4, 14, 14)
+        att = self._pick(att_logits, 1)  # (B, 4, 14, 14)
         cell_colours = torch.einsum("bjyx,bjsc->bscyx", att, subs)  # (B, 3, 3, 14, 14): slots 1-3
         back = back.view(b, 1, 3, 1, 1).expand(b, 1, 3, *cell_colours.shape[-2:])
         cell_colours = torch.cat([back, cell_colours], 1)  # (B, 4, 3, 14, 14)
@@ -168,28 +175,31 @@ class PatternHead(NesHead):
         self._decoder = None
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
-    def _picks(self, logits: torch.Tensor, seed: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+    def _picks(self, logits: torch.Tensor, colour_logits: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """(B, 28, 28) pattern picks: the plain argmax in training, the joint picks of
-        `nesgan.gan.decode` out of it (when the run carries its known partitions)."""
+        `nesgan.gan.decode` out of it (when the run carries its known partitions), read in the
+        colours `paint` will pick from `colour_logits`."""
         if self.training or int(self.known[0]) < 0:
             return logits.argmax(-1)
         if self._decoder is None:
             self._decoder = SeamDecoder(self.table, self.known)
-        b = seed.shape[0]
-        pal = self.palette(seed.float().mean(dim=(2, 3))).view(b, -1, NES_COLOURS).argmax(-1)  # as paint() picks
-        att = self.attribute(cells).argmax(1).reshape(b, -1, 1)  # (B, cells, 1)
+        pal_logits, att_logits = colour_logits
+        b, _, h, w = att_logits.shape
+        pal = pal_logits.argmax(-1)  # (B, 13)
+        att = att_logits.argmax(1).reshape(b, -1, 1)  # (B, cells, 1)
         subs = pal[:, 1:].view(b, SUBPALETTES, SLOTS - 1)
-        colours = torch.cat([pal[:, :1, None].expand(b, att.shape[1], 1),
+        colours = torch.cat([pal[:, :1, None].expand(b, h * w, 1),
                              torch.gather(subs, 1, att.expand(-1, -1, SLOTS - 1))], -1)
-        return self._decoder.picks(logits, colours.view(b, *cells.shape[-2:], SLOTS))
+        return self._decoder.picks(logits, colours.view(b, h, w, SLOTS))
 
     def forward(self, seed: torch.Tensor, cells: torch.Tensor, quarters: torch.Tensor) -> torch.Tensor:
         logits = self.pattern(quarters).float().permute(0, 2, 3, 1)  # (B, 28, 28, K): NHWC, a view
-        index = self._picks(logits, seed, cells)  # (B, 28, 28): the picks
+        colour_logits = self.colour_logits(seed, cells)
+        index = self._picks(logits, colour_logits)  # (B, 28, 28): the picks
         soft = torch.softmax(logits, -1) if self.training else None  # the picks' gradient
         shapes = F.one_hot(self.table, SLOTS).permute(0, 3, 1, 2).flatten(1).float()  # (K, 4·8·8)
         slot = DrawPatterns.apply(soft, index, shapes)  # (B, 4, 224, 224)
-        out = self.paint(seed, cells, slot)
+        out = self.paint(seed, cells, slot, colour_logits)
         if self.training:
             self.prior_loss = self._priors(soft) + self._colour_prior(self.palette_logits)
         return out
