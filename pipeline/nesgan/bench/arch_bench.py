@@ -22,6 +22,7 @@ from pathlib import Path
 
 from nesgan.files import read_jsonl
 from nesgan.gan.config import ARCH_NAMES, PRESETS
+from nesgan.gan.snapshots import best_step
 
 QUICK_STEPS = 200  # --quick: a smoke run (the numbers say little this early)
 GAMES, SCREENS_PER_GAME, SEED = 12, 16, 0  # the museum of `nesgan demo` (its DemoConfig)
@@ -76,9 +77,12 @@ def _figures(run: Path, batch: int) -> dict:
         images += n
         seconds += n / r["images_per_s"]
         prev = r["step"]
+    best = best_step(rows)  # the step `generate` draws from (checkpoints/best.pt)
+    at_best = next((r for r in rows if best is not None and r["step"] == best[0] and r.get("swd") is not None), last)
     return {"step": last["step"], "images_per_s": round(images / seconds, 2),
             **{k: last.get(k) for k in FIELDS},
-            **{f"{k}_train": last.get(f"{k}_train") for k in FIELDS[1:]}}
+            **{f"{k}_train": last.get(f"{k}_train") for k in FIELDS[1:]},
+            "best_step": at_best["step"], "at_best_step": {k: at_best.get(k) for k in FIELDS}}
 
 
 def run(out: Path, quick: bool) -> dict:
