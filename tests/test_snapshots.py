@@ -108,3 +108,15 @@ def test_keep_best_follows_the_rows_ties_to_the_later_step_and_forgets_steps_pas
     assert (ckpt / BEST).read_bytes() == b"40"
     assert keep_best(tmp_path, [{"step": 10}]) is None and not (ckpt / BEST).exists()
     assert best_step([]) is None
+
+
+def test_best_step_passes_over_steps_whose_samples_lost_their_variety():
+    rows = [{"step": 200, "divergence": 0.39, "diversity": 0.60, "diversity_train": 1.0},
+            {"step": 1000, "divergence": 0.36, "diversity": 0.82, "diversity_train": 1.0},
+            {"step": 1200, "divergence": 0.39, "diversity": 0.74, "diversity_train": 1.0},
+            {"step": 1400, "divergence": 0.31, "diversity": 0.61, "diversity_train": 1.0}]
+    assert best_step(rows) == (1000, 0.36), "the lowest divergence among varied steps"
+    assert best_step([dict(r, diversity_train=1.15) for r in rows]) == (1000, 0.36), "1,200 falls below 0.7 × 1.15"
+    assert best_step([dict(r, diversity_train=1.25) for r in rows]) == (1400, 0.31), \
+        "no step keeps 0.7 of the training screens' diversity: the lowest divergence of all"
+    assert best_step([{k: v for k, v in r.items() if k != "diversity"} for r in rows]) == (1400, 0.31)

@@ -91,8 +91,9 @@ def train_cmd(resume: bool, overwrite: bool, threads: int | None, **options) -> 
     Every --sample-every steps: a grid of samples in RUN/samples, and SWD, orphan pixels,
     distinct tiles, colours per cell, invented patterns, tile-pattern divergence, diversity and
     mode coverage (each beside the training screens' own value) in RUN/metrics.jsonl, plotted
-    in RUN/metrics.png. RUN/checkpoints/best.pt is the sample step of lowest divergence, what
-    `nesgan generate` draws from by default.
+    in RUN/metrics.png. RUN/checkpoints/best.pt is the sample step of lowest divergence whose
+    samples kept at least 0.7 of the training screens' diversity, what `nesgan generate` draws
+    from by default.
 
     Ctrl-C (or SIGTERM) finishes the current step, saves a checkpoint and prints how to
     continue with --resume (exit status 130; 143 for SIGTERM); a second Ctrl-C stops at once.
@@ -153,7 +154,8 @@ class _GenerateCommand(click.Command):
               help="Use the checkpoint of this step (RUN/checkpoints/step-N.pt: one per sample "
                    "step, so pick the step whose RUN/samples/step-N.png looked best); default: "
                    "RUN/checkpoints/best.pt, the sample step whose screens came closest to the "
-                   "training art's patterns (lowest divergence in metrics.jsonl), else the last.")
+                   "training art's patterns (lowest divergence in metrics.jsonl among steps whose "
+                   "samples kept their variety), else the last.")
 @click.option("--checkpoint", default=None, metavar="PATH",
               help="Use this checkpoint file instead (a path, or a name under RUN/checkpoints: "
                    "last.pt for the last step).")

@@ -51,7 +51,8 @@ class TrainResult:
                     f"reach, so pass a larger one (e.g. --steps {2 * self.step}) to train more")
         swd = "n/a" if self.swd is None else f"{self.swd:.2f}"
         best = ("" if self.best is None else f"; generate draws from step {self.best[0]}, the sample step "
-                f"of lowest tile-pattern divergence ({self.best[1]:.3f}; checkpoints/best.pt)")
+                f"of lowest tile-pattern divergence ({self.best[1]:.3f}) with varied samples; "
+                f"checkpoints/best.pt")
         return (f"trained {self.steps_this_call} steps (now at {self.step}) in {self.seconds:.0f} s, "
                 f"{self.precision}, {self.world_size} process(es); SWD {swd}{best}; run in {self.run}")
 
