@@ -271,3 +271,52 @@ def test_a_3x3_pattern_head_still_draws_exact_maps_and_weighs_its_seam_prior(tab
         priors.append(float(g.head.prior_loss.detach()))
     seams = (priors[1] - priors[0]) / 2  # the same forward: only the seam term's weight differs
     assert seams > 0 and priors[0] > seams
+
+
+def test_pattern_maps_read_each_quarter_as_its_table_pattern_or_the_nearest(table):
+    from nesgan.gan.table import pattern_maps
+
+    idx = nes_indices(fake_screens(6, seed=3))
+    maps = pattern_maps(idx, table.patterns, chunk=4)
+    assert maps.shape == (6, 28, 28) and maps.dtype == np.int16
+    slots = quadrants(slot_cells(idx)).reshape(6, 14, 14, 2, 2, 8, 8).transpose(0, 1, 3, 2, 4, 5, 6)
+    drawn = table.patterns[maps.astype(np.int64)]  # (6, 28, 28, 8, 8)
+    exact = (drawn == slots.reshape(6, 28, 28, 8, 8)).all((-1, -2))
+    assert exact.all(), "fake screens draw from 6 metatiles a screen: every quarter is in the table"
+    odd = idx[:1].copy()
+    odd[0, :8, :8] = (np.arange(64).reshape(8, 8) % 3 == 0) * 5 + 1  # a pattern no screen shows
+    got = pattern_maps(odd, table.patterns)[0, 0, 0]
+    want = quadrants(slot_cells(odd))[0].reshape(-1)
+    misses = (table.patterns.reshape(len(table.patterns), -1) != want).sum(1)
+    assert misses[got] == misses.min(), "a pattern the table lacks reads as its nearest"
+
+
+def test_ds_pattern_critic_judges_the_pattern_map_beside_the_screen(table):
+    from nesgan.gan.model import Discriminator
+
+    torch.manual_seed(0)
+    d = Discriminator(4, "patterns", critic=len(table.patterns)).eval()  # eval: no power iteration per call
+    x = torch.randn(4, 3, 224, 224)
+    picks = torch.randint(0, len(table.patterns), (4, 28, 28))
+    both = d(x, picks)
+    assert both.shape == (4, 2) and torch.equal(both[:, 0], d(x)), "column 0 is the screen's verdict"
+    assert not torch.allclose(d(x, picks.roll(1, dims=1))[:, 1], both[:, 1]), "it reads where each pattern sits"
+    soft = torch.softmax(torch.randn(4, 28, 28, len(table.patterns)), -1).requires_grad_()
+    through = d(x, picks, soft)
+    assert torch.allclose(through, both), "straight-through: the soft picks change the gradient, not the value"
+    through[:, 1].sum().backward()
+    assert soft.grad.abs().sum() > 0
+    assert Discriminator(4, "patterns").critic is None
+
+
+def test_the_patterns_generator_hands_d_its_picks_and_their_soft_weights(table):
+    g = _generator(table)
+    screen = g.train()(torch.randn(2, 16))
+    index, soft = g.head.picked
+    assert index.shape == (2, 28, 28) and soft.shape == (2, 28, 28, len(table.patterns))
+    assert torch.equal(index, soft.detach().argmax(-1)), "training picks are the plain argmax"
+    drawn = table.patterns[index.numpy()]  # what G drew in each quarter: the picks D's critic judges
+    slots = screen.detach()  # the screen's quarters are those patterns (up to colours)
+    assert drawn.shape == (2, 28, 28, 8, 8) and slots.shape == (2, 3, 224, 224)
+    soft[..., 5].sum().backward()
+    assert g.head.pattern.weight.grad.abs().sum() > 0, "the critic's verdict reaches the pattern head"

@@ -157,6 +157,34 @@ def test_resume_with_another_arch_is_refused_and_an_old_run_resumes_as_dcgan(scr
     assert json.loads((run / "config.json").read_text())["arch"] == "dcgan"
 
 
+def test_a_patterns_run_from_before_the_pattern_critic_resumes_without_one(screens, tmp_path):
+    from nesgan.gan.config import resolve_train_config
+    from nesgan.gan.train import train as train_api
+
+    run = tmp_path / "run"
+    cfg = resolve_train_config(data=str(screens), run=str(run), width=4, batch_size=2, steps=1,
+                               sample_every=1000, precision="fp32", swd_images=4, pattern_critic=0.0)
+    train_api(cfg)
+    state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    assert not any(k.startswith("critic.") for k in state["discriminator"]), "no critic in D"
+    for path in (run / "config.json", run / "checkpoints" / "last.pt"):  # as written before the field
+        if path.suffix == ".json":
+            config = json.loads(path.read_text())
+            del config["pattern_critic"]
+            path.write_text(json.dumps(config))
+        else:
+            state = torch.load(path, weights_only=True)
+            del state["config"]["pattern_critic"]
+            torch.save(state, path)
+    r = train("--run", str(run), "--resume", "--steps", "2")
+    assert r.exit_code == 0, r.output
+    assert json.loads((run / "config.json").read_text())["pattern_critic"] == 0.0
+    new = tmp_path / "new"
+    assert train("--data", str(screens), "--run", str(new), *TINY, "--steps", "1").exit_code == 0
+    state = torch.load(new / "checkpoints" / "last.pt", weights_only=True)
+    assert any(k.startswith("critic.") for k in state["discriminator"]), "new runs: D has a pattern critic"
+
+
 def test_resume_keeps_the_runs_settings_and_may_raise_steps(screens, tmp_path):
     run = tmp_path / "run"
     assert train("--data", str(screens), "--run", str(run), *TINY, "--steps", "1").exit_code == 0

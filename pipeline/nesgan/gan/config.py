@@ -18,7 +18,8 @@ SIZE = SCREEN  # 7·2⁵: five stride-2 blocks from a 7×7 seed; 14×14 NES cell
 # CLI can offer them without importing torch). The first is the default.
 ARCH_NAMES = ("patterns", "nes", "upsample", "dcgan")
 OLD_RUNS_ARCH = "dcgan"  # a run config written before --arch existed is the paper's network
-OLD_PATTERN_HEAD = {"pattern_context": 1, "seam_weight": 1.0}  # runs from before those fields
+# runs from before these fields (a run config that lacks one was trained without it)
+OLD_PATTERN_HEAD = {"pattern_context": 1, "seam_weight": 1.0, "pattern_critic": 0.0}
 # What `--augment` offers (defined in `nesgan.gan.augment`; listed here to keep torch out of the CLI).
 AUGMENT_NAMES = ("none", "shift-cut")
 
@@ -45,6 +46,11 @@ class TrainConfig:
     # divergence on all three (mean 0.383 → 0.307) and the rebuilt map's on two (0.540 → 0.494).
     pattern_context: int = 3
     seam_weight: float = 3.0
+    # --arch patterns: weight of D's pattern critic, a second judge that sees only which pattern
+    # G put where (`nesgan.gan.model.PatternCritic`); 0: none. Side by side on 3 seeds
+    # (docs/generator-patterns.md, fourth round), weight 2 lowered the generated screens'
+    # divergence on all three (mean 0.307 → 0.223) and the rebuilt map's (0.420 → 0.309).
+    pattern_critic: float = 2.0
     seed: int = 0  # weights, noise and data order all derive from it
     device: str = "auto"  # auto picks CUDA when present
     precision: str = "auto"  # auto: bf16 autocast where the hardware has fast bf16, else fp32
@@ -79,6 +85,8 @@ class TrainConfig:
             raise NesganError(f"pattern_context must be 1 or 3, got {self.pattern_context}")
         if not self.seam_weight >= 0.0:
             raise NesganError(f"seam_weight must be 0 or more, got {self.seam_weight}")
+        if not self.pattern_critic >= 0.0:
+            raise NesganError(f"pattern_critic must be 0 or more, got {self.pattern_critic}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise NesganError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
 

@@ -20,7 +20,8 @@ Four architectures (`ARCHS`, chosen by `nesgan train --arch`):
   training (`nesgan.gan.table`), so every screen is exactly a tile map over it (`PatternHead`).
   Invented 3×3 patterns (`nesgan.patterns`) fell from 45 % of cells to 2 % side by side with
   `nes` (tiny, museum, seed 0; docs/generator-patterns.md), and to 0 % once a cell's four
-  patterns were picked together out of training (`nesgan.gan.decode`).
+  patterns were picked together out of training (`nesgan.gan.decode`). Its D has a second judge
+  beside the screen's, `PatternCritic`, that sees only which pattern G put where.
 """
 
 from __future__ import annotations
@@ -157,6 +158,7 @@ class PatternHead(NesHead):
         # quarters are picked jointly so that every window is one of them (`nesgan.gan.decode`)
         self.register_buffer("known", torch.full((MAX_KNOWN,), -1, dtype=torch.int64))
         self.prior_loss: torch.Tensor | None = None
+        self.picked: tuple[torch.Tensor, torch.Tensor] | None = None  # training: (index, soft) picks
         self._decoder: SeamDecoder | None = None
 
     def set_table(self, table) -> None:
@@ -202,6 +204,7 @@ class PatternHead(NesHead):
         out = self.paint(seed, cells, slot, colour_logits)
         if self.training:
             self.prior_loss = self._priors(soft) + self._colour_prior(self.palette_logits)
+            self.picked = (index, soft)  # for D's pattern critic
         return out
 
     def _colour_prior(self, logits: torch.Tensor) -> torch.Tensor:
@@ -357,12 +360,45 @@ class MinibatchStd(nn.Module):
         return torch.cat([x, extra.to(x.dtype)], dim=1)  # (N, C+1, H, W)
 
 
-class Discriminator(nn.Module):
-    """screen (B, 3, 224, 224) → one real/fake logit (B,); mirrors the generator."""
+class PatternCritic(nn.Module):
+    """A pattern map → one real/fake logit (B,): D's second judge, of the arrangement alone
+    (which of the table's K patterns sits in each 8×8 quarter), as the tile-pattern numbers read a
+    screen: no colours. Spectrally normalised like `nes`'s D.
 
-    def __init__(self, width: int = 64, arch: str = "dcgan", group: int = 4):
+    Its input is the picks (B, 28, 28) int, embedded by a lookup; with G's soft picks (B, 28, 28, K)
+    beside them, the embedding takes their gradient (straight-through: the value of the picks,
+    the gradient of embedding every pattern by its soft weight), without a one-hot of K channels."""
+
+    def __init__(self, size: int, width: int, embed: int = 16):
+        super().__init__()
+        sn = nn.utils.parametrizations.spectral_norm
+        w = 2 * width
+        self.embed = sn(nn.Linear(size, embed, bias=False))
+        self.net = nn.Sequential(
+            sn(nn.Conv2d(embed, w, 3, 1, 1)), nn.LeakyReLU(0.2, True),  # (B, 2W, 28, 28)
+            sn(nn.Conv2d(w, 2 * w, 4, 2, 1)), nn.LeakyReLU(0.2, True),  # (B, 4W, 14, 14)
+            sn(nn.Conv2d(2 * w, 4 * w, 4, 2, 1)), nn.LeakyReLU(0.2, True),  # (B, 8W, 7, 7)
+            sn(nn.Conv2d(4 * w, 1, 7, 1, 0)),  # (B, 1, 1, 1)
+        )
+
+    def forward(self, picks: torch.Tensor, soft: torch.Tensor | None = None) -> torch.Tensor:
+        table = self.embed.weight.t()  # (K, E)
+        e = table[picks.long()]  # (B, 28, 28, E)
+        if soft is not None:
+            through = soft.to(table.dtype) @ table
+            e = e + (through - through.detach())
+        return self.net(e.permute(0, 3, 1, 2)).flatten()
+
+
+class Discriminator(nn.Module):
+    """screen (B, 3, 224, 224) → one real/fake logit (B,); mirrors the generator. With a pattern
+    critic (`--arch patterns`), `forward(x, picks, soft)` → (B, 2): the screen's logit and the
+    critic's of its pattern picks (`PatternCritic`)."""
+
+    def __init__(self, width: int = 64, arch: str = "dcgan", group: int = 4, critic: int = 0):
         super().__init__()
         w = width
+        self.critic = PatternCritic(critic, width) if critic else None
         mbstd = ARCHS[arch].mbstd
 
         # momentum=1.0: D's running statistics are those of its last training batch (real and
@@ -391,8 +427,11 @@ class Discriminator(nn.Module):
             conv(8 * w + mbstd, 1, 7, 1, 0),  # (B, 1, 1, 1)
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).flatten()  # (B,)
+    def forward(self, x: torch.Tensor, picks: torch.Tensor | None = None,
+                soft: torch.Tensor | None = None) -> torch.Tensor:
+        if picks is None or self.critic is None:
+            return self.net(x).flatten()  # (B,)
+        return torch.stack([self.net(x).flatten(), self.critic(picks, soft).to(x.dtype)], 1)  # (B, 2)
 
 
 def dcgan_init(m: nn.Module) -> None:
@@ -410,12 +449,12 @@ def dcgan_init(m: nn.Module) -> None:
 
 
 def build_models(width: int, z_dim: int, arch: str = "dcgan", group: int = 4, pattern_context: int = 1,
-                 seam_weight: float = 1.0) -> tuple[Generator, Discriminator]:
+                 seam_weight: float = 1.0, critic: bool = False) -> tuple[Generator, Discriminator]:
     """Both networks with DCGAN init, drawing from torch's global RNG (seed it first).
     `group`: D's minibatch-std group size (architectures that use it; divides the batch);
     `pattern_context`, `seam_weight`: `--arch patterns`'s head (`PatternHead`)."""
     g = Generator(width, z_dim, arch, pattern_context=pattern_context, seam_weight=seam_weight)
-    d = Discriminator(width, arch, group)
+    d = Discriminator(width, arch, group, critic=g.head.table.shape[0] if critic else 0)
     g.apply(dcgan_init)
     d.apply(dcgan_init)
     return g, d

@@ -4,6 +4,9 @@
   2. G: maximise log D(G(z)) (the non-saturating loss) through a frozen D that normalises with
      step 1's batch statistics.
   3. EMA of G's weights and buffers, in float32; samples and SWD come from the EMA generator.
+With `--arch patterns`' pattern critic, D judges each screen twice — its pixels, and the map of
+the patterns G picked (the training screens' maps read once, `nesgan.gan.table.pattern_maps`) —
+and both losses add up, the critic's times its weight, in D's step and in G's.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ class Nets:
     d_train: nn.Module  # d likewise
     d_plain: nn.Module  # d without DDP (G's step needs no D gradient sync)
     autocast_dtype: torch.dtype | None = None  # bf16 autocast, or None for float32
+    critic_weight: float = 0.0  # --arch patterns: weight of D's pattern critic (0: none)
+    real_maps: torch.Tensor | None = None  # (N, 28, 28) int16: the training screens' pattern maps
     ema_decay: float = 0.999
     ddp: bool = False
 
@@ -57,8 +62,16 @@ class StepOut:
     out_fake: torch.Tensor  # (b,) logits on G(z) before D's update
 
 
+def _judge(logits: torch.Tensor, target: torch.Tensor, weight: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss, screen logits) of D's output: (b,) screen logits, or (b, 2) with the pattern critic's."""
+    if logits.dim() == 1:
+        return F.binary_cross_entropy_with_logits(logits.float(), target), logits
+    return (F.binary_cross_entropy_with_logits(logits[:, 0].float(), target)
+            + weight * F.binary_cross_entropy_with_logits(logits[:, 1].float(), target)), logits[:, 0]
+
+
 def train_step(n: Nets, real: torch.Tensor, z: torch.Tensor, step: int,
-               aug: augment.StepDraws | None = None) -> StepOut:
+               aug: augment.StepDraws | None = None, real_maps: torch.Tensor | None = None) -> StepOut:
     """real (b, 3, 224, 224) in [-1, 1], z (b, z_dim); `step` counts completed steps; `aug`:
     how D's inputs are shifted and cut this step (None: D sees the screens as they are)."""
     n.g_train.train()
@@ -77,10 +90,11 @@ def train_step(n: Nets, real: torch.Tensor, z: torch.Tensor, step: int,
         seen_real, seen_fake = real, fake.detach()
         if aug is not None:
             seen_real, seen_fake = augment.apply(real, aug.real), augment.apply(seen_fake, aug.fake)
-        out = n.d_train(torch.cat([seen_real, seen_fake]))  # (2b,)
-    out_real, out_fake = out[:b], out[b:]
-    loss_d_real = F.binary_cross_entropy_with_logits(out_real.float(), ones)  # float32 losses
-    loss_d_fake = F.binary_cross_entropy_with_logits(out_fake.float(), zeros)
+        picked = getattr(getattr(n.g, "head", None), "picked", None) if real_maps is not None else None
+        picks = None if picked is None else torch.cat([real_maps.to(picked[0].dtype), picked[0]])
+        out = n.d_train(torch.cat([seen_real, seen_fake]), picks)  # (2b,) or (2b, 2) with the critic
+    loss_d_real, out_real = _judge(out[:b], ones, n.critic_weight)  # float32 losses
+    loss_d_fake, out_fake = _judge(out[b:], zeros, n.critic_weight)
     (loss_d_real + loss_d_fake).backward()
     n.opt_d.step()
 
@@ -92,8 +106,9 @@ def train_step(n: Nets, real: torch.Tensor, z: torch.Tensor, step: int,
     n.d.requires_grad_(False)
     n.d.eval()
     with n.autocast():
-        out_gen = n.d_plain(fake if aug is None else augment.apply(fake, aug.gen))  # (b,)
-    loss_g = F.binary_cross_entropy_with_logits(out_gen.float(), ones)
+        out_gen = n.d_plain(fake if aug is None else augment.apply(fake, aug.gen),
+                            *(() if picked is None else picked))  # (b,) or (b, 2)
+    loss_g, _ = _judge(out_gen, ones, n.critic_weight)
     prior = getattr(getattr(n.g, "head", None), "prior_loss", None)  # --arch patterns' seam and usage terms
     (loss_g if prior is None else loss_g + prior).backward()
     n.d.train()

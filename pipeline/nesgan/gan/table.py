@@ -93,15 +93,44 @@ def seams_known(table: np.ndarray, known: np.ndarray, a: np.ndarray, b: np.ndarr
     return np.isin(keys, known).all(axis=1)
 
 
+def pattern_maps(indices: np.ndarray, table: np.ndarray, chunk: int = 256) -> np.ndarray:
+    """(N, 224, 224) colour indices → (N, 28, 28) int16: each 8×8 quarter's table pattern, read
+    as slots the way the table was learned (`slot_cells`): the pattern itself where the table
+    holds it, else the table pattern differing from it in fewest pixels."""
+    k = len(table)
+    flat_table = table.reshape(k, -1).astype(np.uint8)
+    table_keys = _packed(flat_table)
+    order = np.argsort(table_keys, kind="stable")  # the first of equal patterns (flat padding) wins
+    out = []
+    for a in range(0, len(indices), chunk):
+        x = np.asarray(indices[a:a + chunk])
+        n, h, w = x.shape
+        q = quadrants(slot_cells(x)).reshape(-1, PATTERN * PATTERN)
+        keys, first, inverse = np.unique(_packed(q), return_index=True, return_inverse=True)
+        at = np.minimum(np.searchsorted(table_keys[order], keys), k - 1)
+        ids = np.where(table_keys[order][at] == keys, order[at], -1)
+        miss = np.flatnonzero(ids < 0)  # the rest: the table pattern nearest in pixels
+        for s in range(0, len(miss), 512):
+            part = miss[s:s + 512]
+            ids[part] = (q[first[part]][:, None, :] != flat_table[None]).sum(-1).argmin(1)
+        m = ids[inverse.ravel()].reshape(n, h // CELL, w // CELL, 2, 2)
+        out.append(m.transpose(0, 1, 3, 2, 4).reshape(n, h // PATTERN, w // PATTERN))
+    return np.concatenate(out).astype(np.int16) if out else np.zeros((0, 28, 28), np.int16)
+
+
+def _packed(patterns: np.ndarray) -> np.ndarray:
+    """(n, 64) slots 0-3 → (n,) 16-byte values, 2 bits a pixel: equal values ⇔ equal patterns."""
+    halves = patterns.reshape(-1, 2, 32).astype(np.uint64) << (2 * np.arange(32, dtype=np.uint64))
+    return np.ascontiguousarray(np.bitwise_or.reduce(halves, axis=2)).view(np.dtype((np.void, 16))).ravel()
+
+
 def learn_table(indices: np.ndarray, size: int = DEFAULT_SIZE) -> Table:
     """The pattern table of (N, 224, 224) training colour indices: `size` patterns (fewer when
     the screens hold fewer distinct ones; the rest repeat the flat backdrop pattern, unused)."""
     quads = quadrants(slot_cells(indices)).reshape(-1, PATTERN * PATTERN)
     # each pattern packed into 16 bytes (2 bits a pixel) and counted as one value: 8× faster
     # than np.unique over rows of 64 values
-    halves = quads.reshape(-1, 2, 32).astype(np.uint64) << (2 * np.arange(32, dtype=np.uint64))
-    packed = np.ascontiguousarray(np.bitwise_or.reduce(halves, axis=2)).view(np.dtype((np.void, 16)))
-    _, first, counts = np.unique(packed.ravel(), return_index=True, return_counts=True)
+    _, first, counts = np.unique(_packed(quads), return_index=True, return_counts=True)
     uniq = quads[first]
     flats = np.repeat(np.arange(SLOTS, dtype=uniq.dtype)[:, None], PATTERN * PATTERN, 1)
     order = np.argsort(-counts, kind="stable")

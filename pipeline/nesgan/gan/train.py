@@ -253,18 +253,24 @@ def _build(cfg: TrainConfig, screens: torch.Tensor, local_batch: int,
     torch.manual_seed(cfg.seed)
     # D's minibatch-std groups must not straddle the real and fake halves of its batch.
     g, d = build_models(cfg.width, cfg.z_dim, cfg.arch, group=math.gcd(4, local_batch),
-                        pattern_context=cfg.pattern_context, seam_weight=cfg.seam_weight)
+                        pattern_context=cfg.pattern_context, seam_weight=cfg.seam_weight,
+                        critic=cfg.arch == "patterns" and cfg.pattern_critic > 0)
+    real_maps = None
     if cfg.arch == "patterns":  # before the EMA copy, which takes the table with it
-        from nesgan.gan.table import learn_table
+        from nesgan.gan.table import learn_table, pattern_maps
 
-        g.head.set_table(learn_table(nes_indices(screens.numpy())))
+        indices = nes_indices(screens.numpy())
+        table = learn_table(indices)
+        g.head.set_table(table)
+        if cfg.pattern_critic > 0:  # what D's pattern critic sees of each real screen
+            real_maps = torch.from_numpy(pattern_maps(indices, table.patterns))
     ema = copy.deepcopy(g).eval().requires_grad_(False)
     streams = Streams.seeded(cfg.seed, n_screens, cfg.grid ** 2, cfg.swd_images, cfg.z_dim)
     nets = Nets(g=g, d=d, ema=ema,
                 opt_g=adam(g.parameters(), cfg.generator_lr, (cfg.beta1, cfg.beta2)),
                 opt_d=adam(d.parameters(), cfg.lr, (cfg.beta1, cfg.beta2)),
                 g_train=g, d_train=d, d_plain=d, autocast_dtype=autocast_dtype,
-                ema_decay=cfg.ema_decay)
+                ema_decay=cfg.ema_decay, critic_weight=cfg.pattern_critic, real_maps=real_maps)
     return nets, streams
 
 
@@ -310,7 +316,8 @@ def _loop(cfg: TrainConfig, env: _Dist, nets: Nets, streams: Streams, screens: t
             z = torch.randn(cfg.batch_size, cfg.z_dim, generator=streams.noise)[lo:hi].to(device)
             aug = (None if cfg.augment == "none"  # drawn after z from the same stream: resumable
                    else augment.draw_step(cfg.batch_size, SIZE, streams.noise).part(lo, hi))
-            out = train_step(nets, real, z, step, aug)
+            maps = None if nets.real_maps is None else nets.real_maps[idx].to(device)
+            out = train_step(nets, real, z, step, aug, maps)
             step += 1
             imgs_since += cfg.batch_size
             if env.main:
