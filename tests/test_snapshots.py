@@ -11,7 +11,14 @@ from PIL import Image
 from nesgan.cli import cli
 from nesgan.files import read_jsonl
 from nesgan.gan.data import write_fake_screens
-from nesgan.gan.snapshots import BEST, MIN_DIVERSITY, best_step, describe_steps, keep_best, run_steps
+from nesgan.gan.snapshots import (
+    BEST,
+    MIN_DIVERSITY,
+    best_step,
+    describe_steps,
+    keep_best,
+    run_steps,
+)
 
 
 @pytest.fixture(scope="module")
