@@ -136,6 +136,16 @@ def test_resume_with_a_different_width_is_refused_naming_the_difference(screens,
                                "settings or start over with --overwrite"
 
 
+def _as_written_before(run: Path, setting: str) -> None:
+    """Drop `setting` from the run's config.json and last.pt, as a nesgan without it wrote them."""
+    config = json.loads((run / "config.json").read_text())
+    del config[setting]
+    (run / "config.json").write_text(json.dumps(config))
+    state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    del state["config"][setting]
+    torch.save(state, run / "checkpoints" / "last.pt")
+
+
 def test_resume_with_another_arch_is_refused_and_an_old_run_resumes_as_dcgan(screens, tmp_path):
     run = tmp_path / "run"
     assert train("--data", str(screens), "--run", str(run), *TINY, "--steps", "1",
@@ -143,15 +153,7 @@ def test_resume_with_another_arch_is_refused_and_an_old_run_resumes_as_dcgan(scr
     r = train("--run", str(run), "--resume", "--arch", "upsample", "--steps", "2")
     assert r.exit_code == 1
     assert "--arch upsample differs from the run's dcgan" in r.output
-    for path in (run / "config.json", run / "checkpoints" / "last.pt"):  # as written before --arch
-        if path.suffix == ".json":
-            config = json.loads(path.read_text())
-            del config["arch"]
-            path.write_text(json.dumps(config))
-        else:
-            state = torch.load(path, weights_only=True)
-            del state["config"]["arch"]
-            torch.save(state, path)
+    _as_written_before(run, "arch")
     r = train("--run", str(run), "--resume", "--steps", "2")
     assert r.exit_code == 0, r.output
     assert json.loads((run / "config.json").read_text())["arch"] == "dcgan"
@@ -167,15 +169,7 @@ def test_a_patterns_run_from_before_the_pattern_critic_resumes_without_one(scree
     train_api(cfg)
     state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
     assert not any(k.startswith("critic.") for k in state["discriminator"]), "no critic in D"
-    for path in (run / "config.json", run / "checkpoints" / "last.pt"):  # as written before the field
-        if path.suffix == ".json":
-            config = json.loads(path.read_text())
-            del config["pattern_critic"]
-            path.write_text(json.dumps(config))
-        else:
-            state = torch.load(path, weights_only=True)
-            del state["config"]["pattern_critic"]
-            torch.save(state, path)
+    _as_written_before(run, "pattern_critic")
     r = train("--run", str(run), "--resume", "--steps", "2")
     assert r.exit_code == 0, r.output
     assert json.loads((run / "config.json").read_text())["pattern_critic"] == 0.0
