@@ -315,8 +315,11 @@ def test_the_patterns_generator_hands_d_its_picks_and_their_soft_weights(table):
     index, soft = g.head.picked
     assert index.shape == (2, 28, 28) and soft.shape == (2, 28, 28, len(table.patterns))
     assert torch.equal(index, soft.detach().argmax(-1)), "training picks are the plain argmax"
-    drawn = table.patterns[index.numpy()]  # what G drew in each quarter: the picks D's critic judges
-    slots = screen.detach()  # the screen's quarters are those patterns (up to colours)
-    assert drawn.shape == (2, 28, 28, 8, 8) and slots.shape == (2, 3, 224, 224)
+    # the picks D's critic judges are what G drew: each quarter shows one colour per slot of its pattern
+    slots = table.patterns[index.numpy()].reshape(2, 28, 28, 64)
+    rgb = screen.detach().reshape(2, 3, 28, 8, 28, 8).permute(0, 2, 4, 3, 5, 1).reshape(2, 28, 28, 64, 3).numpy()
+    first = (slots[..., None, :] == np.arange(4)[:, None]).argmax(-1)  # (2, 28, 28, 4): first pixel of each slot
+    same_as_first = np.take_along_axis(rgb, np.take_along_axis(first, slots, -1)[..., None], -2)
+    assert np.array_equal(rgb, same_as_first)
     soft[..., 5].sum().backward()
     assert g.head.pattern.weight.grad.abs().sum() > 0, "the critic's verdict reaches the pattern head"
