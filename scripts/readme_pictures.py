@@ -88,6 +88,8 @@ def main(work: Path, out: Path) -> None:
     # grown from it, both as Tiled renders them, and the grown level's ROM beside Tiled
     grown_pictures(work, out, env)
     museum_level_picture(out, env)
+    # 9. the museum's named drawings beside the sheet's nearest tile (recolouring allowed)
+    named_picture(work, out / "named.png")
     sizes = {p.name: Image.open(p).size for p in sorted(out.glob("*.png"))}
     print("\n".join(f"{k}: {v[0]}×{v[1]}" for k, v in sizes.items()))
     assert np.asarray(Image.open(out / "level-tiled.png")).size
@@ -111,6 +113,43 @@ def grown_pictures(work: Path, out: Path, env: dict[str, str]) -> None:
     grown.save(out / "grown-tiled.png")
     nes_vs_tiled(work / "grown-nes" / "level.nes", out / "grown-tiled.png", out / "grown-nes-vs-tiled.png")
     (out / "grown-tiled.png").unlink()
+
+
+def named_picture(work: Path, dest: Path, scale: int = 3, cols: int = 5) -> None:
+    """For each kind of named museum drawing the training screens show (brick, question, pipe_l,
+    …), its closest drawing (as its game paints it) beside the closest tile of the demo's sheet
+    and the pixels between them (`nesgan.museum.named`); prints how many drawings the sheet holds."""
+    from PIL import ImageDraw
+
+    from nesgan.images import open_rgb
+    from nesgan.museum.named import holding, museum_drawings, seen_in, sheet_tiles
+
+    def code(rgb: np.ndarray) -> np.ndarray:
+        return rgb.astype(np.int64) @ np.array([1 << 16, 1 << 8, 1])
+
+    screens = np.stack([code(open_rgb(p)) for p in sorted((work / "data" / "screens").glob("*.png"))])
+    seen = seen_in(screens, museum_drawings())  # the demo's museum: seed 0, 12 games
+    atlases = [np.asarray(Image.open(p).convert("RGB")) for p in sorted((work / "tilesets").glob("nesgan*.png"))]
+    rgb = np.concatenate([sheet_tiles(a).astype(np.int64) for a in atlases])
+    tiles_rgb = np.stack([(rgb >> 16) & 255, (rgb >> 8) & 255, rgb & 255], -1).astype(np.uint8)
+    held = holding(rgb, seen)
+    best: dict[str, int] = {}
+    for i, d in enumerate(held.drawings):
+        if d.kind not in best or held.pixels[i] < held.pixels[best[d.kind]]:
+            best[d.kind] = i
+    side = 16 * scale
+    cw, ch = 2 * side + 12, side + 14
+    im = Image.new("RGB", (cols * cw, -(-len(best) // cols) * ch), (32, 32, 32))
+    draw = ImageDraw.Draw(im)
+    for k, (kind, i) in enumerate(best.items()):
+        x, y = (k % cols) * cw, (k // cols) * ch
+        im.paste(Image.fromarray(held.drawings[i].rgb).resize((side, side), Image.NEAREST), (x, y))
+        im.paste(Image.fromarray(tiles_rgb[held.nearest[i]]).resize((side, side), Image.NEAREST), (x + side + 4, y))
+        draw.text((x, y + side + 1), f"{kind} {held.pixels[i]} px", fill=(220, 220, 220))
+    im.save(dest)
+    print(f"named drawings the sheet holds: {held.held(0)} exactly, {held.held()} within 8 px, "
+          f"{held.held(32)} within 32 px, of the {len(seen)} the training screens show; by kind "
+          + ", ".join(f"{k} {a}/{b}" for k, (a, b) in held.kinds().items()))
 
 
 def museum_level_picture(out: Path, env: dict[str, str]) -> None:
