@@ -15,6 +15,7 @@ from PIL import Image
 
 from checkpoint_trees import states_equal
 from nesgan.cli import cli
+from nesgan.errors import NesganError
 
 TINY = ["--width", "4", "--batch-size", "2", "--sample-every", "1000", "--precision", "fp32",
         "--swd-images", "4"]
@@ -177,6 +178,47 @@ def test_a_patterns_run_from_before_the_pattern_critic_resumes_without_one(scree
     assert train("--data", str(screens), "--run", str(new), *TINY, "--steps", "1").exit_code == 0
     state = torch.load(new / "checkpoints" / "last.pt", weights_only=True)
     assert any(k.startswith("critic.") for k in state["discriminator"]), "new runs: D has a pattern critic"
+
+
+def test_a_run_from_before_the_table_and_critic_sizes_resumes_and_generates_at_256_and_1(screens, tmp_path):
+    from nesgan.gan.config import resolve_train_config
+    from nesgan.gan.train import train as train_api
+
+    run = tmp_path / "run"
+    cfg = resolve_train_config(data=str(screens), run=str(run), width=4, batch_size=2, steps=1,
+                               sample_every=1000, precision="fp32", swd_images=4,
+                               pattern_table=256, critic_width=1)
+    train_api(cfg)
+    for setting in ("pattern_table", "critic_width"):
+        _as_written_before(run, setting)
+    r = train("--run", str(run), "--resume", "--steps", "2")
+    assert r.exit_code == 0, r.output
+    config = json.loads((run / "config.json").read_text())
+    assert (config["pattern_table"], config["critic_width"]) == (256, 1)
+    out = tmp_path / "gen"
+    assert CliRunner().invoke(cli, ["generate", "--run", str(run), "-n", "2", "--out", str(out)]).exit_code == 0
+    assert len(list(out.glob("gen-*.png"))) == 2
+
+
+def test_the_table_and_critic_sizes_shape_the_networks_and_generate_reads_them(screens, tmp_path):
+    from nesgan.gan.config import resolve_train_config
+    from nesgan.gan.train import train as train_api
+
+    run = tmp_path / "run"
+    cfg = resolve_train_config(data=str(screens), run=str(run), width=4, batch_size=2, steps=1,
+                               sample_every=1000, precision="fp32", swd_images=4,
+                               pattern_table=96, critic_width=2)
+    train_api(cfg)
+    state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    assert state["ema"]["head.table"].shape == (96, 8, 8)
+    assert state["discriminator"]["critic.net.0.bias"].shape == (2 * 4 * 2,)  # 2·W·critic_width
+    out = tmp_path / "gen"
+    r = CliRunner().invoke(cli, ["generate", "--run", str(run), "-n", "2", "--out", str(out)])
+    assert r.exit_code == 0, r.output  # a 96-pattern table loads into a 96-pattern generator
+    with pytest.raises(NesganError, match="pattern_table must be 4 to 4096"):
+        resolve_train_config(data=str(screens), run=str(tmp_path / "x"), pattern_table=3)
+    with pytest.raises(NesganError, match="critic_width must be 1 to 8"):
+        resolve_train_config(data=str(screens), run=str(tmp_path / "x"), critic_width=0)
 
 
 def test_resume_keeps_the_runs_settings_and_may_raise_steps(screens, tmp_path):

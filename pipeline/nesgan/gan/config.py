@@ -19,7 +19,8 @@ SIZE = SCREEN  # 7·2⁵: five stride-2 blocks from a 7×7 seed; 14×14 NES cell
 ARCH_NAMES = ("patterns", "nes", "upsample", "dcgan")
 OLD_RUNS_ARCH = "dcgan"  # a run config written before --arch existed is the paper's network
 # runs from before these fields (a run config that lacks one was trained without it)
-OLD_PATTERN_HEAD = {"pattern_context": 1, "seam_weight": 1.0, "pattern_critic": 0.0}
+OLD_PATTERN_HEAD = {"pattern_context": 1, "seam_weight": 1.0, "pattern_critic": 0.0, "pattern_table": 256,
+                    "critic_width": 1}
 # What `--augment` offers (defined in `nesgan.gan.augment`; listed here to keep torch out of the CLI).
 AUGMENT_NAMES = ("none", "shift-cut")
 
@@ -51,6 +52,10 @@ class TrainConfig:
     # (docs/generator-patterns.md, fourth round), weight 2 lowered the generated screens'
     # divergence on all three (mean 0.307 → 0.223) and the rebuilt map's (0.420 → 0.309).
     pattern_critic: float = 2.0
+    # --arch patterns: how many 8×8 patterns G's table holds (the training art's commonest slot
+    # maps), and the critic's width as a multiple of its first (2·W channels).
+    pattern_table: int = 256
+    critic_width: int = 1
     seed: int = 0  # weights, noise and data order all derive from it
     device: str = "auto"  # auto picks CUDA when present
     precision: str = "auto"  # auto: bf16 autocast where the hardware has fast bf16, else fp32
@@ -87,6 +92,11 @@ class TrainConfig:
             raise NesganError(f"seam_weight must be 0 or more, got {self.seam_weight}")
         if not self.pattern_critic >= 0.0:
             raise NesganError(f"pattern_critic must be 0 or more, got {self.pattern_critic}")
+        if not 4 <= self.pattern_table <= 4096:
+            raise NesganError(f"pattern_table must be 4 to 4096 patterns (the four flat ones at least), "
+                              f"got {self.pattern_table}")
+        if not 1 <= self.critic_width <= 8:
+            raise NesganError(f"critic_width must be 1 to 8, got {self.critic_width}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise NesganError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
 

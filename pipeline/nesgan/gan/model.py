@@ -375,10 +375,10 @@ class PatternCritic(nn.Module):
     beside them, the embedding takes their gradient (straight-through: the value of the picks,
     the gradient of embedding every pattern by its soft weight), without a one-hot of K channels."""
 
-    def __init__(self, size: int, width: int, embed: int = 16):
+    def __init__(self, size: int, width: int, embed: int = 16, scale: int = 1):
         super().__init__()
         sn = nn.utils.parametrizations.spectral_norm
-        w = 2 * width
+        w = 2 * width * scale
         self.embed = sn(nn.Linear(size, embed, bias=False))
         self.net = nn.Sequential(
             sn(nn.Conv2d(embed, w, 3, 1, 1)), nn.LeakyReLU(0.2, True),  # (B, 2W, 28, 28)
@@ -401,10 +401,11 @@ class Discriminator(nn.Module):
     critic (`--arch patterns`), `forward(x, picks, soft)` → (B, 2): the screen's logit and the
     critic's of its pattern picks (`PatternCritic`)."""
 
-    def __init__(self, width: int = 64, arch: str = "dcgan", group: int = 4, critic: int = 0):
+    def __init__(self, width: int = 64, arch: str = "dcgan", group: int = 4, critic: int = 0,
+                 critic_width: int = 1):
         super().__init__()
         w = width
-        self.critic = PatternCritic(critic, width) if critic else None
+        self.critic = PatternCritic(critic, width, scale=critic_width) if critic else None
         mbstd = ARCHS[arch].mbstd
 
         # momentum=1.0: D's running statistics are those of its last training batch (real and
@@ -455,12 +456,13 @@ def dcgan_init(m: nn.Module) -> None:
 
 
 def build_models(width: int, z_dim: int, arch: str = "dcgan", group: int = 4, pattern_context: int = 1,
-                 seam_weight: float = 1.0, critic: bool = False) -> tuple[Generator, Discriminator]:
+                 seam_weight: float = 1.0, critic: bool = False, table_size: int = 256,
+                 critic_width: int = 1) -> tuple[Generator, Discriminator]:
     """Both networks with DCGAN init, drawing from torch's global RNG (seed it first).
     `group`: D's minibatch-std group size (architectures that use it; divides the batch);
     `pattern_context`, `seam_weight`: `--arch patterns`'s head (`PatternHead`)."""
-    g = Generator(width, z_dim, arch, pattern_context=pattern_context, seam_weight=seam_weight)
-    d = Discriminator(width, arch, group, critic=g.head.table.shape[0] if critic else 0)
+    g = Generator(width, z_dim, arch, table_size, pattern_context=pattern_context, seam_weight=seam_weight)
+    d = Discriminator(width, arch, group, critic=g.head.table.shape[0] if critic else 0, critic_width=critic_width)
     g.apply(dcgan_init)
     d.apply(dcgan_init)
     return g, d

@@ -56,7 +56,8 @@ def generate(config: GenerateConfig) -> list[Path]:
     except (KeyError, TypeError) as e:
         raise NesganError(f"{path} lacks {e} — not a complete nesgan checkpoint; retrain") from None
     device = resolve_device(config.device)
-    g = Generator(train_cfg.width, train_cfg.z_dim, train_cfg.arch, pattern_context=train_cfg.pattern_context)
+    g = Generator(train_cfg.width, train_cfg.z_dim, train_cfg.arch, train_cfg.pattern_table,
+                  pattern_context=train_cfg.pattern_context)
     load_weights(g, weights, "generator", path)
     g.to(device).eval()
     z = torch.randn(config.count, train_cfg.z_dim, generator=torch.Generator().manual_seed(config.seed))

@@ -254,13 +254,14 @@ def _build(cfg: TrainConfig, screens: torch.Tensor, local_batch: int,
     # D's minibatch-std groups must not straddle the real and fake halves of its batch.
     g, d = build_models(cfg.width, cfg.z_dim, cfg.arch, group=math.gcd(4, local_batch),
                         pattern_context=cfg.pattern_context, seam_weight=cfg.seam_weight,
-                        critic=cfg.arch == "patterns" and cfg.pattern_critic > 0)
+                        critic=cfg.arch == "patterns" and cfg.pattern_critic > 0,
+                        table_size=cfg.pattern_table, critic_width=cfg.critic_width)
     real_maps = None
     if cfg.arch == "patterns":  # before the EMA copy, which takes the table with it
         from nesgan.gan.table import learn_table, pattern_maps
 
         indices = nes_indices(screens.numpy())
-        table = learn_table(indices)
+        table = learn_table(indices, cfg.pattern_table)
         g.head.set_table(table)
         if cfg.pattern_critic > 0:  # what D's pattern critic sees of each real screen
             real_maps = torch.from_numpy(pattern_maps(indices, table.patterns))
