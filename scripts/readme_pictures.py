@@ -122,12 +122,9 @@ def named_picture(work: Path, dest: Path, scale: int = 3, cols: int = 5) -> None
     from PIL import ImageDraw
 
     from nesgan.images import open_rgb
-    from nesgan.museum.named import holding, museum_drawings, seen_in, sheet_tiles
+    from nesgan.museum.named import colour_codes, holding, museum_drawings, seen_in, sheet_tiles
 
-    def code(rgb: np.ndarray) -> np.ndarray:
-        return rgb.astype(np.int64) @ np.array([1 << 16, 1 << 8, 1])
-
-    screens = np.stack([code(open_rgb(p)) for p in sorted((work / "data" / "screens").glob("*.png"))])
+    screens = np.stack([colour_codes(open_rgb(p)) for p in sorted((work / "data" / "screens").glob("*.png"))])
     seen = seen_in(screens, museum_drawings())  # the demo's museum: seed 0, 12 games
     atlases = [np.asarray(Image.open(p).convert("RGB")) for p in sorted((work / "tilesets").glob("nesgan*.png"))]
     rgb = np.concatenate([sheet_tiles(a).astype(np.int64) for a in atlases])

@@ -3,7 +3,15 @@
 import numpy as np
 import pytest
 
-from nesgan.museum.named import holding, mismatch, museum_drawings, partition, seen_in, sheet_tiles
+from nesgan.museum.named import (
+    colour_codes,
+    holding,
+    mismatch,
+    museum_drawings,
+    partition,
+    seen_in,
+    sheet_tiles,
+)
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +26,7 @@ def test_drawings_are_named_non_flat_and_painted_in_their_games_colours(drawings
         assert d.drawing.shape == (16, 16) and d.drawing.min() < d.drawing.max()
         assert d.rgb.shape == (16, 16, 3)
         # one colour per pattern value: the painting keeps the drawing's partition
-        assert np.array_equal(partition(d.drawing), partition(d.rgb.astype(np.int64) @ [65536, 256, 1]))
+        assert np.array_equal(partition(d.drawing), partition(colour_codes(d.rgb)))
 
 
 def test_partition_numbers_colours_by_first_appearance():

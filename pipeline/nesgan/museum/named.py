@@ -10,8 +10,8 @@ tiles themselves: for every named drawing, the sheet tile nearest to it, read as
 
 (a one-to-one map of the drawing's ≤ 4 colours onto the tile's). 0 is the drawing itself, in any
 colours; a drawing is *held* within `near` pixels. Flat drawings (sky) are left out: every sheet
-holds a fill. Only the embedded museum has names, so this reads the demo, `make bench` and the
-README's pictures, not a user's own screenshots.
+holds a fill. Only the embedded museum has names, so this reads the demo and the README's
+pictures (`make pictures`), not a user's own screenshots.
 """
 
 from __future__ import annotations
@@ -126,12 +126,16 @@ def seen_in(screens: np.ndarray, drawings: list[Named]) -> list[Named]:
     return [d for d in drawings if partition(d.drawing).tobytes() in keys]
 
 
+def colour_codes(rgb: np.ndarray) -> np.ndarray:
+    """RGB (..., 3) → (...) int64, one integer a colour (0xRRGGBB), for `partition`."""
+    a = np.asarray(rgb).astype(np.int64)
+    return (a[..., 0] << 16) | (a[..., 1] << 8) | a[..., 2]
+
+
 def sheet_tiles(atlas: np.ndarray, empty: tuple[int, int, int] = (255, 0, 255)) -> np.ndarray:
     """An RGB tileset atlas (H, W, 3), 16×16 tiles row by row → (N, 16, 16) colour codes,
     leaving out slots that are all `empty` (the TSX's transparent colour)."""
-    a = np.asarray(atlas).astype(np.int64)
-    code = (a[..., 0] << 16) | (a[..., 1] << 8) | a[..., 2]
+    code = colour_codes(atlas)
     h, w = code.shape[0] // CELL, code.shape[1] // CELL
     tiles = code[: h * CELL, : w * CELL].reshape(h, CELL, w, CELL).transpose(0, 2, 1, 3).reshape(-1, CELL, CELL)
-    blank = (empty[0] << 16) | (empty[1] << 8) | empty[2]
-    return tiles[~(tiles == blank).all(axis=(1, 2))]
+    return tiles[~(tiles == colour_codes(np.array(empty))).all(axis=(1, 2))]
