@@ -160,14 +160,18 @@ def test_resume_with_another_arch_is_refused_and_an_old_run_resumes_as_dcgan(scr
     assert json.loads((run / "config.json").read_text())["arch"] == "dcgan"
 
 
-def test_a_patterns_run_from_before_the_pattern_critic_resumes_without_one(screens, tmp_path):
+def _tiny_patterns_run(screens: Path, run: Path, **settings) -> None:
+    """One step of a tiny `patterns` run through the API, with config `settings` the CLI lacks flags for."""
     from nesgan.gan.config import resolve_train_config
     from nesgan.gan.train import train as train_api
 
+    train_api(resolve_train_config(data=str(screens), run=str(run), width=4, batch_size=2, steps=1,
+                                   sample_every=1000, precision="fp32", swd_images=4, **settings))
+
+
+def test_a_patterns_run_from_before_the_pattern_critic_resumes_without_one(screens, tmp_path):
     run = tmp_path / "run"
-    cfg = resolve_train_config(data=str(screens), run=str(run), width=4, batch_size=2, steps=1,
-                               sample_every=1000, precision="fp32", swd_images=4, pattern_critic=0.0)
-    train_api(cfg)
+    _tiny_patterns_run(screens, run, pattern_critic=0.0)
     state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
     assert not any(k.startswith("critic.") for k in state["discriminator"]), "no critic in D"
     _as_written_before(run, "pattern_critic")
@@ -181,14 +185,8 @@ def test_a_patterns_run_from_before_the_pattern_critic_resumes_without_one(scree
 
 
 def test_a_run_from_before_the_table_and_critic_sizes_resumes_and_generates_at_256_and_1(screens, tmp_path):
-    from nesgan.gan.config import resolve_train_config
-    from nesgan.gan.train import train as train_api
-
     run = tmp_path / "run"
-    cfg = resolve_train_config(data=str(screens), run=str(run), width=4, batch_size=2, steps=1,
-                               sample_every=1000, precision="fp32", swd_images=4,
-                               pattern_table=256, critic_width=1)
-    train_api(cfg)
+    _tiny_patterns_run(screens, run, pattern_table=256, critic_width=1)
     for setting in ("pattern_table", "critic_width"):
         _as_written_before(run, setting)
     r = train("--run", str(run), "--resume", "--steps", "2")
@@ -202,13 +200,9 @@ def test_a_run_from_before_the_table_and_critic_sizes_resumes_and_generates_at_2
 
 def test_the_table_and_critic_sizes_shape_the_networks_and_generate_reads_them(screens, tmp_path):
     from nesgan.gan.config import resolve_train_config
-    from nesgan.gan.train import train as train_api
 
     run = tmp_path / "run"
-    cfg = resolve_train_config(data=str(screens), run=str(run), width=4, batch_size=2, steps=1,
-                               sample_every=1000, precision="fp32", swd_images=4,
-                               pattern_table=96, critic_width=2)
-    train_api(cfg)
+    _tiny_patterns_run(screens, run, pattern_table=96, critic_width=2)
     state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
     assert state["ema"]["head.table"].shape == (96, 8, 8)
     assert state["discriminator"]["critic.net.0.bias"].shape == (2 * 4 * 2,)  # 2·W·critic_width
