@@ -94,6 +94,34 @@ def test_given_the_training_patterns_a_tile_is_drawn_from_a_cell_that_invents_no
     assert np.array_equal(cells[sheet.members[0][0]], plain)
 
 
+def test_a_rare_whole_training_drawing_keeps_a_tile_where_a_rare_fragment_would():
+    from nesgan.tiles.tile import shape_keys
+
+    colours = np.array([0x0F, 0x16, 0x27, 0x30], np.uint8)  # backdrop, ring, inside, mark
+
+    def block(*marks):  # 8×8 grid of 2×2-pixel blocks: a ring round an inside, marked blocks
+        g = np.full((8, 8), 2)
+        g[0, :] = g[-1, :] = g[:, 0] = g[:, -1] = 1
+        for y, x in marks:
+            g[y, x] = 3
+        return np.kron(colours[g], np.ones((2, 2), np.uint8))
+
+    plain, question = block(), block((2, 3), (3, 3), (3, 4))  # a training drawing: an L of 3 blocks
+    fragment = block((4, 2), (4, 3), (4, 4))  # 3 blocks in a row: the same cost to lose, no drawing
+    stripes = np.kron(colours[np.tile([0, 3], (8, 4))], np.ones((2, 2), np.uint8))
+    cells = np.stack([plain, stripes, question, fragment])
+    use = np.array([20, 20, 2, 3])  # one of the two rare cells must merge into the plain block
+
+    def kept(sheet):
+        return [any(np.array_equal(t, c) for t in sheet.tiles) for c in (question, fragment)]
+
+    assert kept(build_sheet(cells, use, PAL, SheetConfig(max_tiles=3))) == [False, True], "the rarer goes"
+    drawings = np.unique(shape_keys(np.stack([plain, stripes, question])))  # the training tiles
+    sheet = build_sheet(cells, use, PAL, SheetConfig(max_tiles=3), drawings=drawings)
+    assert kept(sheet) == [True, False], "the whole drawing outweighs the fragment"
+    assert sheet.labels[3] == sheet.labels[0] != sheet.labels[2], "the fragment is drawn as the plain block"
+
+
 def test_shared_sub_palettes_recolour_a_drawing_instead_of_merging_its_colours():
     # 4 games, each with its own backdrop and palettes, folded into one backdrop and 4
     # sub-palettes: every tile keeps the shape (which pixels share a colour) of the cell it was

@@ -124,7 +124,8 @@ def build_tiles(config: TileConfig) -> TileReport:
     else:
         reference = training_reference(config.train)
         sheet, budget = build_fitting_sheet(cells, cell_counts, palette, SheetConfig(config.max_tiles, config.palettes),
-                                            known=None if reference is None else reference.counts[INVENTED_N][0])
+                                            known=None if reference is None else reference.counts[INVENTED_N][0],
+                                            drawings=np.unique(shape_keys(index.tiles)))
         tiles, counts = sheet.tiles, np.rint(sheet.counts).astype(np.int64)
         inverse = sheet.labels[cell_of]
     screens = [(n, inverse[i * GRID * GRID : (i + 1) * GRID * GRID].reshape(GRID, GRID))
