@@ -61,8 +61,47 @@ def test_generate_writes_n_rgb_224_pngs_named_in_order(run, tmp_path):
         with Image.open(p) as im:
             assert im.size == (224, 224) and im.mode == "RGB"
     rows = read_jsonl(tmp_path / "g" / "manifest.jsonl")
-    assert [(r["file"], r["index"], r["seed"], r["step"]) for r in rows] == [
-        ("gen-0000.png", 0, 0, 40), ("gen-0001.png", 1, 0, 40), ("gen-0002.png", 2, 0, 40)]
+    assert [(r["file"], r["seed"], r["step"], r["drawn"]) for r in rows] == [
+        ("gen-0000.png", 0, 40, 12), ("gen-0001.png", 0, 40, 12), ("gen-0002.png", 0, 40, 12)]
+    index = [r["index"] for r in rows]
+    assert index == sorted(set(index)) and 0 <= index[0] and index[-1] < 12, "3 of the 12 drawn, in order"
+    assert "the 3 of 12 drawn closest to the training art" in r.output
+
+
+def test_generate_keeps_the_drawn_screens_whose_set_is_closest_to_the_training_screens(run, tmp_path):
+    from nesgan.crop.load import training_reference
+    from nesgan.gan.config import TrainConfig
+    from nesgan.gan.data import nes_indices
+
+    every = generate(GenerateConfig(run=str(run), count=12, out=str(tmp_path / "all"), candidates=12))
+    kept = generate(GenerateConfig(run=str(run), count=3, out=str(tmp_path / "kept")))
+    rows = read_jsonl(tmp_path / "kept" / "manifest.jsonl")
+    drawn = np.stack(pixels(every))
+    for row, screen in zip(rows, pixels(kept), strict=True):
+        assert np.array_equal(screen, drawn[row["index"]]), "a kept screen is the one drawn from its noise"
+    data = TrainConfig.from_dict(__import__("json").loads((run / "config.json").read_text())).data
+    ref = training_reference(Path(data))
+    chosen = [r["index"] for r in rows]
+    assert chosen == list(ref.closest_subset(nes_indices(drawn), 3))
+    assert ref.divergence(nes_indices(drawn[chosen])) <= ref.divergence(nes_indices(drawn[:3]))
+    plain = generate(GenerateConfig(run=str(run), count=3, out=str(tmp_path / "plain"), candidates=3))
+    assert [r["index"] for r in read_jsonl(tmp_path / "plain" / "manifest.jsonl")] == [0, 1, 2]
+    assert all((a == b).all() for a, b in zip(pixels(plain), drawn[:3], strict=True)), "-n: the first drawn"
+    with pytest.raises(NesganError, match="--candidates must be at least -n"):
+        GenerateConfig(run=str(run), count=3, candidates=2)
+    with pytest.raises(NesganError, match="at most 256"):
+        GenerateConfig(run=str(run), count=3, candidates=257)
+    assert GenerateConfig(count=64).drawn == 256 and GenerateConfig(count=65).drawn == 65
+
+
+def test_without_its_training_screens_generate_keeps_the_first_drawn_and_says_so(tmp_path, capsys):
+    import shutil
+
+    run = _train(tmp_path, "--steps", "2")
+    shutil.rmtree(tmp_path / "screens")
+    paths = generate(GenerateConfig(run=str(run), count=2, out=str(tmp_path / "g")))
+    assert len(paths) == 2 and [r["index"] for r in read_jsonl(tmp_path / "g" / "manifest.jsonl")] == [0, 1]
+    assert "training screens" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("arch", ["nes", "patterns", "upsample", "dcgan"])

@@ -97,3 +97,20 @@ def test_a_reference_read_a_chunk_at_a_time_counts_and_floors_as_one_read_whole(
         assert whole.counts[n][1].sum() == len(a) * patterns.screen_cells(a).shape[1] * (17 - n) ** 2
     assert whole.floor() == chunked.floor() == patterns.floor(a, seed=2)
     assert patterns.Reference(a[:1]).floor() == {"invented": 0.0, "divergence": 0.0}
+
+
+def test_closest_subset_keeps_the_set_that_covers_the_training_art_not_copies_of_one_screen():
+    y, x = np.mgrid[0:224, 0:224]
+    blocks = np.random.default_rng(0).integers(0, 4, (28, 28)).repeat(8, 0).repeat(8, 1).astype(np.uint8)
+    stripes = ((x // 2) % 2).astype(np.uint8)
+    checks, diagonals = (((x // 4) + (y // 4)) % 2).astype(np.uint8), (((x + y) // 3) % 3).astype(np.uint8)
+    ref = patterns.Reference(np.stack([blocks, stripes, checks, diagonals]))
+    speckled = blocks.copy()
+    speckled[np.random.default_rng(2).random(blocks.shape) < 0.02] = 9
+    drawn = np.stack([blocks, blocks, speckled, stripes, blocks, checks, diagonals, speckled])
+    chosen = ref.closest_subset(drawn, 4)
+    picked = {int(i) for i in chosen}
+    assert {3, 5, 6} <= picked and len(picked & {0, 1, 4}) == 1, "each style once, the blocks once"
+    assert ref.divergence(drawn[chosen]) < ref.divergence(drawn[:4]) and ref.divergence(drawn[chosen]) < 0.05
+    assert list(chosen) == sorted(chosen)
+    assert list(ref.closest_subset(drawn, 8)) == list(range(8)) == list(ref.closest_subset(drawn, 9))

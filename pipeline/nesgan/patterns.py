@@ -198,6 +198,41 @@ class Reference:
         rest (0 for fewer than 2 screens)."""
         return dict(self._floor)
 
+    def closest_subset(self, out: np.ndarray, k: int) -> np.ndarray:
+        """The indices (sorted) of k of `out`'s screens (M, H, W) whose set, taken together, has
+        about the lowest `divergence` from the training set: chosen greedily, each time the
+        screen that lowers the set's divergence most. The set is judged whole, so it keeps the
+        training art's proportions and variety (ten copies of the best screen miss most windows).
+        Memory and time grow with M times the distinct windows: meant for a few hundred screens."""
+        m = len(out)
+        if k >= m:
+            return np.arange(m)
+        tables = []
+        for n in self.sizes:
+            pk, pc = self.counts[n]
+            keys = window_keys(out, n).reshape(m, -1)
+            union = np.union1d(pk, keys)
+            p = np.full(len(union), EPS)
+            p[np.searchsorted(union, pk)] += pc
+            p /= p.sum()
+            cols = np.searchsorted(union, keys) + (np.arange(m) * len(union))[:, None]
+            c = np.bincount(cols.ravel(), minlength=m * len(union)).reshape(m, len(union)).astype(np.float64)
+            tables.append((p, np.log(p), c))
+        chosen: list[int] = []
+        q = [np.zeros(len(p)) for p, _, _ in tables]
+        for _ in range(k):
+            score = np.zeros(m)
+            for (p, log_p, c), qn in zip(tables, q, strict=True):
+                cand = qn + c + EPS  # the set's counts with each screen added, smoothed as symmetric_kl does
+                cand /= cand.sum(1, keepdims=True)
+                log_c = np.log(cand)
+                score += 0.5 * (p * (log_p - log_c)).sum(1) + 0.5 * (cand * (log_c - log_p)).sum(1)
+            score[chosen] = np.inf
+            j = int(np.argmin(score))
+            chosen.append(j)
+            q = [qn + c[j] for (_, _, c), qn in zip(tables, q, strict=True)]
+        return np.sort(np.array(chosen))
+
 
 def _merge_counts(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
     """Count tables (sorted keys, counts) → one: the union of the keys, counts summed."""

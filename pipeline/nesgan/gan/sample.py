@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from nesgan.errors import NesganError
 from nesgan.files import MANIFEST, atomic_write_bytes, write_jsonl
 from nesgan.gan.checkpoint import load_checkpoint, load_weights
 from nesgan.gan.config import GenerateConfig, TrainConfig
-from nesgan.gan.data import on_palette, to_uint8
+from nesgan.gan.data import nes_indices, on_palette, to_uint8
 from nesgan.gan.model import Generator
 from nesgan.gan.snapshots import resolve_checkpoint
 from nesgan.images import encode_png
@@ -47,7 +48,9 @@ def resolve_device(requested: str) -> torch.device:
 
 def generate(config: GenerateConfig) -> list[Path]:
     """Write `config.count` 224×224 RGB PNGs (gen-0000.png …) from the run's EMA generator,
-    every pixel a colour of nesgan's default NES palette; the same seed gives the same screens."""
+    every pixel a colour of nesgan's default NES palette; the same seed gives the same screens.
+    Where `config.drawn` is more than `count`, that many screens are drawn and the `count` whose
+    set comes closest to the run's training screens are kept (in the order they were drawn)."""
     path = resolve_checkpoint(config.run, config.checkpoint, config.step)  # --step / --checkpoint
     state = load_checkpoint(path)
     try:
@@ -60,26 +63,51 @@ def generate(config: GenerateConfig) -> list[Path]:
                   pattern_context=train_cfg.pattern_context)
     load_weights(g, weights, "generator", path)
     g.to(device).eval()
-    z = torch.randn(config.count, train_cfg.z_dim, generator=torch.Generator().manual_seed(config.seed))
+    drawn = config.drawn
+    # one noise vector at a time, so screen i's noise is the same whatever -n and --candidates are
+    # (torch fills one long draw in blocks of 16 values, and its tail differs with the length)
+    rng = torch.Generator().manual_seed(config.seed)
+    z = torch.stack([torch.randn(train_cfg.z_dim, generator=rng) for _ in range(drawn)])
     out = Path(config.out)
     _clear_earlier_screens(out, config)
     out.mkdir(parents=True, exist_ok=True)
-    written = []
-    with tqdm(total=config.count, desc="generating", unit="screen", leave=False,
-              disable=config.count < 64 or not os.isatty(2)) as bar:
-        for i in range(0, config.count, config.batch_size):
+    screens = []
+    with tqdm(total=drawn, desc="generating", unit="screen", leave=False,
+              disable=drawn < 64 or not os.isatty(2)) as bar:
+        for i in range(0, drawn, config.batch_size):
             # NES colours only, whatever the architecture (a no-op where G draws them already)
-            screens = on_palette(to_uint8(render(g, z[i:i + config.batch_size], config.batch_size)))
-            for j, rgb in enumerate(screens):
-                p = out / f"gen-{i + j:04d}.png"
-                atomic_write_bytes(p, encode_png(rgb))
-                written.append(p)
-            bar.update(len(screens))
+            screens.append(on_palette(to_uint8(render(g, z[i:i + config.batch_size], config.batch_size))))
+            bar.update(len(screens[-1]))
+    drawings = np.concatenate(screens)
+    keep = _closest_to_training(drawings, config.count, train_cfg)
+    written = []
+    for k, rgb in enumerate(drawings[keep]):
+        p = out / f"gen-{k:04d}.png"
+        atomic_write_bytes(p, encode_png(rgb))
+        written.append(p)
     step = state.get("step")
-    write_jsonl(out / MANIFEST, [  # last: provenance of every screen
-        {"file": p.name, "status": "ok", "index": i, "seed": config.seed, "run": str(config.run),
-         "checkpoint": str(path), "step": step} for i, p in enumerate(written)])
+    write_jsonl(out / MANIFEST, [  # last: provenance of every screen (index: its noise vector's)
+        {"file": p.name, "status": "ok", "index": int(i), "drawn": drawn, "seed": config.seed,
+         "run": str(config.run), "checkpoint": str(path), "step": step}
+        for i, p in zip(keep, written, strict=True)])
     return written
+
+
+def _closest_to_training(drawings: np.ndarray, count: int, train_cfg: TrainConfig) -> np.ndarray:
+    """Indices of the `count` drawn screens (M, 224, 224, 3) whose set comes closest to the run's
+    training screens (`nesgan.patterns.Reference.closest_subset`); the first `count` where there
+    is nothing to choose or the training screens are gone (said on stderr)."""
+    if len(drawings) <= count:
+        return np.arange(len(drawings))
+    from nesgan.crop.load import training_reference
+
+    reference = training_reference(Path(train_cfg.data))
+    if reference is None:
+        print(f"nesgan: the run's training screens ({train_cfg.data}) are gone, so the first {count} "
+              f"of {len(drawings)} drawn are kept unchosen (--candidates {count} draws only those)",
+              file=sys.stderr, flush=True)
+        return np.arange(count)
+    return reference.closest_subset(nes_indices(drawings), count)
 
 
 def _clear_earlier_screens(out: Path, config: GenerateConfig) -> None:
