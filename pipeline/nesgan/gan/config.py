@@ -269,8 +269,9 @@ class Launch:
 
 # `generate` draws this many screens per screen it keeps, and keeps the set closest to the training
 # art (`nesgan.patterns.Reference.closest_subset`). Five seeds (tiny, demo museum, 24 kept of 96,
-# docs/generator-patterns.md): generated divergence 0.205 → 0.176 and the rebuilt 128-tile map's
-# 0.321 → 0.288, lower on every seed; about a second more for the demo's 24.
+# docs/generator-patterns.md, sixth round), two draws of noise each: the generated screens'
+# divergence 0.203 → 0.178 and 0.205 → 0.176 (lower in all ten), the rebuilt 128-tile map's
+# 0.305 → 0.283 and 0.321 → 0.288 (lower in eight, two ties); about a second more for 24.
 CANDIDATES_PER = 4
 MAX_CANDIDATES = 256  # the choice holds every candidate's window counts at once
 
