@@ -95,7 +95,7 @@ def test_given_the_training_patterns_a_tile_is_drawn_from_a_cell_that_invents_no
 
 
 def test_a_rare_whole_training_drawing_keeps_a_tile_where_a_rare_fragment_would():
-    from nesgan.tiles.tile import shape_keys
+    from nesgan.tiles.tile import partition_hashes
 
     colours = np.array([0x0F, 0x16, 0x27, 0x30], np.uint8)  # backdrop, ring, inside, mark
 
@@ -116,7 +116,7 @@ def test_a_rare_whole_training_drawing_keeps_a_tile_where_a_rare_fragment_would(
         return [any(np.array_equal(t, c) for t in sheet.tiles) for c in (question, fragment)]
 
     assert kept(build_sheet(cells, use, PAL, SheetConfig(max_tiles=3))) == [False, True], "the rarer goes"
-    drawings = np.unique(shape_keys(np.stack([plain, stripes, question])))  # the training tiles
+    drawings = np.unique(partition_hashes(np.stack([plain, stripes, question[:, ::-1]])))  # mirrored in training
     sheet = build_sheet(cells, use, PAL, SheetConfig(max_tiles=3), drawings=drawings)
     assert kept(sheet) == [True, False], "the whole drawing outweighs the fragment"
     assert sheet.labels[3] == sheet.labels[0] != sheet.labels[2], "the fragment is drawn as the plain block"

@@ -49,7 +49,7 @@ from nesgan.colour.attributes import MAX_SUBPALETTES
 from nesgan.colour.palette import BLACK, EMITTABLE, Palette, srgb_to_oklab
 from nesgan.errors import NesganError
 from nesgan.patterns import inventing_cells
-from nesgan.tiles.tile import TILE, dedupe, shape_keys
+from nesgan.tiles.tile import TILE, dedupe, flips, partition_hashes
 from nesgan.tiles.vote import CHUNK, legal_tiles, vote_costs, vote_distance
 
 DEFAULT_MAX_TILES = 256  # a pattern table's worth; NES levels use a few dozen to a few hundred metatiles
@@ -338,12 +338,13 @@ def _representatives(cells: np.ndarray, w: np.ndarray, labels: np.ndarray, pc: n
 
 
 def _drawing_weights(cells: np.ndarray, drawings: np.ndarray | None) -> np.ndarray | float:
-    """(U,) weight factor: `DRAWING_WEIGHT` for a cell of two or more colours whose shape is one
-    of `drawings` (sorted `shape_keys`), else 1."""
+    """(U,) weight factor: `DRAWING_WEIGHT` for a cell of two or more colours that is, up to a
+    palette swap and a mirror, one of `drawings` (sorted `partition_hashes` of the training tiles:
+    the mirrors are taken on this side, the few cells, not on the training set's side), else 1."""
     if drawings is None or len(drawings) == 0:
         return 1.0
     flat = (cells == cells[:, :1, :1]).all((1, 2))
-    whole = np.isin(shape_keys(cells), drawings) & ~flat
+    whole = np.any([np.isin(partition_hashes(f), drawings) for f in flips(cells)], axis=0) & ~flat
     return np.where(whole, DRAWING_WEIGHT, 1.0)
 
 
@@ -396,9 +397,9 @@ def build_sheet(cells: np.ndarray, weights: np.ndarray | None, palette: Palette,
                 known: np.ndarray | None = None, drawings: np.ndarray | None = None) -> Sheet:
     """Group (U, 16, 16) NES-index cells (each used `weights[i]` times) into ≤ max_tiles legal tiles;
     with `known` (the training art's 3×3 partition keys) each tile is drawn from a cell that
-    invents none where its group has one; with `drawings` (the training tiles' `shape_keys`,
-    sorted) a cell of two or more colours that is one of them weighs `DRAWING_WEIGHT` times its
-    use in the grouping."""
+    invents none where its group has one; with `drawings` (the training tiles' `partition_hashes`,
+    sorted) a cell of two or more colours that is one of them, or a mirror of one, weighs
+    `DRAWING_WEIGHT` times its use in the grouping."""
     cells = np.ascontiguousarray(np.asarray(cells, dtype=np.uint8))
     if cells.ndim != 3 or cells.shape[1:] != (TILE, TILE) or len(cells) == 0:
         raise NesganError("no 16×16 cells to build a tile sheet from")

@@ -69,10 +69,14 @@ def hash_rows(a: np.ndarray) -> np.ndarray:
     return out
 
 
+def partition_hashes(tiles: np.ndarray) -> np.ndarray:
+    """(N, 16, 16) -> (N,) uint64: the same for palette swaps of a drawing (not its mirrors)."""
+    return hash_rows(shape_labels(tiles))
+
+
 def shape_keys(tiles: np.ndarray) -> np.ndarray:
     """(N, 16, 16) -> (N,) uint64 key: the same for palette swaps and H/V/HV mirrors of a drawing."""
-    hashes = np.stack([hash_rows(shape_labels(f)) for f in flips(tiles)])  # (4, N)
-    return hashes.min(0)
+    return np.stack([partition_hashes(f) for f in flips(tiles)]).min(0)  # (4, N) → (N,)
 
 
 def key_hex(key: int | np.uint64) -> str:
