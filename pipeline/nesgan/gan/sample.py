@@ -71,20 +71,22 @@ def generate(config: GenerateConfig) -> list[Path]:
     out = Path(config.out)
     _clear_earlier_screens(out, config)
     out.mkdir(parents=True, exist_ok=True)
-    screens = []
+    held, written = [], []  # with a choice to make, the drawn screens wait in memory (≤ 256)
     with tqdm(total=drawn, desc="generating", unit="screen", leave=False,
               disable=drawn < 64 or not os.isatty(2)) as bar:
         for i in range(0, drawn, config.batch_size):
             # NES colours only, whatever the architecture (a no-op where G draws them already)
-            screens.append(on_palette(to_uint8(render(g, z[i:i + config.batch_size], config.batch_size))))
-            bar.update(len(screens[-1]))
-    drawings = np.concatenate(screens)
-    keep = _closest_to_training(drawings, config.count, train_cfg)
-    written = []
-    for k, rgb in enumerate(drawings[keep]):
-        p = out / f"gen-{k:04d}.png"
-        atomic_write_bytes(p, encode_png(rgb))
-        written.append(p)
+            screens = on_palette(to_uint8(render(g, z[i:i + config.batch_size], config.batch_size)))
+            if drawn > config.count:
+                held.append(screens)
+            else:
+                written += _write_screens(out, screens, len(written))
+            bar.update(len(screens))
+    keep = np.arange(drawn)
+    if held:
+        drawings = np.concatenate(held)
+        keep = _closest_to_training(drawings, config.count, train_cfg)
+        written = _write_screens(out, drawings[keep], 0)
     step = state.get("step")
     write_jsonl(out / MANIFEST, [  # last: provenance of every screen (index: its noise vector's)
         {"file": p.name, "status": "ok", "index": int(i), "drawn": drawn, "seed": config.seed,
@@ -93,12 +95,18 @@ def generate(config: GenerateConfig) -> list[Path]:
     return written
 
 
+def _write_screens(out: Path, screens: np.ndarray, first: int) -> list[Path]:
+    """Each uint8 (H, W, 3) screen as out/gen-NNNN.png, numbered from `first`."""
+    paths = [out / f"gen-{first + k:04d}.png" for k in range(len(screens))]
+    for p, rgb in zip(paths, screens, strict=True):
+        atomic_write_bytes(p, encode_png(rgb))
+    return paths
+
+
 def _closest_to_training(drawings: np.ndarray, count: int, train_cfg: TrainConfig) -> np.ndarray:
     """Indices of the `count` drawn screens (M, 224, 224, 3) whose set comes closest to the run's
-    training screens (`nesgan.patterns.Reference.closest_subset`); the first `count` where there
-    is nothing to choose or the training screens are gone (said on stderr)."""
-    if len(drawings) <= count:
-        return np.arange(len(drawings))
+    training screens (`nesgan.patterns.Reference.closest_subset`); the first `count` where the
+    training screens are gone (said on stderr)."""
     from nesgan.crop.load import training_reference
 
     reference = training_reference(Path(train_cfg.data))
