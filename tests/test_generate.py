@@ -94,13 +94,29 @@ def test_generate_keeps_the_drawn_screens_whose_set_is_closest_to_the_training_s
     assert GenerateConfig(count=64).drawn == 256 and GenerateConfig(count=65).drawn == 65
 
 
-def test_without_its_training_screens_generate_keeps_the_first_drawn_and_says_so(tmp_path, capsys):
+def test_generate_chooses_by_the_windows_the_run_kept_and_without_them_or_the_art_keeps_the_first(tmp_path, capsys):
     import shutil
 
+    from nesgan.crop.load import training_reference
+    from nesgan.patterns import Reference
+
     run = _train(tmp_path, "--steps", "2")
-    shutil.rmtree(tmp_path / "screens")
-    paths = generate(GenerateConfig(run=str(run), count=2, out=str(tmp_path / "g")))
-    assert len(paths) == 2 and [r["index"] for r in read_jsonl(tmp_path / "g" / "manifest.jsonl")] == [0, 1]
+    kept = Reference.load(run / "windows.npz")
+    read = training_reference(tmp_path / "screens")
+    for n in (2, 3, 4):
+        assert all(np.array_equal(a, b) for a, b in zip(kept.counts[n], read.counts[n], strict=True))
+    assert kept.floor() == pytest.approx(read.floor())
+    shutil.rmtree(tmp_path / "screens")  # the art moved away: the run's own counts still choose
+    every = generate(GenerateConfig(run=str(run), count=8, out=str(tmp_path / "all"), candidates=8))
+    generate(GenerateConfig(run=str(run), count=2, out=str(tmp_path / "g")))
+    chosen = [r["index"] for r in read_jsonl(tmp_path / "g" / "manifest.jsonl")]
+    from nesgan.gan.data import nes_indices
+
+    assert chosen == list(kept.closest_subset(nes_indices(np.stack(pixels(every))), 2))
+    assert capsys.readouterr().err == ""
+    (run / "windows.npz").unlink()  # a run from before the file, its art gone too
+    paths = generate(GenerateConfig(run=str(run), count=2, out=str(tmp_path / "g2")))
+    assert len(paths) == 2 and [r["index"] for r in read_jsonl(tmp_path / "g2" / "manifest.jsonl")] == [0, 1]
     assert "training screens" in capsys.readouterr().err
 
 

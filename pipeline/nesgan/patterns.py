@@ -198,6 +198,31 @@ class Reference:
         rest (0 for fewer than 2 screens)."""
         return dict(self._floor)
 
+    def save(self, path) -> None:
+        """The window counts (and the floor) as one .npz, written atomically: what `generate`
+        measures its screens against, kept in the run folder so it need not reread the art."""
+        import io
+
+        from nesgan.files import atomic_write_bytes
+
+        arrays = {f"keys{n}": k for n, (k, _) in self.counts.items()}
+        arrays |= {f"counts{n}": c for n, (_, c) in self.counts.items()}
+        buf = io.BytesIO()
+        np.savez(buf, sizes=np.array(self.sizes), floor=np.array([self._floor["invented"], self._floor["divergence"]]),
+                 **arrays)
+        atomic_write_bytes(path, buf.getvalue())
+
+    @classmethod
+    def load(cls, path) -> Reference:
+        """A Reference `save` wrote (no pickles are read)."""
+        with np.load(path, allow_pickle=False) as z:
+            ref = cls.__new__(cls)
+            ref.sizes = tuple(int(n) for n in z["sizes"])
+            read = sorted(set(ref.sizes) | {INVENTED_N})
+            ref.counts = {n: (z[f"keys{n}"], z[f"counts{n}"]) for n in read}
+            ref._floor = {"invented": float(z["floor"][0]), "divergence": float(z["floor"][1])}
+        return ref
+
     def closest_subset(self, out: np.ndarray, k: int) -> np.ndarray:
         """The indices (sorted) of k of `out`'s screens (M, H, W) whose set, taken together, has
         about the lowest `divergence` from the training set: chosen greedily, each time the

@@ -275,6 +275,7 @@ class Launch:
 # instead of 2.0-2.4 s (2 % of the demo).
 CANDIDATES_PER = 4
 MAX_CANDIDATES = 256  # the choice holds every candidate's window counts at once
+WINDOWS = "windows.npz"  # in the run folder: the training screens' window counts (train writes it)
 
 
 @dataclass(frozen=True)

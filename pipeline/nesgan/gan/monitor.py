@@ -10,7 +10,7 @@ import torch
 
 from nesgan.files import JsonlAppender, atomic_write_bytes, read_jsonl, write_jsonl
 from nesgan.gan import quality, swd
-from nesgan.gan.config import TrainConfig
+from nesgan.gan.config import WINDOWS, TrainConfig
 from nesgan.gan.data import Streams, on_palette, to_float, to_uint8
 from nesgan.gan.plot import metrics_image
 from nesgan.gan.sample import grid_image, render
@@ -32,6 +32,7 @@ class Monitor:
         swd_idx = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed + 4))[:cfg.swd_images]
         self.real_desc = swd.descriptors(to_float(screens[swd_idx]), seed=cfg.seed)
         self.reference = quality.reference(screens.numpy(), cfg.swd_images, seed=cfg.seed)
+        self.reference.windows.save(self.run / WINDOWS)  # what `generate` chooses its screens by
         self.appender = JsonlAppender(self.path)
         self.last_swd: float | None = None
 

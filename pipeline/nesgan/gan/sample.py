@@ -13,7 +13,7 @@ from tqdm import tqdm
 from nesgan.errors import NesganError
 from nesgan.files import MANIFEST, atomic_write_bytes, write_jsonl
 from nesgan.gan.checkpoint import load_checkpoint, load_weights
-from nesgan.gan.config import GenerateConfig, TrainConfig
+from nesgan.gan.config import WINDOWS, GenerateConfig, TrainConfig
 from nesgan.gan.data import nes_indices, on_palette, to_uint8
 from nesgan.gan.model import Generator
 from nesgan.gan.snapshots import resolve_checkpoint
@@ -85,7 +85,7 @@ def generate(config: GenerateConfig) -> list[Path]:
     keep = np.arange(drawn)
     if held:
         drawings = np.concatenate(held)
-        keep = _closest_to_training(drawings, config.count, train_cfg)
+        keep = _closest_to_training(drawings, config.count, Path(config.run), train_cfg)
         written = _write_screens(out, drawings[keep], 0)
     step = state.get("step")
     write_jsonl(out / MANIFEST, [  # last: provenance of every screen (index: its noise vector's)
@@ -103,17 +103,20 @@ def _write_screens(out: Path, screens: np.ndarray, first: int) -> list[Path]:
     return paths
 
 
-def _closest_to_training(drawings: np.ndarray, count: int, train_cfg: TrainConfig) -> np.ndarray:
+def _closest_to_training(drawings: np.ndarray, count: int, run: Path, train_cfg: TrainConfig) -> np.ndarray:
     """Indices of the `count` drawn screens (M, 224, 224, 3) whose set comes closest to the run's
-    training screens (`nesgan.patterns.Reference.closest_subset`); the first `count` where the
-    training screens are gone (said on stderr)."""
+    training screens (`nesgan.patterns.Reference.closest_subset`): their window counts as the run
+    kept them (RUN/windows.npz), else read from the training folder (runs from before the file);
+    the first `count` where neither is there (said on stderr)."""
     from nesgan.crop.load import training_reference
+    from nesgan.patterns import Reference
 
-    reference = training_reference(Path(train_cfg.data))
+    kept = run / WINDOWS
+    reference = Reference.load(kept) if kept.is_file() else training_reference(Path(train_cfg.data))
     if reference is None:
-        print(f"nesgan: the run's training screens ({train_cfg.data}) are gone, so the first {count} "
-              f"of {len(drawings)} drawn are kept unchosen (--candidates {count} draws only those)",
-              file=sys.stderr, flush=True)
+        print(f"nesgan: neither {kept} nor the run's training screens ({train_cfg.data}) are there, so "
+              f"the first {count} of {len(drawings)} drawn are kept unchosen (--candidates {count} draws "
+              "only those)", file=sys.stderr, flush=True)
         return np.arange(count)
     return reference.closest_subset(nes_indices(drawings), count)
 

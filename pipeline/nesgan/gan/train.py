@@ -21,7 +21,7 @@ from nesgan.errors import NesganError
 from nesgan.files import write_json
 from nesgan.gan import augment
 from nesgan.gan.checkpoint import load_checkpoint, restore, save_checkpoint, training_state
-from nesgan.gan.config import SIZE, Launch, TrainConfig, check_resumable
+from nesgan.gan.config import SIZE, WINDOWS, Launch, TrainConfig, check_resumable
 from nesgan.gan.data import Streams, load_screens, nes_indices, on_palette, to_float
 from nesgan.gan.interrupt import GracefulStop
 from nesgan.gan.model import build_models
@@ -30,7 +30,7 @@ from nesgan.gan.sample import resolve_device
 from nesgan.gan.snapshots import best_step, keep_best, keep_sample_step
 from nesgan.gan.step import Nets, StepOut, adam, train_step
 
-RUN_ARTIFACTS = ("config.json", "checkpoints", "samples", "metrics.jsonl", "metrics.png")
+RUN_ARTIFACTS = ("config.json", "checkpoints", "samples", "metrics.jsonl", "metrics.png", WINDOWS)
 
 
 @dataclass(frozen=True)
