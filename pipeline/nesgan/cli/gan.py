@@ -164,8 +164,8 @@ class _GenerateCommand(click.Command):
                    "-n would not rewrite them all).")
 @click.option("--candidates", default=None, type=click.IntRange(1), metavar="M",
               help="Draw M screens and keep the -n that, taken together, come closest to the "
-                   "training screens' patterns (the tile-pattern divergence, chosen greedily; reads "
-                   "the run's training screens). Default: 4×n for n up to 64 (on the demo, 24 of "
+                   "training screens' patterns (the tile-pattern divergence, chosen greedily, against "
+                   "the counts train keeps in RUN/windows.npz). Default: 4×n for n up to 64 (on the demo, 24 of "
                    "96: divergence 0.203 → 0.178 over five seeds), else n. -n keeps every screen "
                    "drawn; at most 256.")
 @click.option("--threads", default=None, type=click.IntRange(1), help=THREADS_HELP)
