@@ -128,3 +128,25 @@ def test_best_step_passes_over_steps_whose_samples_lost_their_variety():
     assert best_step([dict(r, diversity_train=1.25) for r in rows]) == (1400, 0.31), \
         "no step keeps 0.7 of the training screens' diversity: the lowest divergence of all"
     assert best_step([{k: v for k, v in r.items() if k != "diversity"} for r in rows]) == (1400, 0.31)
+
+
+def test_a_run_that_ends_with_its_variety_lost_is_told_so_and_one_that_dipped_is_not():
+    from nesgan.gan.snapshots import lost_variety
+    from nesgan.gan.train import TrainResult
+
+    def rows(diversity):  # one sample row per 200 steps, as metrics.jsonl holds them
+        return [{"step": 200 * (i + 1), "divergence": 0.3, "diversity": d, "diversity_train": 1.0}
+                for i, d in enumerate(diversity)]
+
+    collapsed = rows([0.57, 0.86, 0.60, 0.49, 0.46, 0.60, 0.39])  # one museum game, seed 3
+    assert lost_variety(collapsed) == [200, 600, 800, 1000, 1200, 1400]
+    assert lost_variety(rows([0.68, 0.42, 0.75, 0.73, 0.58, 0.68, 0.73, 0.75])) == [], "it recovered"
+    assert lost_variety(rows([0.65, 0.49, 1.11, 1.08, 1.07, 1.01, 0.95])) == [], "two early dips"
+    assert lost_variety(rows([0.9, 0.9, 0.9, 0.6])) == [], "the last alone"
+    assert lost_variety([dict(r, diversity_train=0.5) for r in collapsed]) == [], "against its own art"
+    result = TrainResult(run=Path("runs/x"), step=1400, steps_this_call=1400, seconds=1.0, swd=80.0,
+                         precision="fp32", world_size=1, best=(400, 0.345),
+                         lost_variety=tuple(lost_variety(collapsed)))
+    assert "lost their variety" in result.summary() and "another --seed" in result.summary()
+    assert "lost" not in TrainResult(run=Path("runs/x"), step=1400, steps_this_call=1400, seconds=1.0,
+                                     swd=80.0, precision="fp32", world_size=1).summary()

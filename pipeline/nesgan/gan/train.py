@@ -27,7 +27,14 @@ from nesgan.gan.interrupt import GracefulStop
 from nesgan.gan.model import build_models
 from nesgan.gan.monitor import Monitor
 from nesgan.gan.sample import resolve_device
-from nesgan.gan.snapshots import best_step, keep_best, keep_sample_step
+from nesgan.gan.snapshots import (
+    MIN_DIVERSITY,
+    best_step,
+    describe_steps,
+    keep_best,
+    keep_sample_step,
+    lost_variety,
+)
 from nesgan.gan.step import Nets, StepOut, adam, train_step
 
 RUN_ARTIFACTS = ("config.json", "checkpoints", "samples", "metrics.jsonl", "metrics.png", WINDOWS)
@@ -43,6 +50,7 @@ class TrainResult:
     precision: str
     world_size: int
     best: tuple[int, float] | None = None  # (step, divergence) of checkpoints/best.pt
+    lost_variety: tuple[int, ...] = ()  # sample steps whose samples lost their variety (a collapse)
 
     def summary(self) -> str:
         """The line `nesgan train` ends with (the CLI adds the thread count)."""
@@ -53,8 +61,12 @@ class TrainResult:
         best = ("" if self.best is None else f"; generate draws from step {self.best[0]}, the sample step "
                 f"of lowest tile-pattern divergence ({self.best[1]:.3f}) with varied samples; "
                 f"checkpoints/best.pt")
+        lost = ("" if not self.lost_variety else
+                f"; warning: G's samples lost their variety (under {MIN_DIVERSITY} of the training "
+                f"screens') at steps {describe_steps(list(self.lost_variety))}, the last included: it "
+                "draws too few kinds of screen, and training again with another --seed may do better")
         return (f"trained {self.steps_this_call} steps (now at {self.step}) in {self.seconds:.0f} s, "
-                f"{self.precision}, {self.world_size} process(es); SWD {swd}{best}; run in {self.run}")
+                f"{self.precision}, {self.world_size} process(es); SWD {swd}{best}{lost}; run in {self.run}")
 
 
 def cpu_has_fast_bf16() -> bool:
@@ -220,7 +232,8 @@ def _train(cfg: TrainConfig, env: _Dist, resume: bool) -> TrainResult:
                        seconds=time.perf_counter() - t_start,
                        swd=monitor.last_swd if monitor is not None else None,
                        precision="bf16" if autocast_dtype is not None else "fp32",
-                       world_size=env.world, best=best_step(monitor.rows) if monitor is not None else None)
+                       world_size=env.world, best=best_step(monitor.rows) if monitor is not None else None,
+                       lost_variety=tuple(lost_variety(monitor.rows)) if monitor is not None else ())
 
 
 def _resume_state(cfg: TrainConfig, last: Path) -> dict:
