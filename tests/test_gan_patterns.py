@@ -329,6 +329,27 @@ def test_ds_pattern_critic_judges_the_pattern_map_beside_the_screen(table):
     assert Discriminator(4, "patterns").critic is None
 
 
+def test_the_usage_prior_row_by_row_reads_each_row_of_the_training_maps(table):
+    g = _generator(table)
+    k = len(table.patterns)
+    maps = torch.zeros(3, 28, 28, dtype=torch.int16)
+    maps[:, :14] = 5  # sky above: pattern 5 in the top 14 rows, pattern 0 below
+    maps[0, 27, :7] = 2  # a quarter of one screen's bottom row
+    g.head.set_row_usage(maps)
+    usage = g.head.row_usage
+    assert usage.shape == (28, k) and torch.allclose(usage.sum(1), torch.ones(28))
+    assert usage[0, 5] == 1 and usage[20, 0] == 1 and torch.isclose(usage[27, 2], torch.tensor(7 / 84))
+    assert "row_usage" not in g.state_dict(), "derived from the screens again, never saved"
+    picks = torch.full((2, 28, 28, k), 1e-6)
+    picks[:, :14, :, 5] = picks[:, 14:, :, 0] = 1.0  # sky above, ground below: as trained
+    picks = picks / picks.sum(-1, keepdim=True)
+    flipped = picks.flip(1)  # the same patterns upside down: the same use over the whole screen
+    g.head.seam_weight = 0.0
+    assert g.head._priors(flipped) > g.head._priors(picks) + 5, "row by row, upside down is far off"
+    g.head.row_usage = None
+    assert torch.isclose(g.head._priors(flipped), g.head._priors(picks)), "over the screen it is not"
+
+
 def test_the_patterns_generator_hands_d_its_picks_and_their_soft_weights(table):
     g = _generator(table)
     screen = g.train()(torch.randn(2, 16))

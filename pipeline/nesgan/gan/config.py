@@ -20,7 +20,7 @@ ARCH_NAMES = ("patterns", "nes", "upsample", "dcgan")
 OLD_RUNS_ARCH = "dcgan"  # a run config written before --arch existed is the paper's network
 # runs from before these fields (a run config that lacks one was trained without it)
 OLD_PATTERN_HEAD = {"pattern_context": 1, "seam_weight": 1.0, "pattern_critic": 0.0, "pattern_table": 256,
-                    "critic_width": 1}
+                    "critic_width": 1, "usage_rows": False}
 # What `--augment` offers (defined in `nesgan.gan.augment`; listed here to keep torch out of the CLI).
 AUGMENT_NAMES = ("none", "shift-cut")
 
@@ -60,6 +60,9 @@ class TrainConfig:
     # 0.305) but cost 1.22× a step, so it stays 256 (what one NES pattern table holds).
     critic_width: int = 2
     pattern_table: int = 256
+    # --arch patterns: G's usage prior row by row (each row of 8×8 quarters against the training
+    # screens' same row) instead of over the whole screen (docs/generator-patterns.md, sixth round)
+    usage_rows: bool = True
     seed: int = 0  # weights, noise and data order all derive from it
     device: str = "auto"  # auto picks CUDA when present
     precision: str = "auto"  # auto: bf16 autocast where the hardware has fast bf16, else fp32
