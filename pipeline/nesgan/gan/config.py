@@ -61,7 +61,8 @@ class TrainConfig:
     critic_width: int = 2
     pattern_table: int = 256
     # --arch patterns: G's usage prior row by row (each row of 8×8 quarters against the training
-    # screens' same row) instead of over the whole screen (docs/generator-patterns.md, sixth round)
+    # screens' same row) instead of over the whole screen. Five seeds (docs/generator-patterns.md,
+    # sixth round): generated divergence 0.178 → 0.141, rebuilt map 0.283 → 0.249, every seed lower.
     usage_rows: bool = True
     seed: int = 0  # weights, noise and data order all derive from it
     device: str = "auto"  # auto picks CUDA when present
