@@ -245,13 +245,13 @@ class PatternHead(NesHead):
         # seeds 0-4, docs/generator-patterns.md sixth round: the best in-training divergence
         # 0.148-0.165 against 0.166-0.235 over the whole screen; generated 24 of 96: 0.141 vs 0.178)
         q = p.float().mean(dim=(0, 2))  # (28, K): each row's mean soft picks
-        row_kl = (self.row_usage * (torch.log(self.row_usage.clamp_min(1e-8)) - torch.log(q.clamp_min(1e-8)))).sum(1)
-        return self.seam_weight * seams + row_kl.mean()
+        return self.seam_weight * seams + _kl(self.row_usage, q).mean()
 
 
 def _kl(target: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    """KL(target ‖ q) of two distributions over the same support, both clamped at 1e-8."""
-    return (target * (torch.log(target.clamp_min(1e-8)) - torch.log(q.clamp_min(1e-8)))).sum()
+    """KL(target ‖ q) of distributions over the last dimension (one per leading index), both
+    clamped at 1e-8."""
+    return (target * (torch.log(target.clamp_min(1e-8)) - torch.log(q.clamp_min(1e-8)))).sum(-1)
 
 
 class DrawPatterns(torch.autograd.Function):

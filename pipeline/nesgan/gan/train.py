@@ -276,7 +276,7 @@ def _build(cfg: TrainConfig, screens: torch.Tensor, local_batch: int,
         indices = nes_indices(screens.numpy())
         table = learn_table(indices, cfg.pattern_table)
         g.head.set_table(table)
-        if cfg.pattern_critic > 0 or cfg.usage_rows:  # what D's pattern critic sees of each real screen
+        if cfg.pattern_critic > 0 or cfg.usage_rows:  # each real screen's picks: D's critic, G's row prior
             maps = torch.from_numpy(pattern_maps(indices, table.patterns))
             real_maps = maps if cfg.pattern_critic > 0 else None
             if cfg.usage_rows:
