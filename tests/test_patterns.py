@@ -114,3 +114,39 @@ def test_closest_subset_keeps_the_set_that_covers_the_training_art_not_copies_of
     assert ref.divergence(drawn[chosen]) < ref.divergence(drawn[:4]) and ref.divergence(drawn[chosen]) < 0.05
     assert list(chosen) == sorted(chosen)
     assert list(ref.closest_subset(drawn, 8)) == list(range(8)) == list(ref.closest_subset(drawn, 9))
+
+
+def _drawn(options: np.ndarray, choice, mass) -> np.ndarray:
+    """The one-cell screens a choice draws: group g's option, mass[g] times."""
+    return np.concatenate([np.repeat(options[c][None], m, axis=0) for c, m in zip(choice, mass, strict=True)])
+
+
+def test_closest_choice_ends_where_no_single_group_can_do_better_as_divergence_measures_it():
+    rng = np.random.default_rng(4)
+    art = rng.integers(0, 3, (12, 8, 8)).repeat(2, 1).repeat(2, 2).astype(np.uint8)  # 2×2-pixel blocks
+    ref = patterns.Reference(art)
+    noisy = art.copy()
+    noisy[rng.random(noisy.shape) < 0.05] = 7
+    shifted = np.roll(art, 1, axis=2)  # the same drawings, half a block off: new 3×3 and 4×4 windows
+    options = np.concatenate([noisy[:6], shifted[:6], art[:6]])  # 18 options, 6 groups of 3
+    groups = [np.array([g, 6 + g, 12 + g]) for g in range(6)]
+    mass = np.array([5, 1, 3, 2, 4, 1])
+    start = np.arange(6)  # every group starts noisy
+    chosen = ref.closest_choice(options, groups, mass, start)
+    assert all(c in grp for c, grp in zip(chosen, groups, strict=True))
+    best = ref.divergence(_drawn(options, chosen, mass))
+    assert best < ref.divergence(_drawn(options, start, mass))
+    for g, grp in enumerate(groups):  # a local minimum of the real measure, not only of its own sums
+        for other in grp:
+            alt = chosen.copy()
+            alt[g] = other
+            assert ref.divergence(_drawn(options, alt, mass)) >= best - 1e-9
+    assert list(chosen) == [12 + g for g in range(6)], "each group shows the art's own drawing"
+
+
+def test_closest_choice_keeps_a_group_where_it_has_one_option_or_no_use():
+    art = _blocky(0, 2)[:, :16, :16]
+    ref = patterns.Reference(art)
+    options = np.stack([art[0], 9 - art[0], art[1]]).astype(np.uint8)
+    chosen = ref.closest_choice(options, [np.array([0]), np.array([1, 2])], np.array([3.0, 0.0]), np.array([0, 1]))
+    assert list(chosen) == [0, 1]

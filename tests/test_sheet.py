@@ -94,6 +94,35 @@ def test_given_the_training_patterns_a_tile_is_drawn_from_a_cell_that_invents_no
     assert np.array_equal(cells[sheet.members[0][0]], plain)
 
 
+def _marked(colours, *marks):
+    """A 16×16 drawing of 2×2-pixel blocks: a ring round an inside, and marked blocks."""
+    g = np.full((8, 8), 2)
+    g[0, :] = g[-1, :] = g[:, 0] = g[:, -1] = 1
+    for y, x in marks:
+        g[y, x] = 3
+    return np.kron(colours[g], np.ones((2, 2), np.uint8))
+
+
+@pytest.mark.parametrize("uses, shown", [((6, 5), "art"), ((12, 2), "commoner")])
+def test_given_the_training_windows_a_group_shows_the_member_closest_to_the_art_if_it_draws_the_group_as_well(
+        uses, shown):
+    from nesgan.patterns import Reference
+
+    colours = np.array([0x0F, 0x16, 0x27, 0x30], np.uint8)
+    art = _marked(colours, (2, 2), (2, 3), (3, 2))  # the training drawing
+    variant = _marked(colours, (4, 4), (4, 5), (5, 5))  # the same vocabulary, marks elsewhere
+    reference = Reference(np.stack([art, np.full((16, 16), 0x0F, np.uint8)]))
+    cells = np.stack([variant, art])
+    use = np.array(uses)
+    without = build_sheet(cells, use, PAL, SheetConfig(max_tiles=1))
+    assert np.array_equal(without.tiles[0], variant)  # the medoid: the commoner drawing
+    sheet = build_sheet(cells, use, PAL, SheetConfig(max_tiles=1), reference=reference)
+    # 6 against 5 uses: the art costs the group 6/5 of the medoid's pixels, within CLOSEST_RATIO
+    # (2); 12 against 2: 6 times, so the commoner drawing stays
+    assert np.array_equal(sheet.tiles[0], art if shown == "art" else variant)
+    assert np.array_equal(cells[sheet.members[0][0]], sheet.tiles[0])
+
+
 def test_a_rare_whole_training_drawing_keeps_a_tile_where_a_rare_fragment_would():
     from nesgan.tiles.tile import partition_hashes
 

@@ -234,14 +234,9 @@ class Reference:
             return np.arange(m)
         tables = []
         for n in self.sizes:
-            pk, pc = self.counts[n]
-            keys = window_keys(out, n).reshape(m, -1)
-            union = np.union1d(pk, keys)
-            p = np.full(len(union), EPS)
-            p[np.searchsorted(union, pk)] += pc
-            p /= p.sum()
-            cols = np.searchsorted(union, keys) + (np.arange(m) * len(union))[:, None]
-            c = np.bincount(cols.ravel(), minlength=m * len(union)).reshape(m, len(union)).astype(np.float64)
+            p, rows = self._table(n, window_keys(out, n).reshape(m, -1))
+            cols = rows + (np.arange(m) * len(p))[:, None]
+            c = np.bincount(cols.ravel(), minlength=m * len(p)).reshape(m, len(p)).astype(np.float64)
             tables.append((p, np.log(p), c))
         chosen: list[int] = []
         q = [np.zeros(len(p)) for p, _, _ in tables]
@@ -257,6 +252,68 @@ class Reference:
             chosen.append(j)
             q = [qn + c[j] for (_, _, c), qn in zip(tables, q, strict=True)]
         return np.sort(np.array(chosen))
+
+
+    def closest_choice(self, options: np.ndarray, groups: list[np.ndarray], mass: np.ndarray,
+                       start: np.ndarray, sweeps: int = 4) -> np.ndarray:
+        """One option per group so that the screen they draw comes close to the training art.
+
+        `options` (M, H, W) are the candidate drawings (16×16 cells: one-cell screens); group g
+        is drawn `mass[g]` times with one of `groups[g]` (indices into `options`), and `start[g]`
+        (one of them) is its drawing to begin with. The drawn screen's window counts are the sum
+        over groups of mass times its option's, so a change of one group's option changes only
+        the keys of the two options' windows, and every option of a cell holds the same number
+        of windows: the totals, and so the normalisation, stay put. Coordinate descent: for each
+        group in turn, the option of least `divergence` given all other groups' options, until a
+        sweep changes nothing or after `sweeps` sweeps. Returns (G,) option indices."""
+        options = np.asarray(options)
+        chosen = np.asarray(start, dtype=np.intp).copy()
+        mass = np.asarray(mass, dtype=np.float64)
+        tables = []
+        for n in self.sizes:
+            p, rows = self._table(n, window_keys(options, n).reshape(len(options), -1))
+            q = np.bincount(rows[chosen].ravel(), weights=np.repeat(mass, rows.shape[1]), minlength=len(p))
+            tables.append((p, rows, q, q.sum() + EPS * len(p)))
+        for _ in range(sweeps):
+            changed = False
+            for g, opts in enumerate(groups):
+                opts = np.asarray(opts, dtype=np.intp)
+                if len(opts) < 2 or mass[g] <= 0:
+                    continue
+                score = np.zeros(len(opts))
+                for p, rows, q, total in tables:
+                    old, new = rows[chosen[g]], rows[opts]  # (w,), (C, w)
+                    keys, inverse = np.unique(np.concatenate([old, new.ravel()]), return_inverse=True)
+                    delta = np.zeros((len(opts), len(keys)))
+                    np.add.at(delta, (np.repeat(np.arange(len(opts)), len(old)), inverse[len(old):]), mass[g])
+                    delta -= mass[g] * np.bincount(inverse[: len(old)], minlength=len(keys))
+                    before = q[keys]
+                    score += (_kl_terms(p[keys], before + delta, total) - _kl_terms(p[keys], before, total)).sum(1)
+                j = int(np.argmin(score))
+                if score[j] < -1e-12 and opts[j] != chosen[g]:
+                    for _, rows, q, _ in tables:
+                        np.subtract.at(q, rows[chosen[g]], mass[g])
+                        np.add.at(q, rows[opts[j]], mass[g])
+                    chosen[g] = opts[j]
+                    changed = True
+            if not changed:
+                break
+        return chosen
+
+    def _table(self, n: int, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The training share of every n×n partition in the training art or in `keys` (any
+        shape), smoothed as `symmetric_kl` smooths, and `keys` as indices into that table."""
+        pk, pc = self.counts[n]
+        union = np.union1d(pk, keys)
+        p = np.full(len(union), EPS)
+        p[np.searchsorted(union, pk)] += pc
+        return p / p.sum(), np.searchsorted(union, keys)
+
+
+def _kl_terms(p: np.ndarray, counts: np.ndarray, total: float) -> np.ndarray:
+    """Each key's share of `symmetric_kl`: ½(p − q)·log(p/q), q the smoothed counts over `total`."""
+    q = (counts + EPS) / total
+    return 0.5 * (p - q) * np.log(p / q)
 
 
 def _merge_counts(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:

@@ -126,7 +126,7 @@ def build_tiles(config: TileConfig) -> TileReport:
         reference = training_reference(config.train)
         sheet, budget = build_fitting_sheet(cells, cell_counts, palette, SheetConfig(config.max_tiles, config.palettes),
                                             known=None if reference is None else reference.counts[INVENTED_N][0],
-                                            drawings=np.unique(partition_hashes(index.tiles)))
+                                            drawings=np.unique(partition_hashes(index.tiles)), reference=reference)
         tiles, counts = sheet.tiles, np.rint(sheet.counts).astype(np.int64)
         inverse = sheet.labels[cell_of]
     screens = [(n, inverse[i * GRID * GRID : (i + 1) * GRID * GRID].reshape(GRID, GRID))
