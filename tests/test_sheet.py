@@ -123,6 +123,31 @@ def test_given_the_training_windows_a_group_shows_the_member_closest_to_the_art_
     assert np.array_equal(cells[sheet.members[0][0]], sheet.tiles[0])
 
 
+def test_one_cells_stray_mark_is_never_put_on_every_cell_of_its_group(monkeypatch):
+    # a plain group whose 12 other members each carry a dot somewhere else: the dot in the top
+    # left corner is common in the training art, so showing it on every cell would bring the map
+    # closer to the art's windows — but it draws only 1 of the group's 13 cells better than the
+    # plain medoid does, so the plain drawing stays
+    import nesgan.tiles.sheet as sheet_module
+    from nesgan.patterns import Reference
+
+    plain = np.full((16, 16), 0x21, np.uint8)
+    dotted = []
+    for y, x in [(a, b) for a in (0, 4, 8, 12) for b in (0, 4, 8)]:
+        d = plain.copy()
+        d[y : y + 2, x : x + 2] = 0x0F
+        dotted.append(d)
+    cells = np.stack([plain, *dotted])
+    reference = Reference(np.stack([dotted[0]] * 5 + [plain] * 5))
+
+    def shown():
+        return build_sheet(cells, None, PAL, SheetConfig(max_tiles=1), reference=reference).tiles[0]
+
+    assert np.array_equal(shown(), plain)
+    monkeypatch.setattr(sheet_module, "CLOSEST_SUPPORT", 0.0)  # without the test of support
+    assert np.array_equal(shown(), dotted[0])
+
+
 def test_a_rare_whole_training_drawing_keeps_a_tile_where_a_rare_fragment_would():
     from nesgan.tiles.tile import partition_hashes
 
@@ -308,6 +333,24 @@ def test_with_palettes_the_sheet_fits_one_nes_pattern_table_by_lowering_the_budg
     assert budget == 200 and sheet.patterns_8x8() <= 4
     _, unbounded = build_fitting_sheet(noise, None, PAL, SheetConfig(200, None))
     assert unbounded == 200, "without shared sub-palettes there is no NES pattern table to fit"
+
+
+def test_where_the_closest_members_overfill_the_pattern_table_the_medoids_keep_the_budget(monkeypatch):
+    import nesgan.tiles.sheet as sheet_module
+    from nesgan.patterns import Reference
+
+    colours = np.array([0x0F, 0x16, 0x27, 0x30], np.uint8)
+    flat = np.full((16, 16), 0x16, np.uint8)  # one 8×8 pattern
+    busy = np.kron(colours[np.arange(16).reshape(4, 4) % 4], np.ones((4, 4), np.uint8))  # four
+    busy[0, 0] = 0x16
+    cells = np.stack([flat, busy])
+    monkeypatch.setattr(sheet_module, "PATTERN_TABLE", 3)  # room for two patterns
+    monkeypatch.setattr(sheet_module, "_closest_members", lambda cells, *a: np.array([1]))  # the busy one
+    reference = Reference(cells)
+    config = SheetConfig(1, 1)
+    assert sheet_module.build_sheet(cells, np.array([10, 1]), PAL, config, reference=reference).patterns_8x8() > 2
+    sheet, budget = sheet_module.build_fitting_sheet(cells, np.array([10, 1]), PAL, config, reference=reference)
+    assert budget == 1 and np.array_equal(sheet.tiles[0], flat)
 
 
 def test_the_summary_says_when_the_budget_was_lowered_to_fit_the_pattern_table():

@@ -60,12 +60,15 @@ FIT_SAMPLE = 12_000  # cells the projection and the k-means are fitted on (all c
 KMEANS_STEPS = 10  # Lloyd steps after seeding; the merge by vote cost does the fine work
 OVERCLUSTER = 2  # k-means centres per final tile, before merging by vote cost
 MEDOID_RATIO = 1.2  # a group shows its medoid unless its vote costs this many times less
-# With the training art's window counts, a group may show any member whose pixels cost at most
-# this many times the medoid's (of its this many most used): the one that brings the rebuilt map
-# closest to the art. Five sets of 24 generated screens, 128 tiles: divergence 0.249 (the medoid)
-# → 0.159 (1.5×) → 0.146 (2×); changed pixels 12.0 → 13.2 → 13.0 %.
+# With the training art's window counts, a group may show, instead of its medoid, the member
+# that brings the rebuilt map closest to the art among those (of its CLOSEST_CANDIDATES most
+# used) whose pixels cost at most CLOSEST_RATIO times the medoid's and that draw at least
+# CLOSEST_SUPPORT of the group's cells (by use; judged on its SUPPORT_MEMBERS most used) with
+# fewer changed pixels than the medoid does (`_closest_members`; docs/tile-sheet.md).
 CLOSEST_RATIO = 2.0
+CLOSEST_SUPPORT = 0.1
 CLOSEST_CANDIDATES = 64
+SUPPORT_MEMBERS = 4096
 # In grouping, a cell that is a whole training drawing (its shape, up to a palette swap or mirror,
 # is a training tile's) counts this many times its use: a rare `?` block or pipe top then keeps
 # a tile of its own instead of merging into the plain block beside it. Six sets of 24 generated
@@ -354,15 +357,17 @@ def _closest_members(cells: np.ndarray, w: np.ndarray, labels: np.ndarray, own: 
     """Each group's drawing, chosen among its members so that the map the sheet rebuilds comes
     closest to the training art (`Reference.closest_choice`, starting from the medoids).
 
-    The medoid draws the group's members with the fewest changed pixels, but it is the group's
-    most ordinary member: 128 medoids drew the demo's map with 1.8 % of the training art's 3×3
-    windows and 5.8 % of its 4×4 windows missing, each costing the divergence 9–10× its share.
-    A member whose pixel cost is at most `CLOSEST_RATIO` times the medoid's (and that invents no
-    3×3 pattern where the medoid invents none) draws the group about as faithfully; of those
-    (the `CLOSEST_CANDIDATES` most used) each group takes the one that brings the rebuilt map's
-    window partitions closest to the training art's. Five sets of 24 generated screens (128
-    tiles, --palettes 4): divergence 0.249 → 0.146 on average, changed pixels 12.0 → 13.0 %,
-    near-copies 20 → 18 of the ~120 non-trivial tiles (docs/tile-sheet.md)."""
+    The medoid draws the group's cells with the fewest changed pixels, but it is the group's most
+    ordinary member: where a group holds several drawings it shows the commonest, and the
+    others' windows go missing from the map (1.8 % of the art's 3×3 windows and 5.8 % of its 4×4
+    in the demo's, each costing the divergence 9–10× its share). A member may stand for its group
+    instead when it draws the group about as faithfully — its pixels cost at most
+    `CLOSEST_RATIO` times the medoid's, it invents no 3×3 pattern the medoid does not — and it
+    is one of the group's own drawings, not one cell's stray mark: it draws at least
+    `CLOSEST_SUPPORT` of the group's cells (by use) with fewer changed pixels than the medoid.
+    Without that last test the choice lowered the divergence further by putting one cell's dot
+    or dash on every cell of a big group (a dotted grid over the whole sky): the divergence
+    counts a missing training window far dearer than one shown too often."""
     k = len(medoid)
     by_group = np.argsort(labels, kind="stable")
     bounds = np.searchsorted(labels[by_group], np.arange(k + 1))
@@ -370,11 +375,21 @@ def _closest_members(cells: np.ndarray, w: np.ndarray, labels: np.ndarray, own: 
     offset = 0
     for g in range(k):
         mine = by_group[bounds[g] : bounds[g + 1]]
-        fine = mine[(own[mine] <= CLOSEST_RATIO * own[medoid[g]] + 1e-9) & (invents[mine] <= invents[medoid[g]])]
-        fine = np.union1d(fine[np.argsort(-w[fine], kind="stable")][:CLOSEST_CANDIDATES], medoid[g : g + 1])
+        fine = mine[(own[mine] <= CLOSEST_RATIO * own[medoid[g]] + 1e-9) & (invents[mine] <= invents[medoid[g]])
+                    & (mine != medoid[g])]
+        fine = fine[np.argsort(-w[fine], kind="stable")][:CLOSEST_CANDIDATES]
+        if len(fine):
+            judges = mine[np.argsort(-w[mine], kind="stable")][:SUPPORT_MEMBERS]  # the most used members
+            pixels = cells[judges].reshape(len(judges), 1, -1)
+            worse = (pixels != cells[medoid[g]].reshape(1, 1, -1)).sum(2)  # (J, 1): changed pixels, medoid
+            better = np.concatenate([(pixels != cells[fine[a : a + 16]].reshape(1, -1, PIXELS)).sum(2) < worse
+                                     for a in range(0, len(fine), 16)], axis=1)  # (J, C)
+            support = w[judges] @ better
+            fine = fine[support >= CLOSEST_SUPPORT * w[judges].sum()]
+        fine = np.concatenate([medoid[g : g + 1], fine])
         options.append(fine)
         groups.append(offset + np.arange(len(fine)))
-        start[g] = offset + np.searchsorted(fine, medoid[g])
+        start[g] = offset
         offset += len(fine)
     cell_ids = np.concatenate(options)
     return cell_ids[reference.closest_choice(cells[cell_ids], groups, mass, start)]
@@ -535,12 +550,23 @@ def build_fitting_sheet(cells: np.ndarray, weights: np.ndarray | None, palette: 
     pattern table: where the sheet's tiles need more than 255 distinct 8×8 patterns the budget is
     lowered and the sheet drawn again. A 16×16 tile is up to four patterns, but tiles drawn from
     a pattern-table generator share most of theirs (the demo: 128 tiles in 91 patterns), so a
-    tile budget of 256/4 = 64 wastes most of the table. Returns the sheet and the budget used."""
-    budget = config.max_tiles
-    sheet = build_sheet(cells, weights, palette, config, known, drawings, reference)
+    tile budget of 256/4 = 64 wastes most of the table. With `reference`, where the members
+    chosen for their closeness to the art (`_closest_members`) need more patterns than fit, the
+    medoids are tried at the same budget before the budget is lowered: more tiles come first.
+    Returns the sheet and the budget used."""
     limit = PATTERN_TABLE - _BLANK_SPARE
-    while config.palettes is not None and (need := sheet.patterns_8x8()) > limit and budget > config.palettes:
+    budget = config.max_tiles
+    while True:
+        budget_config = SheetConfig(budget, config.palettes, config.seed)
+        sheet = build_sheet(cells, weights, palette, budget_config, known, drawings, reference)
+        if config.palettes is None or (need := sheet.patterns_8x8()) <= limit:
+            break
+        if reference is not None:  # the closest members need more patterns than the medoids: keep the tiles
+            plain = build_sheet(cells, weights, palette, budget_config, known, drawings)
+            if plain.patterns_8x8() <= limit:
+                sheet = plain
+                break
+        if budget <= config.palettes:
+            break
         budget = max(int(config.palettes), min(budget - 1, budget * limit // need))
-        sheet = build_sheet(cells, weights, palette, SheetConfig(budget, config.palettes, config.seed), known,
-                            drawings, reference)
     return sheet, budget
