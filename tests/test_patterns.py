@@ -150,3 +150,15 @@ def test_closest_choice_keeps_a_group_where_it_has_one_option_or_no_use():
     options = np.stack([art[0], 9 - art[0], art[1]]).astype(np.uint8)
     chosen = ref.closest_choice(options, [np.array([0]), np.array([1, 2])], np.array([3.0, 0.0]), np.array([0, 1]))
     assert list(chosen) == [0, 1]
+
+
+def test_cells_divergence_is_the_divergence_of_the_map_they_draw():
+    art = _blocky(0, 4)
+    ref = patterns.Reference(art)
+    drawn = _blocky(5, 3)
+    cells = patterns.screen_cells(drawn).reshape(-1, 16, 16)
+    uniq, inverse = np.unique(cells.reshape(len(cells), -1), axis=0, return_inverse=True)
+    uses = np.bincount(inverse.ravel())
+    assert ref.cells_divergence(uniq.reshape(-1, 16, 16), uses) == pytest.approx(ref.divergence(drawn), abs=1e-9)
+    own = patterns.screen_cells(art).reshape(-1, 16, 16)
+    assert ref.cells_divergence(own, np.ones(len(own))) == 0.0

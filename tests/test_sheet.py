@@ -335,7 +335,7 @@ def test_with_palettes_the_sheet_fits_one_nes_pattern_table_by_lowering_the_budg
     assert unbounded == 200, "without shared sub-palettes there is no NES pattern table to fit"
 
 
-def test_where_the_closest_members_overfill_the_pattern_table_the_medoids_keep_the_budget(monkeypatch):
+def test_where_the_closest_members_cannot_fit_the_pattern_table_the_medoids_at_the_budget_do(monkeypatch):
     import nesgan.tiles.sheet as sheet_module
     from nesgan.patterns import Reference
 

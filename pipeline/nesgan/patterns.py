@@ -193,6 +193,18 @@ class Reference:
         """`divergence` of `out` from the training set."""
         return float(np.mean([symmetric_kl(self.counts[n], window_counts(out, n)) for n in self.sizes]))
 
+    def cells_divergence(self, cells: np.ndarray, uses: np.ndarray) -> float:
+        """`divergence` of a map drawn with `cells` (K, 16, 16), cell i `uses[i]` times (a
+        sheet's tiles and their use), without drawing the map: windows lie inside cells, so the
+        map's counts are the cells' counts weighted by use."""
+        out = []
+        for n in self.sizes:
+            keys = window_keys(np.asarray(cells), n).reshape(len(cells), -1)
+            uniq, inverse = np.unique(keys, return_inverse=True)
+            counts = np.bincount(inverse.ravel(), weights=np.repeat(np.asarray(uses, np.float64), keys.shape[1]))
+            out.append(symmetric_kl(self.counts[n], (uniq, counts)))
+        return float(np.mean(out))
+
     def floor(self) -> dict[str, float]:
         """The training set's own invented share and divergence: the held-out quarter against the
         rest (0 for fewer than 2 screens)."""
@@ -269,31 +281,19 @@ class Reference:
         options = np.asarray(options)
         chosen = np.asarray(start, dtype=np.intp).copy()
         mass = np.asarray(mass, dtype=np.float64)
-        tables = []
-        for n in self.sizes:
-            p, rows = self._table(n, window_keys(options, n).reshape(len(options), -1))
-            q = np.bincount(rows[chosen].ravel(), weights=np.repeat(mass, rows.shape[1]), minlength=len(p))
-            tables.append((p, rows, q, q.sum() + EPS * len(p)))
+        tables = [_OptionWindows(*self._table(n, window_keys(options, n).reshape(len(options), -1)), chosen, mass)
+                  for n in self.sizes]
         for _ in range(sweeps):
             changed = False
             for g, opts in enumerate(groups):
                 opts = np.asarray(opts, dtype=np.intp)
                 if len(opts) < 2 or mass[g] <= 0:
                     continue
-                score = np.zeros(len(opts))
-                for p, rows, q, total in tables:
-                    old, new = rows[chosen[g]], rows[opts]  # (w,), (C, w)
-                    keys, inverse = np.unique(np.concatenate([old, new.ravel()]), return_inverse=True)
-                    delta = np.zeros((len(opts), len(keys)))
-                    np.add.at(delta, (np.repeat(np.arange(len(opts)), len(old)), inverse[len(old):]), mass[g])
-                    delta -= mass[g] * np.bincount(inverse[: len(old)], minlength=len(keys))
-                    before = q[keys]
-                    score += (_kl_terms(p[keys], before + delta, total) - _kl_terms(p[keys], before, total)).sum(1)
+                score = sum(t.scores(chosen[g], opts, mass[g]) for t in tables)
                 j = int(np.argmin(score))
                 if score[j] < -1e-12 and opts[j] != chosen[g]:
-                    for _, rows, q, _ in tables:
-                        np.subtract.at(q, rows[chosen[g]], mass[g])
-                        np.add.at(q, rows[opts[j]], mass[g])
+                    for t in tables:
+                        t.move(chosen[g], opts[j], mass[g])
                     chosen[g] = opts[j]
                     changed = True
             if not changed:
@@ -308,6 +308,55 @@ class Reference:
         p = np.full(len(union), EPS)
         p[np.searchsorted(union, pk)] += pc
         return p / p.sum(), np.searchsorted(union, keys)
+
+
+class _OptionWindows:
+    """One window size's counts for `Reference.closest_choice`: each option's distinct windows
+    (keys into the training table `p`) and how often it shows each, and the drawn screen's
+    counts `q` under the current choice. Swapping group g's option o for c changes the score by
+    Σ over o's keys of f(q − m·n_o) − f(q) (o taken out) plus Σ over c's keys of
+    f(q' + m·n_c) − f(q'), q' the counts without o: only the two options' few distinct windows
+    are read, not every key."""
+
+    def __init__(self, p: np.ndarray, rows: np.ndarray, chosen: np.ndarray, mass: np.ndarray):
+        self.p = p
+        self.total = float(np.sum(mass)) * rows.shape[1] + EPS * len(p)  # fixed: every option has rows.shape[1] windows
+        flat, counts = np.unique(rows + (np.arange(len(rows)) * len(p))[:, None], return_counts=True)
+        self.keys, self.counts = flat % len(p), counts.astype(np.float64)
+        self.bounds = np.searchsorted(flat // len(p), np.arange(len(rows) + 1))
+        self.q = np.zeros(len(p))
+        for o, m in zip(chosen.tolist(), mass.tolist(), strict=True):
+            k, c = self._of(o)
+            self.q[k] += m * c
+
+    def _of(self, option: int) -> tuple[np.ndarray, np.ndarray]:
+        a, b = self.bounds[option], self.bounds[option + 1]
+        return self.keys[a:b], self.counts[a:b]
+
+    def _f(self, keys: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        return _kl_terms(self.p[keys], counts, self.total)
+
+    def scores(self, current: int, options: np.ndarray, m: float) -> np.ndarray:
+        """The divergence change (this size's sum, before the mean over sizes) of drawing the
+        group with each of `options` instead of `current`."""
+        ok, oc = self._of(current)
+        out_gain = float(np.sum(self._f(ok, self.q[ok] - m * oc) - self._f(ok, self.q[ok])))
+        spans = [np.arange(self.bounds[o], self.bounds[o + 1]) for o in options.tolist()]
+        at = np.concatenate(spans)
+        keys, counts = self.keys[at], self.counts[at]
+        base = self.q[keys].copy()
+        pos = np.searchsorted(ok, keys)  # ok is sorted: take the current option's windows out
+        hit = (pos < len(ok)) & (ok[np.minimum(pos, len(ok) - 1)] == keys)
+        base[hit] -= m * oc[pos[hit]]
+        part = self._f(keys, base + m * counts) - self._f(keys, base)
+        which = np.repeat(np.arange(len(options)), [len(x) for x in spans])
+        return out_gain + np.bincount(which, weights=part, minlength=len(options))
+
+    def move(self, old: int, new: int, m: float) -> None:
+        k, c = self._of(old)
+        self.q[k] -= m * c
+        k, c = self._of(new)
+        self.q[k] += m * c
 
 
 def _kl_terms(p: np.ndarray, counts: np.ndarray, total: float) -> np.ndarray:

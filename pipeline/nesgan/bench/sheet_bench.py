@@ -26,6 +26,7 @@ import numpy as np
 from nesgan.colour.lut import load_lut, quantize_rgb
 from nesgan.colour.palette import Palette
 from nesgan.images import GRID, SCREEN, TILE
+from nesgan.patterns import Reference
 from nesgan.tiles.sheet import SheetConfig, build_sheet, colours_per_tile, orphan_rate
 from nesgan.tiles.tile import dedupe, slice_tiles
 
@@ -121,7 +122,9 @@ def scale_cells(n_screens: int, rng: np.random.Generator, vocab: np.ndarray, pal
 def scale(sizes: tuple[int, ...], max_tiles: int = 256) -> dict:
     palette = Palette.builtin()
     rng = np.random.default_rng(1)
-    vocab, _, _ = dedupe(cells_of(clean_screens(12, 4)))
+    art = clean_screens(12, 4)
+    vocab, _, _ = dedupe(cells_of(art))
+    reference = Reference(art)  # export-tiles always has --train: each group's drawing is then chosen
     out = {}
     for n in sizes:
         cells = scale_cells(n, rng, vocab, palette)
@@ -130,7 +133,13 @@ def scale(sizes: tuple[int, ...], max_tiles: int = 256) -> dict:
         sheet = build_sheet(cells, None, palette, SheetConfig(max_tiles=max_tiles, palettes=4))
         seconds = time.perf_counter() - t0
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+        t0 = time.perf_counter()
+        build_sheet(cells, None, palette, SheetConfig(max_tiles=max_tiles, palettes=4), reference=reference)
+        chosen = time.perf_counter() - t0
+        peak_chosen = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         out[f"{n}_screens"] = {"cells": len(cells), "seconds": round(seconds, 1),
+                               "seconds_with_reference": round(chosen, 1),
+                               "peak_rss_gib_with_reference": round(peak_chosen / 2**20, 2),
                                "tiles": len(sheet.tiles), "peak_rss_gib": round(peak / 2**20, 2),
                                "rss_growth_gib": round(max(peak - before, 0) / 2**20, 2)}
         del cells, sheet

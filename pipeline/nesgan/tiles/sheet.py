@@ -552,21 +552,27 @@ def build_fitting_sheet(cells: np.ndarray, weights: np.ndarray | None, palette: 
     a pattern-table generator share most of theirs (the demo: 128 tiles in 91 patterns), so a
     tile budget of 256/4 = 64 wastes most of the table. With `reference`, where the members
     chosen for their closeness to the art (`_closest_members`) need more patterns than fit, the
-    medoids are tried at the same budget before the budget is lowered: more tiles come first.
-    Returns the sheet and the budget used."""
+    medoids at the asked budget are the other way to fit; of the two sheets, the one whose map
+    comes closer to the art is kept (`Reference.cells_divergence`). Measured: a demo's 24 screens
+    at 128 tiles, 125 chosen tiles at a lowered budget drew a map of divergence 0.147 where 125
+    medoids drew 0.263; 1,008 screens of 30 runs at 256 tiles, 128 chosen tiles 0.146 where 245
+    medoids drew 0.354. Returns the sheet and the budget used."""
     limit = PATTERN_TABLE - _BLANK_SPARE
     budget = config.max_tiles
-    while True:
-        budget_config = SheetConfig(budget, config.palettes, config.seed)
-        sheet = build_sheet(cells, weights, palette, budget_config, known, drawings, reference)
-        if config.palettes is None or (need := sheet.patterns_8x8()) <= limit:
-            break
-        if reference is not None:  # the closest members need more patterns than the medoids: keep the tiles
-            plain = build_sheet(cells, weights, palette, budget_config, known, drawings)
-            if plain.patterns_8x8() <= limit:
-                sheet = plain
-                break
-        if budget <= config.palettes:
-            break
+    sheet = build_sheet(cells, weights, palette, config, known, drawings, reference)
+    if config.palettes is None:
+        return sheet, budget
+    medoids: tuple[Sheet, int] | None = None  # with `reference`: the medoid sheet at the asked budget, if it fits
+    if reference is not None and sheet.patterns_8x8() > limit:
+        plain = build_sheet(cells, weights, palette, config, known, drawings)
+        if plain.patterns_8x8() <= limit:
+            medoids = (plain, budget)
+    while (need := sheet.patterns_8x8()) > limit and budget > config.palettes:
         budget = max(int(config.palettes), min(budget - 1, budget * limit // need))
+        sheet = build_sheet(cells, weights, palette, SheetConfig(budget, config.palettes, config.seed), known,
+                            drawings, reference)
+    if medoids is not None and reference is not None and (
+            sheet.patterns_8x8() > limit or reference.cells_divergence(medoids[0].tiles, medoids[0].counts)
+            <= reference.cells_divergence(sheet.tiles, sheet.counts)):
+        return medoids
     return sheet, budget
