@@ -18,9 +18,11 @@ merges the closest pair; RgbQuant-SMS runs k-means to `maxTiles`), in five steps
    k-means at N, as RgbQuant-SMS does, spends its centres splitting the sky, which covers half
    of every screen).
 3. **Draw.** A group's tile is its medoid, the member cell its members disagree with least
-   (`_representatives`): a real drawing, not a blend of several. Only where the members are noisy
-   copies of one drawing does a pixel vote stand instead: the cost of showing pixel p as colour a
-   is Σ over members of the squared sRGB distance from the member's colour to a, truncated so that
+   (`_representatives`): a real drawing, not a blend of several. Given the training art's
+   window counts, another member that draws the group nearly as well and is one of its own
+   drawings may stand for it instead, where it brings the map closer to the art
+   (`_closest_members`). Only where the members are noisy copies of one drawing does a pixel
+   vote stand instead: the cost of showing pixel p as colour a is Σ over members of the squared sRGB distance from the member's colour to a, truncated so that
    speckle costs every candidate alike (the colour nearest the members' mean: generator noise is
    zero-mean in RGB; a tile used 200 times weighs 200 times more), and the vote is kept when it
    explains the members 1.2× better than the medoid does.
@@ -458,7 +460,9 @@ def build_sheet(cells: np.ndarray, weights: np.ndarray | None, palette: Palette,
     with `known` (the training art's 3×3 partition keys) each tile is drawn from a cell that
     invents none where its group has one; with `drawings` (the training tiles' `partition_hashes`,
     sorted) a cell of two or more colours that is one of them, or a mirror of one, weighs
-    `DRAWING_WEIGHT` times its use in the grouping."""
+    `DRAWING_WEIGHT` times its use in the grouping; with `reference` (the training art's window
+    counts) a group may show, instead of its medoid, the member that brings the rebuilt map
+    closest to the art (`_closest_members`)."""
     cells = np.ascontiguousarray(np.asarray(cells, dtype=np.uint8))
     if cells.ndim != 3 or cells.shape[1:] != (TILE, TILE) or len(cells) == 0:
         raise NesganError("no 16×16 cells to build a tile sheet from")
