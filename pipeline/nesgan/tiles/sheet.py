@@ -22,10 +22,11 @@ merges the closest pair; RgbQuant-SMS runs k-means to `maxTiles`), in five steps
    window counts, another member that draws the group nearly as well and is one of its own
    drawings may stand for it instead, where it brings the map closer to the art
    (`_closest_members`). Only where the members are noisy copies of one drawing does a pixel
-   vote stand instead: the cost of showing pixel p as colour a is Σ over members of the squared sRGB distance from the member's colour to a, truncated so that
-   speckle costs every candidate alike (the colour nearest the members' mean: generator noise is
-   zero-mean in RGB; a tile used 200 times weighs 200 times more), and the vote is kept when it
-   explains the members 1.2× better than the medoid does.
+   vote stand instead: the cost of showing pixel p as colour a is Σ over members of the squared
+   sRGB distance from the member's colour to a, truncated so that speckle costs every candidate
+   alike (the colour nearest the members' mean: generator noise is zero-mean in RGB; a tile used
+   200 times weighs 200 times more), and the vote is kept when it explains the members 1.2×
+   better than the medoid does.
 4. **NES colours.** The attribute solver (`nesgan.colour.attributes`) picks, from those costs,
    each tile's ≤ 4 colours; with `palettes=K` one backdrop and K shared 3-colour sub-palettes
    (K = 4: one NES palette set), and each medoid is then recoloured one-to-one into the best of
