@@ -266,12 +266,15 @@ def test_new_runs_pick_patterns_from_a_3x3_neighbourhood_and_old_run_configs_kee
     from nesgan.gan.config import TrainConfig
 
     new = TrainConfig()
-    assert (new.pattern_context, new.seam_weight) == (3, 3.0)
-    old = {k: v for k, v in new.to_dict().items() if k not in ("pattern_context", "seam_weight")}
-    assert (TrainConfig.from_dict(old).pattern_context, TrainConfig.from_dict(old).seam_weight) == (1, 1.0)
+    assert (new.pattern_context, new.seam_weight, new.usage_weight) == (3, 3.0, 6.0)
+    old = {k: v for k, v in new.to_dict().items() if k not in ("pattern_context", "seam_weight", "usage_weight")}
+    old = TrainConfig.from_dict(old)
+    assert (old.pattern_context, old.seam_weight, old.usage_weight) == (1, 1.0, 1.0)
     assert TrainConfig.from_dict(new.to_dict()) == new
     with pytest.raises(NesganError, match="pattern_context must be 1 or 3"):
         TrainConfig(pattern_context=2)
+    with pytest.raises(NesganError, match="usage_weight must be 0 or more"):
+        TrainConfig(usage_weight=-1.0)
     assert Generator(4, 16, "patterns", pattern_context=3).head.pattern.weight.shape[-2:] == (3, 3)
     assert Generator(4, 16, "patterns").head.pattern.weight.shape[-2:] == (1, 1)
 
@@ -291,6 +294,16 @@ def test_a_3x3_pattern_head_still_draws_exact_maps_and_weighs_its_seam_prior(tab
         priors.append(float(g.head.prior_loss.detach()))
     seams = (priors[1] - priors[0]) / 2  # the same forward: only the seam term's weight differs
     assert seams > 0 and priors[0] > seams
+    g.head.seam_weight = 0.0
+    usage = []
+    for weight in (0.0, 1.0, 3.0):  # the same forward again: the colour term, then 1× and 3× the usage term
+        g.head.usage_weight = weight
+        torch.manual_seed(1)
+        g.train()(z)
+        usage.append(float(g.head.prior_loss.detach()))
+    once = usage[1] - usage[0]
+    assert once > 0 and usage[2] - usage[0] == pytest.approx(3 * once, rel=1e-4)
+    assert build_models(4, 16, "patterns", usage_weight=3.0)[0].head.usage_weight == 3.0
 
 
 def test_pattern_maps_read_each_quarter_as_its_table_pattern_or_the_nearest(table):

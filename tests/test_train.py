@@ -186,13 +186,14 @@ def test_a_patterns_run_from_before_the_pattern_critic_resumes_without_one(scree
 
 def test_a_run_from_before_the_table_and_critic_sizes_resumes_and_generates_at_256_and_1(screens, tmp_path):
     run = tmp_path / "run"
-    _tiny_patterns_run(screens, run, pattern_table=256, critic_width=1, usage_rows=False)
-    for setting in ("pattern_table", "critic_width", "usage_rows"):
+    _tiny_patterns_run(screens, run, pattern_table=256, critic_width=1, usage_rows=False, usage_weight=1.0)
+    for setting in ("pattern_table", "critic_width", "usage_rows", "usage_weight"):
         _as_written_before(run, setting)
     r = train("--run", str(run), "--resume", "--steps", "2")
     assert r.exit_code == 0, r.output
     config = json.loads((run / "config.json").read_text())
-    assert (config["pattern_table"], config["critic_width"], config["usage_rows"]) == (256, 1, False)
+    assert (config["pattern_table"], config["critic_width"], config["usage_rows"], config["usage_weight"]) == (
+        256, 1, False, 1.0)
     out = tmp_path / "gen"
     assert CliRunner().invoke(cli, ["generate", "--run", str(run), "-n", "2", "--out", str(out)]).exit_code == 0
     assert len(list(out.glob("gen-*.png"))) == 2

@@ -139,16 +139,18 @@ class PatternHead(NesHead):
     - usage: KL(training usage ‖ the batch's mean soft picks), so that the screen's proportions
       (sky, ground, walls) follow the training art's and no pattern lies dead; with `row_usage`
       (new runs) row by row of quarters, so that they follow it where they sit on the screen;
+      times `usage_weight` (new runs 6: docs/generator-patterns.md, seventh round);
     - colours: the same KL for the backdrop and sub-palette picks against the training screens'
       backdrops and colours (side by side at step 1,600: SWD 84 vs 137, diversity 1.07 vs 0.77
       of the training screens', invented patterns 1.6 % vs 3.9 % of cells)."""
 
     def __init__(self, seed_ch: int, cell_ch: int, pattern_ch: int, size: int, context: int = 1,
-                 seam_weight: float = 1.0):
+                 seam_weight: float = 1.0, usage_weight: float = 1.0):
         super().__init__(seed_ch, cell_ch, 1)
         del self.slot
         self.pattern = nn.Conv2d(pattern_ch, size, context, padding=context // 2)  # context 3: neighbours too
         self.seam_weight = seam_weight
+        self.usage_weight = usage_weight
         self.register_buffer("table", torch.zeros(size, PATTERN, PATTERN, dtype=torch.int64))
         self.register_buffer("usage", torch.full((size,), 1.0 / size))
         self.register_buffer("seam_h", torch.ones(size, size))
@@ -240,12 +242,12 @@ class PatternHead(NesHead):
         # that the hard picks spread too: G then drew 200+ patterns as clutter, invented patterns
         # in 8-16 % of cells (this: 0.1-1.9 %) and D won (loss 0.03-0.07), divergence no better.
         if self.row_usage is None:
-            return self.seam_weight * seams + _kl(self.usage, p.mean(dim=(0, 1, 2)))
+            return self.seam_weight * seams + self.usage_weight * _kl(self.usage, p.mean(dim=(0, 1, 2)))
         # row by row: sky patterns up, ground patterns down, as in the training screens (tiny,
         # seeds 0-4, docs/generator-patterns.md sixth round: the best in-training divergence
         # 0.148-0.165 against 0.166-0.235 over the whole screen; generated 24 of 96: 0.141 vs 0.178)
         q = p.float().mean(dim=(0, 2))  # (28, K): each row's mean soft picks
-        return self.seam_weight * seams + _kl(self.row_usage, q).mean()
+        return self.seam_weight * seams + self.usage_weight * _kl(self.row_usage, q).mean()
 
 
 def _kl(target: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
@@ -312,7 +314,7 @@ class Generator(nn.Module):
     """z (B, z_dim) → screen (B, 3, 224, 224) in [-1, 1]: a 7×7 seed doubled five times."""
 
     def __init__(self, width: int = 64, z_dim: int = 100, arch: str = "dcgan", table_size: int = 256,
-                 pattern_context: int = 1, seam_weight: float = 1.0):
+                 pattern_context: int = 1, seam_weight: float = 1.0, usage_weight: float = 1.0):
         super().__init__()
         w = width
         self.z_dim = z_dim
@@ -340,7 +342,7 @@ class Generator(nn.Module):
             self.seed = nn.Sequential(*seed)  # (B, 8W, 7, 7)
             self.cells = nn.Sequential(*up(8 * w, 8 * w))  # (B, 8W, 14, 14): one per 16×16 cell
             self.pixels = nn.Sequential(*up(8 * w, 4 * w))  # (B, 4W, 28, 28): one per 8×8 pattern
-            self.head = PatternHead(8 * w, 8 * w, 4 * w, table_size, pattern_context, seam_weight)
+            self.head = PatternHead(8 * w, 8 * w, 4 * w, table_size, pattern_context, seam_weight, usage_weight)
             return
         self.net = nn.Sequential(
             # input (B, z, 1, 1)
@@ -478,11 +480,12 @@ def dcgan_init(m: nn.Module) -> None:
 
 def build_models(width: int, z_dim: int, arch: str = "dcgan", group: int = 4, pattern_context: int = 1,
                  seam_weight: float = 1.0, critic: bool = False, table_size: int = 256,
-                 critic_width: int = 1) -> tuple[Generator, Discriminator]:
+                 critic_width: int = 1, usage_weight: float = 1.0) -> tuple[Generator, Discriminator]:
     """Both networks with DCGAN init, drawing from torch's global RNG (seed it first).
     `group`: D's minibatch-std group size (architectures that use it; divides the batch);
-    `pattern_context`, `seam_weight`: `--arch patterns`'s head (`PatternHead`)."""
-    g = Generator(width, z_dim, arch, table_size, pattern_context=pattern_context, seam_weight=seam_weight)
+    `pattern_context`, `seam_weight`, `usage_weight`: `--arch patterns`'s head (`PatternHead`)."""
+    g = Generator(width, z_dim, arch, table_size, pattern_context=pattern_context, seam_weight=seam_weight,
+                  usage_weight=usage_weight)
     d = Discriminator(width, arch, group, critic=g.head.table.shape[0] if critic else 0, critic_width=critic_width)
     g.apply(dcgan_init)
     d.apply(dcgan_init)

@@ -268,7 +268,8 @@ def _build(cfg: TrainConfig, screens: torch.Tensor, local_batch: int,
     g, d = build_models(cfg.width, cfg.z_dim, cfg.arch, group=math.gcd(4, local_batch),
                         pattern_context=cfg.pattern_context, seam_weight=cfg.seam_weight,
                         critic=cfg.arch == "patterns" and cfg.pattern_critic > 0,
-                        table_size=cfg.pattern_table, critic_width=cfg.critic_width)
+                        table_size=cfg.pattern_table, critic_width=cfg.critic_width,
+                        usage_weight=cfg.usage_weight)
     real_maps = None
     if cfg.arch == "patterns":  # before the EMA copy, which takes the table with it
         from nesgan.gan.table import learn_table, pattern_maps
