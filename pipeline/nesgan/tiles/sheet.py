@@ -362,15 +362,15 @@ def _closest_members(cells: np.ndarray, w: np.ndarray, labels: np.ndarray, own: 
 
     The medoid draws the group's cells with the fewest changed pixels, but it is the group's most
     ordinary member: where a group holds several drawings it shows the commonest, and the
-    others' windows go missing from the map (1.8 % of the art's 3×3 windows and 5.8 % of its 4×4
-    in the demo's, each costing the divergence 9–10× its share). A member may stand for its group
+    others' windows go missing from the map (in one demo's map 1.8 % of the art's 3×3 windows and
+    5.8 % of its 4×4, each costing the divergence 9–10× its share). A member may stand for its group
     instead when it draws the group about as faithfully — its pixels cost at most
     `CLOSEST_RATIO` times the medoid's, it invents no 3×3 pattern the medoid does not — and it
     is one of the group's own drawings, not one cell's stray mark: it draws at least
     `CLOSEST_SUPPORT` of the group's cells (by use) with fewer changed pixels than the medoid.
     Without that last test the choice lowered the divergence further by putting one cell's dot
-    or dash on every cell of a big group (a dotted grid over the whole sky): the divergence
-    counts a missing training window far dearer than one shown too often."""
+    or dash on every cell of a big group (a dotted grid over the whole sky): the windows the dot
+    brought back had each been missing, and showing them far too often cost less."""
     k = len(medoid)
     by_group = np.argsort(labels, kind="stable")
     bounds = np.searchsorted(labels[by_group], np.arange(k + 1))
