@@ -139,7 +139,7 @@ class PatternHead(NesHead):
     - usage: KL(training usage ‖ the batch's mean soft picks), so that the screen's proportions
       (sky, ground, walls) follow the training art's and no pattern lies dead; with `row_usage`
       (new runs) row by row of quarters, so that they follow it where they sit on the screen;
-      times `usage_weight` (new runs 6: docs/generator-patterns.md, seventh round);
+      times `usage_weight` (new runs 10: docs/generator-patterns.md, seventh round);
     - colours: the same KL for the backdrop and sub-palette picks against the training screens'
       backdrops and colours (side by side at step 1,600: SWD 84 vs 137, diversity 1.07 vs 0.77
       of the training screens', invented patterns 1.6 % vs 3.9 % of cells)."""
