@@ -265,7 +265,6 @@ class Reference:
             q = [qn + c[j] for (_, _, c), qn in zip(tables, q, strict=True)]
         return np.sort(np.array(chosen))
 
-
     def closest_choice(self, options: np.ndarray, groups: list[np.ndarray], mass: np.ndarray,
                        start: np.ndarray, sweeps: int = 4) -> np.ndarray:
         """One option per group so that the screen they draw comes close to the training art.
