@@ -266,15 +266,17 @@ def test_new_runs_pick_patterns_from_a_3x3_neighbourhood_and_old_run_configs_kee
     from nesgan.gan.config import TrainConfig
 
     new = TrainConfig()
-    assert (new.pattern_context, new.seam_weight, new.usage_weight) == (3, 3.0, 10.0)
-    old = {k: v for k, v in new.to_dict().items() if k not in ("pattern_context", "seam_weight", "usage_weight")}
-    old = TrainConfig.from_dict(old)
-    assert (old.pattern_context, old.seam_weight, old.usage_weight) == (1, 1.0, 1.0)
+    assert (new.pattern_context, new.seam_weight, new.usage_weight, new.cell_weight) == (3, 3.0, 10.0, 1.0)
+    later = ("pattern_context", "seam_weight", "usage_weight", "cell_weight")
+    old = TrainConfig.from_dict({k: v for k, v in new.to_dict().items() if k not in later})
+    assert (old.pattern_context, old.seam_weight, old.usage_weight, old.cell_weight) == (1, 1.0, 1.0, 0.0)
     assert TrainConfig.from_dict(new.to_dict()) == new
     with pytest.raises(NesganError, match="pattern_context must be 1 or 3"):
         TrainConfig(pattern_context=2)
     with pytest.raises(NesganError, match="usage_weight must be 0 or more"):
         TrainConfig(usage_weight=-1.0)
+    with pytest.raises(NesganError, match="cell_weight must be 0 or more"):
+        TrainConfig(cell_weight=-1.0)
     assert Generator(4, 16, "patterns", pattern_context=3).head.pattern.weight.shape[-2:] == (3, 3)
     assert Generator(4, 16, "patterns").head.pattern.weight.shape[-2:] == (1, 1)
 
@@ -361,6 +363,64 @@ def test_the_usage_prior_row_by_row_reads_each_row_of_the_training_maps(table):
     assert g.head._priors(flipped) > g.head._priors(picks) + 5, "row by row, upside down is far off"
     g.head.row_usage = None
     assert torch.isclose(g.head._priors(flipped), g.head._priors(picks)), "over the screen it is not"
+
+
+def test_the_cell_prior_counts_whole_cells_and_pulls_g_toward_the_cells_it_never_draws(table):
+    g = _generator(table)
+    k = len(table.patterns)
+    maps = torch.zeros(4, 28, 28, dtype=torch.int16)  # every cell's quarters (5, 6, 7, 8) …
+    maps[:, 0::2, 0::2], maps[:, 0::2, 1::2], maps[:, 1::2, 0::2], maps[:, 1::2, 1::2] = 5, 6, 7, 8
+    maps[0, :2, :2] = torch.tensor([[9, 10], [11, 12]])  # … but one "? block" (9, 10, 11, 12)
+    g.head.set_cell_usage(maps, 2.0)
+    assert g.head.cell_quads.tolist() == [[5, 6, 7, 8], [9, 10, 11, 12]]
+    total = 4 * 14 * 14
+    assert torch.allclose(g.head.cell_usage, torch.tensor([(total - 1) / total, 1 / total, 0.0]))
+    assert "cell_quads" not in g.state_dict() and "cell_usage" not in g.state_dict()
+    g.head.set_cell_usage(maps, 2.0, size=1)  # the commonest only: the block is in the rest
+    assert torch.allclose(g.head.cell_usage, torch.tensor([(total - 1) / total, 1 / total]))
+
+    g.head.set_cell_usage(maps, 2.0)
+    as_trained = torch.nn.functional.one_hot(maps.long(), k).float()
+    assert float(g.head._cell_prior(torch.log(as_trained.clamp_min(1e-30)))) == pytest.approx(0.0, abs=1e-6)
+    # G's soft picks: every cell the common one, all but surely: the block is never drawn
+    logits = torch.full((4, 28, 28, k), -4.0)
+    logits[..., 5:13] = 0.0
+    logits[:, 0::2, 0::2, 5] = logits[:, 0::2, 1::2, 6] = logits[:, 1::2, 0::2, 7] = logits[:, 1::2, 1::2, 8] = 12.0
+    logits.requires_grad_(True)
+    never = g.head._cell_prior(torch.log_softmax(logits, -1))
+    assert never > 0
+    never.backward()
+    # the gradient raises the block's quarters where they belong, in every cell alike
+    step = -logits.grad
+    assert (step[:, 0::2, 0::2, 9] > 0).all() and (step[:, 1::2, 1::2, 12] > 0).all()
+    assert (step[:, 0::2, 0::2, 12] <= 0).all(), "a quarter in the wrong place is not raised"
+    # and the prior weighs cell_weight in G's loss
+    g.head.seam_weight = g.head.usage_weight = 0.0
+    p = torch.softmax(logits.detach(), -1)
+    cells = float(g.head._cell_prior(torch.log_softmax(logits.detach(), -1)))
+    assert float(g.head._priors(p, logits.detach())) == pytest.approx(2.0 * cells, rel=1e-5)
+    assert float(g.head._priors(p)) == pytest.approx(2.0 * cells, rel=1e-4), "from the picks alone, the same"
+    g.head.cell_weight = 0.0
+    assert float(g.head._priors(p)) == 0.0
+
+
+def test_cell_chances_match_autograd_in_value_and_gradient():
+    import math
+
+    from nesgan.gan.model import CellChances
+
+    torch.manual_seed(0)
+    logs = torch.log_softmax(torch.randn(4, 50, 16) * 3, -1).transpose(1, 2).reshape(64, 50).requires_grad_(True)
+    rows = torch.randint(0, 16, (30, 4)) + torch.arange(4) * 16
+    weights = torch.randn(30)
+    plain = logs.index_select(0, rows[:, 0])
+    for i in range(1, 4):
+        plain = plain + logs.index_select(0, rows[:, i])
+    plain = torch.logsumexp(plain, 1) - math.log(50)
+    (want,) = torch.autograd.grad((plain * weights).sum(), logs)
+    fast = CellChances.apply(logs, rows)
+    (got,) = torch.autograd.grad((fast * weights).sum(), logs)
+    assert torch.allclose(fast, plain, atol=1e-5) and torch.allclose(got, want, atol=1e-6)
 
 
 def test_the_patterns_generator_hands_d_its_picks_and_their_soft_weights(table):

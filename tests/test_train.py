@@ -1,5 +1,6 @@
 """`nesgan train`: run folder, exact resume after SIGKILL, refusals, bad input, DDP."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -186,14 +187,15 @@ def test_a_patterns_run_from_before_the_pattern_critic_resumes_without_one(scree
 
 def test_a_run_from_before_the_table_and_critic_sizes_resumes_and_generates_at_256_and_1(screens, tmp_path):
     run = tmp_path / "run"
-    _tiny_patterns_run(screens, run, pattern_table=256, critic_width=1, usage_rows=False, usage_weight=1.0)
-    for setting in ("pattern_table", "critic_width", "usage_rows", "usage_weight"):
+    _tiny_patterns_run(screens, run, pattern_table=256, critic_width=1, usage_rows=False, usage_weight=1.0,
+                       cell_weight=0.0)
+    for setting in ("pattern_table", "critic_width", "usage_rows", "usage_weight", "cell_weight"):
         _as_written_before(run, setting)
     r = train("--run", str(run), "--resume", "--steps", "2")
     assert r.exit_code == 0, r.output
     config = json.loads((run / "config.json").read_text())
-    assert (config["pattern_table"], config["critic_width"], config["usage_rows"], config["usage_weight"]) == (
-        256, 1, False, 1.0)
+    assert (config["pattern_table"], config["critic_width"], config["usage_rows"], config["usage_weight"],
+            config["cell_weight"]) == (256, 1, False, 1.0, 0.0)
     out = tmp_path / "gen"
     assert CliRunner().invoke(cli, ["generate", "--run", str(run), "-n", "2", "--out", str(out)]).exit_code == 0
     assert len(list(out.glob("gen-*.png"))) == 2
@@ -373,3 +375,16 @@ def test_learning_rates_come_from_the_preset_unless_given(screens, tmp_path):
         assert (saved["lr"], saved["lr_g"]) == want
     r = train("--run", str(tmp_path / "tiny"), "--resume", "--steps", "2", "--lr-g", "1e-3")
     assert r.exit_code == 1 and "--lr-g" in r.output  # a resumed run keeps its learning rates
+
+
+def test_new_patterns_runs_hold_g_to_the_training_arts_whole_cells(screens):
+    from nesgan.gan.config import resolve_train_config
+    from nesgan.gan.train import _build, _load_screens
+
+    cfg = resolve_train_config(data=str(screens), run="unused", width=4, batch_size=2, precision="fp32")
+    head = _build(cfg, _load_screens(cfg), 2, None)[0].g.head
+    assert head.cell_weight == 1.0 and head.cell_quads.shape[1] == 4
+    assert torch.isclose(head.cell_usage.sum(), torch.tensor(1.0)) and (head.cell_usage[:-1] > 0).all()
+    assert (head.cell_quads < len(head.table)).all()
+    off = _build(dataclasses.replace(cfg, cell_weight=0.0), _load_screens(cfg), 2, None)[0].g.head
+    assert off.cell_quads is None, "cell_weight 0: no cell prior"

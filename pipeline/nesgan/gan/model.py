@@ -26,6 +26,8 @@ Four architectures (`ARCHS`, chosen by `nesgan train --arch`):
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 
 import torch
@@ -123,6 +125,9 @@ class NesHead(nn.Module):
         return out.reshape(b, 3, h, w)
 
 
+CELL_PRIOR_SIZE = 512  # the training art's commonest cells the cell prior counts (museum: 98 % of cells)
+
+
 class PatternHead(NesHead):
     """`NesHead` drawing from a pattern table instead of pixel by pixel, as the PPU does: per 8×8
     quarter of a cell one of the table's K patterns of 2-bit slots (from the 28×28 map: one
@@ -163,6 +168,12 @@ class PatternHead(NesHead):
         # (28, K) the training screens' pattern usage row by row (`set_row_usage`); not saved: the
         # training run derives it from its screens again, and generation has no use for it
         self.register_buffer("row_usage", None, persistent=False)
+        # (M, 4) the training art's commonest cells as their four quarters' patterns (top left,
+        # top right, bottom left, bottom right) and (M + 1,) their shares, the rest last
+        # (`set_cell_usage`); not saved, as row_usage
+        self.register_buffer("cell_quads", None, persistent=False)
+        self.register_buffer("cell_usage", None, persistent=False)
+        self.cell_weight = 0.0
         self.prior_loss: torch.Tensor | None = None
         self.picked: tuple[torch.Tensor, torch.Tensor] | None = None  # training: (index, soft) picks
         self._decoder: SeamDecoder | None = None
@@ -184,6 +195,19 @@ class PatternHead(NesHead):
         rows = maps.long().permute(1, 0, 2).reshape(maps.shape[1], -1)  # (28, N·28)
         counts = torch.zeros(rows.shape[0], k).scatter_add_(1, rows, torch.ones(rows.shape))
         self.row_usage = counts / counts.sum(1, keepdim=True)
+
+    def set_cell_usage(self, maps: torch.Tensor, weight: float, size: int = CELL_PRIOR_SIZE) -> None:
+        """The cell prior, weighing `weight`, from the training screens' pattern maps (N, 28, 28):
+        the shares of their `size` commonest cells (four quarters' patterns together), and of the
+        rest (see `_priors`)."""
+        n, h, w = maps.shape
+        quads = maps.long().view(n, h // 2, 2, w // 2, 2).permute(0, 1, 3, 2, 4).reshape(-1, 4)
+        cells, counts = torch.unique(quads, dim=0, return_counts=True)
+        order = torch.argsort(counts, descending=True, stable=True)[:size]
+        top = counts[order].double() / len(quads)
+        self.cell_quads = cells[order]
+        self.cell_usage = torch.cat([top, (1.0 - top.sum()).clamp_min(0.0).view(1)]).float()
+        self.cell_weight = weight
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # a run trained before the known partitions were kept decodes as it always did
@@ -217,7 +241,7 @@ class PatternHead(NesHead):
         slot = DrawPatterns.apply(soft, index, shapes)  # (B, 4, 224, 224)
         out = self.paint(seed, cells, slot, colour_logits)
         if self.training:
-            self.prior_loss = self._priors(soft) + self._colour_prior(self.palette_logits)
+            self.prior_loss = self._priors(soft, logits) + self._colour_prior(self.palette_logits)
             self.picked = (index, soft)  # for D's pattern critic
         return out
 
@@ -227,8 +251,9 @@ class PatternHead(NesHead):
         p = torch.softmax(logits.float(), -1)
         return _kl(self.backdrops, p[:, 0].mean(0)) + _kl(self.colour_usage, p[:, 1:].mean((0, 1)))
 
-    def _priors(self, p: torch.Tensor) -> torch.Tensor:
-        """Seam and usage terms of the soft picks p (B, 28, 28, K)."""
+    def _priors(self, p: torch.Tensor, logits: torch.Tensor | None = None) -> torch.Tensor:
+        """Seam, usage and cell terms of the soft picks p (B, 28, 28, K), the softmax of `logits`
+        (which the cell term reads as logs, where given)."""
         b, h, w, k = p.shape
         # a cell's two columns (rows) by split, not by strided slices: split's gradient is one
         # concatenation, a slice's a zero-filled copy of all of p each (4 a step: ~5 % of it, 1 thread)
@@ -242,18 +267,71 @@ class PatternHead(NesHead):
         # that the hard picks spread too: G then drew 200+ patterns as clutter, invented patterns
         # in 8-16 % of cells (this: 0.1-1.9 %) and D won (loss 0.03-0.07), divergence no better.
         if self.row_usage is None:
-            return self.seam_weight * seams + self.usage_weight * _kl(self.usage, p.mean(dim=(0, 1, 2)))
-        # row by row: sky patterns up, ground patterns down, as in the training screens (tiny,
-        # seeds 0-4, docs/generator-patterns.md sixth round: the best in-training divergence
-        # 0.148-0.165 against 0.166-0.235 over the whole screen; generated 24 of 96: 0.141 vs 0.178)
-        q = p.float().mean(dim=(0, 2))  # (28, K): each row's mean soft picks
-        return self.seam_weight * seams + self.usage_weight * _kl(self.row_usage, q).mean()
+            loss = self.seam_weight * seams + self.usage_weight * _kl(self.usage, p.mean(dim=(0, 1, 2)))
+        else:
+            # row by row: sky patterns up, ground patterns down, as in the training screens (tiny,
+            # seeds 0-4, docs/generator-patterns.md sixth round: the best in-training divergence
+            # 0.148-0.165 against 0.166-0.235 over the whole screen; generated 24 of 96: 0.141 vs 0.178)
+            q = p.float().mean(dim=(0, 2))  # (28, K): each row's mean soft picks
+            loss = self.seam_weight * seams + self.usage_weight * _kl(self.row_usage, q).mean()
+        if self.cell_quads is None or self.cell_weight == 0:
+            return loss
+        log_p = torch.log_softmax(logits.float(), -1) if logits is not None else torch.log(p.float().clamp_min(1e-30))
+        return loss + self.cell_weight * self._cell_prior(log_p)
+
+    def _cell_prior(self, log_p: torch.Tensor) -> torch.Tensor:
+        """KL(the training art's cell shares ‖ the batch's): a cell's chance of being one of the
+        art's commonest cells is the product of its four quarters' soft picks of that cell's
+        patterns; the rest is what is left. In logs throughout: a cell G never draws has a
+        chance far below any clamp (1/256⁴), and its pull must not vanish there. `log_p`: the
+        picks' log-probabilities (B, 28, 28, K)."""
+        b, h, w, k = log_p.shape
+        # each quarter's picks as rows of patterns (4·K, cells): one transposing copy, then
+        # every read is a whole row
+        logs = log_p.float().view(b, h // 2, 2, w // 2, 2, k).permute(2, 4, 5, 0, 1, 3).reshape(4 * k, -1)
+        rows = self.cell_quads + torch.arange(4, device=log_p.device) * k  # (M, 4)
+        log_q = CellChances.apply(logs, rows)  # (M,): the batch's shares of the art's cells
+        rest = (1.0 - log_q.exp().sum()).clamp_min(1e-8)
+        target = self.cell_usage
+        top = (target[:-1] * (torch.log(target[:-1].clamp_min(1e-8)) - log_q)).sum()
+        return top + target[-1] * (torch.log(target[-1].clamp_min(1e-8)) - torch.log(rest))
 
 
 def _kl(target: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     """KL(target ‖ q) of distributions over the last dimension (one per leading index), both
     clamped at 1e-8."""
     return (target * (torch.log(target.clamp_min(1e-8)) - torch.log(q.clamp_min(1e-8)))).sum(-1)
+
+
+class CellChances(torch.autograd.Function):
+    """log of the mean over cells of each cell type's chance: `logs` (4·K, cells) each cell's four
+    quarters' pattern log-probabilities, quarter by quarter, `rows` (M, 4) each type's four rows
+    → (M,) log mean_n exp(Σᵢ logs[rows[m, i], n]). The same as index_select, add and logsumexp
+    under autograd (checked in the tests), but it keeps one (M, cells) array for the backward
+    pass, each cell's share of each type's chance, where autograd keeps four and fills a zeroed
+    copy of `logs` per quarter; and it reads whole rows, not scattered columns. The prior's cost
+    beyond the log-softmax: 27 against 36 ms (1 thread), 19 against 27 ms (2 threads), tiny's
+    batch, M = 512."""
+
+    @staticmethod
+    def forward(ctx, logs: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        chance = logs.index_select(0, rows[:, 0])
+        for i in range(1, rows.shape[1]):
+            chance += logs.index_select(0, rows[:, i])
+        total = torch.logsumexp(chance, 1)  # (M,)
+        share = chance.sub_(total[:, None]).exp_()  # (M, cells): each cell's share of each type's chance
+        ctx.save_for_backward(share, rows)
+        ctx.height = logs.shape[0]
+        return total - math.log(share.shape[1])
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        share, rows = ctx.saved_tensors
+        weighted = share * grad[:, None]
+        out = torch.zeros(ctx.height, weighted.shape[1], dtype=weighted.dtype, device=weighted.device)
+        for i in range(rows.shape[1]):
+            out.index_add_(0, rows[:, i], weighted)
+        return out, None
 
 
 class DrawPatterns(torch.autograd.Function):

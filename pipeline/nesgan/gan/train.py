@@ -277,11 +277,13 @@ def _build(cfg: TrainConfig, screens: torch.Tensor, local_batch: int,
         indices = nes_indices(screens.numpy())
         table = learn_table(indices, cfg.pattern_table)
         g.head.set_table(table)
-        if cfg.pattern_critic > 0 or cfg.usage_rows:  # each real screen's picks: D's critic, G's row prior
+        if cfg.pattern_critic > 0 or cfg.usage_rows or cfg.cell_weight > 0:  # each real screen's picks
             maps = torch.from_numpy(pattern_maps(indices, table.patterns))
             real_maps = maps if cfg.pattern_critic > 0 else None
             if cfg.usage_rows:
                 g.head.set_row_usage(maps)
+            if cfg.cell_weight > 0:
+                g.head.set_cell_usage(maps, cfg.cell_weight)
     ema = copy.deepcopy(g).eval().requires_grad_(False)
     streams = Streams.seeded(cfg.seed, n_screens, cfg.grid ** 2, cfg.swd_images, cfg.z_dim)
     nets = Nets(g=g, d=d, ema=ema,
