@@ -27,7 +27,6 @@ Four architectures (`ARCHS`, chosen by `nesgan train --arch`):
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass
 
 import torch
