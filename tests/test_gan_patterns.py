@@ -266,7 +266,7 @@ def test_new_runs_pick_patterns_from_a_3x3_neighbourhood_and_old_run_configs_kee
     from nesgan.gan.config import TrainConfig
 
     new = TrainConfig()
-    assert (new.pattern_context, new.seam_weight, new.usage_weight, new.cell_weight) == (3, 3.0, 10.0, 1.0)
+    assert (new.pattern_context, new.seam_weight, new.usage_weight, new.cell_weight) == (3, 3.0, 10.0, 0.0)
     later = ("pattern_context", "seam_weight", "usage_weight", "cell_weight")
     old = TrainConfig.from_dict({k: v for k, v in new.to_dict().items() if k not in later})
     assert (old.pattern_context, old.seam_weight, old.usage_weight, old.cell_weight) == (1, 1.0, 1.0, 0.0)

@@ -377,14 +377,24 @@ def test_learning_rates_come_from_the_preset_unless_given(screens, tmp_path):
     assert r.exit_code == 1 and "--lr-g" in r.output  # a resumed run keeps its learning rates
 
 
-def test_new_patterns_runs_hold_g_to_the_training_arts_whole_cells(screens):
+def test_cell_weight_holds_g_to_the_training_arts_whole_cells_and_is_kept_by_resume(screens, tmp_path):
     from nesgan.gan.config import resolve_train_config
     from nesgan.gan.train import _build, _load_screens
 
-    cfg = resolve_train_config(data=str(screens), run="unused", width=4, batch_size=2, precision="fp32")
+    run = tmp_path / "run"
+    r = train("--data", str(screens), "--run", str(run), *TINY, "--steps", "1", "--cell-weight", "1")
+    assert r.exit_code == 0, r.output
+    assert json.loads((run / "config.json").read_text())["cell_weight"] == 1.0
+    assert train("--run", str(run), "--resume", "--steps", "2").exit_code == 0
+    assert json.loads((run / "config.json").read_text())["cell_weight"] == 1.0
+    refused = train("--run", str(run), "--resume", "--steps", "3", "--cell-weight", "0")
+    assert refused.exit_code != 0 and "cell" in refused.output
+
+    cfg = resolve_train_config(data=str(screens), run="unused", width=4, batch_size=2, precision="fp32",
+                               cell_weight=1.0)
     head = _build(cfg, _load_screens(cfg), 2, None)[0].g.head
     assert head.cell_weight == 1.0 and head.cell_quads.shape[1] == 4
     assert torch.isclose(head.cell_usage.sum(), torch.tensor(1.0)) and (head.cell_usage[:-1] > 0).all()
     assert (head.cell_quads < len(head.table)).all()
     off = _build(dataclasses.replace(cfg, cell_weight=0.0), _load_screens(cfg), 2, None)[0].g.head
-    assert off.cell_quads is None, "cell_weight 0: no cell prior"
+    assert off.cell_quads is None, "cell_weight 0 (the default): no cell prior"
