@@ -266,7 +266,7 @@ def test_new_runs_pick_patterns_from_a_3x3_neighbourhood_and_old_run_configs_kee
     from nesgan.gan.config import TrainConfig
 
     new = TrainConfig()
-    assert (new.pattern_context, new.seam_weight, new.usage_weight, new.cell_weight) == (3, 3.0, 10.0, 0.0)
+    assert (new.pattern_context, new.seam_weight, new.usage_weight, new.cell_weight) == (3, 3.0, 10.0, 1.0)
     later = ("pattern_context", "seam_weight", "usage_weight", "cell_weight")
     old = TrainConfig.from_dict({k: v for k, v in new.to_dict().items() if k not in later})
     assert (old.pattern_context, old.seam_weight, old.usage_weight, old.cell_weight) == (1, 1.0, 1.0, 0.0)
@@ -366,20 +366,24 @@ def test_the_usage_prior_row_by_row_reads_each_row_of_the_training_maps(table):
 
 
 def test_the_cell_prior_counts_whole_cells_and_pulls_g_toward_the_cells_it_never_draws(table):
+    from nesgan.gan.model import CELL_WHOLE
+
     g = _generator(table)
     k = len(table.patterns)
     maps = torch.zeros(4, 28, 28, dtype=torch.int16)  # every cell's quarters (5, 6, 7, 8) …
     maps[:, 0::2, 0::2], maps[:, 0::2, 1::2], maps[:, 1::2, 0::2], maps[:, 1::2, 1::2] = 5, 6, 7, 8
     maps[0, :2, :2] = torch.tensor([[9, 10], [11, 12]])  # … but one "? block" (9, 10, 11, 12)
-    g.head.set_cell_usage(maps, 2.0)
-    assert g.head.cell_quads.tolist() == [[5, 6, 7, 8], [9, 10, 11, 12]]
+    g.head.set_cell_usage(maps, 2.0, CELL_WHOLE, size=3)
+    offsets = torch.arange(4) * k  # quarter q's pattern p is row q·K + p of `_cell_prior`'s layout
+    assert (g.head.cell_rows[0, :2] - offsets).tolist() == [[5, 6, 7, 8], [9, 10, 11, 12]]
+    assert g.head.cell_mask.tolist() == [[True, True, False]], "two kinds: the third is padding"
     total = 4 * 14 * 14
-    assert torch.allclose(g.head.cell_usage, torch.tensor([(total - 1) / total, 1 / total, 0.0]))
-    assert "cell_quads" not in g.state_dict() and "cell_usage" not in g.state_dict()
-    g.head.set_cell_usage(maps, 2.0, size=1)  # the commonest only: the block is in the rest
-    assert torch.allclose(g.head.cell_usage, torch.tensor([(total - 1) / total, 1 / total]))
+    assert torch.allclose(g.head.cell_usage, torch.tensor([[(total - 1) / total, 1 / total, 0.0, 0.0]]))
+    assert not {"cell_rows", "cell_usage", "cell_mask"} & set(g.state_dict())
+    g.head.set_cell_usage(maps, 2.0, CELL_WHOLE, size=1)  # the commonest only: the block is in the rest
+    assert torch.allclose(g.head.cell_usage, torch.tensor([[(total - 1) / total, 1 / total]]))
 
-    g.head.set_cell_usage(maps, 2.0)
+    g.head.set_cell_usage(maps, 2.0, CELL_WHOLE)
     as_trained = torch.nn.functional.one_hot(maps.long(), k).float()
     assert float(g.head._cell_prior(torch.log(as_trained.clamp_min(1e-30)))) == pytest.approx(0.0, abs=1e-6)
     # G's soft picks: every cell the common one, all but surely: the block is never drawn
@@ -402,6 +406,35 @@ def test_the_cell_prior_counts_whole_cells_and_pulls_g_toward_the_cells_it_never
     assert float(g.head._priors(p)) == pytest.approx(2.0 * cells, rel=1e-4), "from the picks alone, the same"
     g.head.cell_weight = 0.0
     assert float(g.head._priors(p)) == 0.0
+
+
+def test_the_cell_prior_over_halves_lets_known_halves_meet_in_new_cells(table):
+    g = _generator(table)
+    k = len(table.patterns)
+    maps = torch.zeros(2, 28, 28, dtype=torch.int16)
+    maps[:, 0::2, 0::2], maps[:, 0::2, 1::2], maps[:, 1::2, 0::2], maps[:, 1::2, 1::2] = 5, 6, 7, 8  # cell A
+    maps[1, :, 14:] = torch.tensor([[9, 10], [11, 12]]).repeat(14, 7)  # cell B on half of one screen
+    g.head.set_cell_usage(maps, 1.0)  # the default: the four halves
+    assert g.head.cell_rows.shape[:2] == (4, 512) and g.head.cell_mask.sum(1).tolist() == [2, 2, 2, 2]
+    assert torch.allclose(g.head.cell_usage[:, :2], torch.tensor([[0.75, 0.25]] * 4))
+
+    def prior(cells: torch.Tensor) -> float:  # (B, 14, 14, 4) quarters' patterns → the prior of those picks
+        m = torch.zeros(cells.shape[0], 28, 28, dtype=torch.long)
+        m[:, 0::2, 0::2], m[:, 0::2, 1::2], m[:, 1::2, 0::2], m[:, 1::2, 1::2] = cells.unbind(-1)
+        return float(g.head._cell_prior(torch.log(torch.nn.functional.one_hot(m, k).float().clamp_min(1e-30))))
+
+    a, b = torch.tensor([5, 6, 7, 8]), torch.tensor([9, 10, 11, 12])
+    as_trained = torch.stack([a.expand(14, 14, 4), torch.cat([a.expand(14, 7, 4), b.expand(14, 7, 4)], 1)])
+    assert prior(as_trained) == pytest.approx(0.0, abs=1e-6)
+    # A's top half over B's bottom half in a quarter of the cells: the top and bottom halves are
+    # the art's in the art's shares, only the left and right halves are new
+    mixed = as_trained.clone()
+    mixed[0, :, :7] = torch.tensor([5, 6, 11, 12])
+    mixed[1, :, 7:] = torch.tensor([9, 10, 7, 8])
+    scrambled = as_trained.clone()  # the same cells, but patterns no training cell shows
+    scrambled[0, :, :7] = torch.tensor([13, 14, 15, 16])
+    scrambled[1, :, 7:] = torch.tensor([17, 18, 19, 20])
+    assert 0 < prior(mixed) < prior(scrambled)
 
 
 def test_cell_chances_match_autograd_in_value_and_gradient():

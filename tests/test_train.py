@@ -188,8 +188,8 @@ def test_a_patterns_run_from_before_the_pattern_critic_resumes_without_one(scree
 def test_a_run_from_before_the_table_and_critic_sizes_resumes_and_generates_at_256_and_1(screens, tmp_path):
     run = tmp_path / "run"
     _tiny_patterns_run(screens, run, pattern_table=256, critic_width=1, usage_rows=False, usage_weight=1.0,
-                       cell_weight=0.0)
-    for setting in ("pattern_table", "critic_width", "usage_rows", "usage_weight", "cell_weight"):
+                       cell_weight=0.0, whole_cells=False)
+    for setting in ("pattern_table", "critic_width", "usage_rows", "usage_weight", "cell_weight", "whole_cells"):
         _as_written_before(run, setting)
     r = train("--run", str(run), "--resume", "--steps", "2")
     assert r.exit_code == 0, r.output
@@ -377,24 +377,26 @@ def test_learning_rates_come_from_the_preset_unless_given(screens, tmp_path):
     assert r.exit_code == 1 and "--lr-g" in r.output  # a resumed run keeps its learning rates
 
 
-def test_cell_weight_holds_g_to_the_training_arts_whole_cells_and_is_kept_by_resume(screens, tmp_path):
+def test_cell_weight_and_whole_cells_are_recorded_and_kept_by_resume(screens, tmp_path):
     from nesgan.gan.config import resolve_train_config
     from nesgan.gan.train import _build, _load_screens
 
     run = tmp_path / "run"
-    r = train("--data", str(screens), "--run", str(run), *TINY, "--steps", "1", "--cell-weight", "1")
+    r = train("--data", str(screens), "--run", str(run), *TINY, "--steps", "1", "--cell-weight", "2", "--whole-cells")
     assert r.exit_code == 0, r.output
-    assert json.loads((run / "config.json").read_text())["cell_weight"] == 1.0
+    config = json.loads((run / "config.json").read_text())
+    assert (config["cell_weight"], config["whole_cells"]) == (2.0, True)
     assert train("--run", str(run), "--resume", "--steps", "2").exit_code == 0
-    assert json.loads((run / "config.json").read_text())["cell_weight"] == 1.0
+    assert json.loads((run / "config.json").read_text())["cell_weight"] == 2.0
     refused = train("--run", str(run), "--resume", "--steps", "3", "--cell-weight", "0")
     assert refused.exit_code != 0 and "cell" in refused.output
 
-    cfg = resolve_train_config(data=str(screens), run="unused", width=4, batch_size=2, precision="fp32",
-                               cell_weight=1.0)
+    cfg = resolve_train_config(data=str(screens), run="unused", width=4, batch_size=2, precision="fp32")
     head = _build(cfg, _load_screens(cfg), 2, None)[0].g.head
-    assert head.cell_weight == 1.0 and head.cell_quads.shape[1] == 4
-    assert torch.isclose(head.cell_usage.sum(), torch.tensor(1.0)) and (head.cell_usage[:-1] > 0).all()
-    assert (head.cell_quads < len(head.table)).all()
+    assert head.cell_weight == 1.0 and head.cell_rows.shape[0] == 4, "new runs: the four halves"
+    assert torch.allclose(head.cell_usage.sum(1), torch.ones(4))
+    assert (head.cell_rows < 4 * len(head.table)).all()
+    whole = _build(dataclasses.replace(cfg, whole_cells=True), _load_screens(cfg), 2, None)[0].g.head
+    assert whole.cell_rows.shape[0] == 1 and whole.cell_rows.shape[2] == 4
     off = _build(dataclasses.replace(cfg, cell_weight=0.0), _load_screens(cfg), 2, None)[0].g.head
-    assert off.cell_quads is None, "cell_weight 0 (the default): no cell prior"
+    assert off.cell_rows is None, "cell_weight 0: no cell prior"

@@ -62,13 +62,17 @@ def _preset_help(what: str, keys: tuple[str, ...], **notes: str) -> str:
                    "cannot learn a few hundred screens by heart; none = as they are. Recorded in "
                    "the run; kept by --resume.")
 @click.option("--cell-weight", default=None, type=click.FloatRange(min=0),
-              help="--arch patterns: how strongly G is held to how often the training art shows each of "
-                   "its 512 commonest whole 16×16 cells (default 0: not at all). At 1 (demo museum, five "
-                   "seeds) the rebuilt map comes closer to the art (divergence 0.123 → 0.100) and the "
-                   "sheet keeps twice the named drawings (bricks, ladders, ground edges), but about a "
-                   "third of its tiles are near-copies of training tiles (without: one in seven); "
-                   "1.2× a step, best step sooner (--steps 1000 is enough on tiny). Recorded in the run; "
-                   "kept by --resume.")
+              help="--arch patterns: how strongly G is held to how often the training art shows "
+                   "each of its commonest kinds of half a 16×16 cell (top, bottom, left, right), "
+                   "default 1 (0: not at all). Demo museum, five seeds: the rebuilt map's divergence "
+                   "0.123 → 0.111, near-copies 14 % → 21 % of the sheet. Recorded in the "
+                   "run; kept by --resume.")
+@click.option("--whole-cells", is_flag=True, default=None,
+              help="--arch patterns: count whole cells instead of halves. The map comes closer still "
+                   "(0.100) and the sheet keeps twice the named drawings (bricks, ladders, ground "
+                   "edges), but G draws the art's own cells: about a third of the sheet are "
+                   "near-copies of training tiles (the demo: 47 %). For users who want their own "
+                   "game's drawings back. Recorded in the run; kept by --resume.")
 @click.option("--steps", default=None, type=click.IntRange(1),
               help="Total training steps (overrides the preset); with --resume, the total to reach.")
 @click.option("--batch-size", default=None, type=click.IntRange(1), help="Images per step (overrides the preset).")

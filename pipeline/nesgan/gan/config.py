@@ -21,7 +21,7 @@ OLD_RUNS_ARCH = "dcgan"  # a run config written before --arch existed is the pap
 # runs from before these fields (a run config that lacks one was trained without it)
 OLD_PATTERN_HEAD = {"pattern_context": 1, "seam_weight": 1.0, "pattern_critic": 0.0, "pattern_table": 256,
                     "critic_width": 1, "usage_rows": False, "usage_weight": 1.0,
-                    "cell_weight": 0.0}
+                    "cell_weight": 0.0, "whole_cells": False}
 # What `--augment` offers (defined in `nesgan.gan.augment`; listed here to keep torch out of the CLI).
 AUGMENT_NAMES = ("none", "shift-cut")
 
@@ -32,7 +32,7 @@ class TrainConfig:
     run: str = "runs/default"  # run folder: config.json, checkpoints/, samples/, metrics.jsonl
     preset: str = "tiny"  # where the defaults below came from (tiny/small/full)
     arch: str = ARCH_NAMES[0]  # patterns: a learned pattern table; nes: NES-legal pixels; upsample: RGB; dcgan: the paper's
-    steps: int = 1400  # tiny: NES-like structure (measured, see PRESETS); 3-7 min on 2 CPU cores
+    steps: int = 1000  # tiny: NES-like structure (measured, see PRESETS); 3-5 min on 2 CPU cores
     batch_size: int = 16  # global batch; split evenly across DDP processes
     width: int = 8  # W: channels 8W,8W,4W,2W,W (G) — 8 learns visibly on a CPU in minutes
     z_dim: int = 100  # Radford et al. (2015)
@@ -71,13 +71,15 @@ class TrainConfig:
     # than 1 on every seed, with fewer near-copies and changed pixels than 6.
     usage_weight: float = 10.0
     # --arch patterns (`train --cell-weight`): the weight of G's cell prior, KL of the training
-    # art's 512 commonest whole cells (four 8×8 patterns together: 98 % of the museum's cells)
-    # from the batch's chances of them; 0: none. Five seeds at 1 (docs/generator-patterns.md,
-    # eighth round): generated / rebuilt-map divergence 0.115 / 0.123 → 0.089 / 0.100, named
-    # drawings kept 18.2 → 35.2, the best step at 400-1,000 — but near-copies 17.4 → 40.8 of
-    # ~120 tiles (the demo: 16 % → 47 % of non-flat tiles, over the issue's 25 %), for 1.19× a
-    # step. G then draws the art's own cells: a choice for the user, so off by default.
-    cell_weight: float = 0.0
+    # art's 512 commonest kinds of each half of a cell (top, bottom, left, right: two 8×8 patterns
+    # together) from the batch's chances of them, averaged over the four halves; 0: none. Five
+    # seeds (docs/generator-patterns.md, eighth round): generated / rebuilt-map divergence
+    # 0.115 / 0.123 → 0.106 / 0.111, near-copies 14 % → 21 % of non-trivial tiles.
+    # With `whole_cells` (`--whole-cells`) it counts whole cells instead (four patterns): 0.089 /
+    # 0.100 and twice the named drawings, but a third of the tiles near-copies (the demo: 47 %).
+    # 1.2× a step either way, and the best step comes sooner (tiny: 1000 steps).
+    cell_weight: float = 1.0
+    whole_cells: bool = False
     seed: int = 0  # weights, noise and data order all derive from it
     device: str = "auto"  # auto picks CUDA when present
     precision: str = "auto"  # auto: bf16 autocast where the hardware has fast bf16, else fp32
@@ -176,11 +178,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     # 1600-step one: over 5 seeds (1 thread, demo museum, generate -n 24 from the best varied
     # step) the generated screens' divergence was 0.205 vs 0.206 at 1600, the rebuilt 128-tile
     # map's 0.321 vs 0.317; 3 of the 5 runs chose a step at or below 1400 anyway.
-    # With --cell-weight 1 (1.19x a step) the best step comes sooner: over 5 seeds the best varied
-    # steps were 400-1200, and generating from the best step at or below 1000 measured 0.089 /
-    # 0.100 (generated / rebuilt map), at or below 1400 0.089 / 0.102, at or below 800 0.089 /
-    # 0.103: there --steps 1000 is enough (the demo so: 0.87x the issue-time demo's wall time).
-    "tiny": dict(steps=1400, batch_size=16, width=8, lr_g=1e-3, ema_decay=0.99,
+    # The cell prior (1.2x a step) brings the best step sooner: over 5 seeds with whole cells the
+    # best varied steps were 400-1200, and generating from the best step at or below 1000
+    # measured 0.089 / 0.100 (generated / rebuilt map), at or below 1400 0.089 / 0.102, at or
+    # below 800 0.089 / 0.103; over its halves, 1000-step runs chose steps 600-1000. So tiny
+    # stops at 1000 steps: 1000 x 1.2 costs less than 1400 did.
+    "tiny": dict(steps=1000, batch_size=16, width=8, lr_g=1e-3, ema_decay=0.99,
                  checkpoint_every=200, sample_every=200, log_every=20),
     # A longer CPU run or a small GPU: more channels, more steps. Measured on the demo museum
     # (first 400 steps, 2 CPU cores, ~37 images/s): with the paper's one lr of 2e-4 D wins at

@@ -124,7 +124,11 @@ class NesHead(nn.Module):
         return out.reshape(b, 3, h, w)
 
 
-CELL_PRIOR_SIZE = 512  # the training art's commonest cells the cell prior counts (museum: 98 % of cells)
+CELL_PRIOR_SIZE = 512  # the training art's commonest cells (or halves) the cell prior counts (museum: 98 % of cells)
+# Which quarters of a cell (0 top left, 1 top right, 2 bottom left, 3 bottom right) the cell prior
+# counts together: its four halves (the default), or the whole cell (`--whole-cells`)
+CELL_HALVES = ((0, 1), (2, 3), (0, 2), (1, 3))
+CELL_WHOLE = ((0, 1, 2, 3),)
 
 
 class PatternHead(NesHead):
@@ -167,11 +171,13 @@ class PatternHead(NesHead):
         # (28, K) the training screens' pattern usage row by row (`set_row_usage`); not saved: the
         # training run derives it from its screens again, and generation has no use for it
         self.register_buffer("row_usage", None, persistent=False)
-        # (M, 4) the training art's commonest cells as their four quarters' patterns (top left,
-        # top right, bottom left, bottom right) and (M + 1,) their shares, the rest last
-        # (`set_cell_usage`); not saved, as row_usage
-        self.register_buffer("cell_quads", None, persistent=False)
+        # the cell prior's targets (`set_cell_usage`), one row per part counted (a half, or the
+        # whole cell): (parts, M, quarters) the commonest as rows of the (4·K, cells) layout
+        # `_cell_prior` reads, (parts, M + 1) their shares, the rest last, (parts, M) which are
+        # real (a part with fewer than M kinds is padded); not saved, as row_usage
+        self.register_buffer("cell_rows", None, persistent=False)
         self.register_buffer("cell_usage", None, persistent=False)
+        self.register_buffer("cell_mask", None, persistent=False)
         self.cell_weight = 0.0
         self.prior_loss: torch.Tensor | None = None
         self.picked: tuple[torch.Tensor, torch.Tensor] | None = None  # training: (index, soft) picks
@@ -195,17 +201,27 @@ class PatternHead(NesHead):
         counts = torch.zeros(rows.shape[0], k).scatter_add_(1, rows, torch.ones(rows.shape))
         self.row_usage = counts / counts.sum(1, keepdim=True)
 
-    def set_cell_usage(self, maps: torch.Tensor, weight: float, size: int = CELL_PRIOR_SIZE) -> None:
+    def set_cell_usage(self, maps: torch.Tensor, weight: float, parts=CELL_HALVES,
+                       size: int = CELL_PRIOR_SIZE) -> None:
         """The cell prior, weighing `weight`, from the training screens' pattern maps (N, 28, 28):
-        the shares of their `size` commonest cells (four quarters' patterns together), and of the
-        rest (see `_priors`)."""
+        for each part of a cell (`CELL_HALVES` or `CELL_WHOLE`: which quarters together), the
+        shares of its `size` commonest kinds, and of the rest (see `_cell_prior`)."""
         n, h, w = maps.shape
+        k = self.table.shape[0]
         quads = maps.long().view(n, h // 2, 2, w // 2, 2).permute(0, 1, 3, 2, 4).reshape(-1, 4)
-        cells, counts = torch.unique(quads, dim=0, return_counts=True)
-        order = torch.argsort(counts, descending=True, stable=True)[:size]
-        top = counts[order].double() / len(quads)
-        self.cell_quads = cells[order]
-        self.cell_usage = torch.cat([top, (1.0 - top.sum()).clamp_min(0.0).view(1)]).float()
+        rows = torch.zeros(len(parts), size, len(parts[0]), dtype=torch.long)
+        usage = torch.zeros(len(parts), size + 1)
+        mask = torch.zeros(len(parts), size, dtype=torch.bool)
+        for j, part in enumerate(parts):
+            kinds, counts = torch.unique(quads[:, list(part)], dim=0, return_counts=True)
+            order = torch.argsort(counts, descending=True, stable=True)[:size]
+            top = counts[order].double() / len(quads)
+            m = len(order)
+            rows[j, :m] = kinds[order] + torch.tensor(part) * k  # quarter q's pattern p: row q·K + p
+            usage[j, :m] = top.float()
+            usage[j, -1] = float((1.0 - top.sum()).clamp_min(0.0))
+            mask[j, :m] = True
+        self.cell_rows, self.cell_usage, self.cell_mask = rows, usage, mask
         self.cell_weight = weight
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
@@ -273,27 +289,30 @@ class PatternHead(NesHead):
             # 0.148-0.165 against 0.166-0.235 over the whole screen; generated 24 of 96: 0.141 vs 0.178)
             q = p.float().mean(dim=(0, 2))  # (28, K): each row's mean soft picks
             loss = self.seam_weight * seams + self.usage_weight * _kl(self.row_usage, q).mean()
-        if self.cell_quads is None or self.cell_weight == 0:
+        if self.cell_rows is None or self.cell_weight == 0:
             return loss
         log_p = torch.log_softmax(logits.float(), -1) if logits is not None else torch.log(p.float().clamp_min(1e-30))
         return loss + self.cell_weight * self._cell_prior(log_p)
 
     def _cell_prior(self, log_p: torch.Tensor) -> torch.Tensor:
-        """KL(the training art's cell shares ‖ the batch's): a cell's chance of being one of the
-        art's commonest cells is the product of its four quarters' soft picks of that cell's
-        patterns; the rest is what is left. In logs throughout: a cell G never draws has a
-        chance far below any clamp (1/256⁴), and its pull must not vanish there. `log_p`: the
-        picks' log-probabilities (B, 28, 28, K)."""
+        """For each part counted (`set_cell_usage`), KL(the training art's shares of its
+        commonest kinds ‖ the batch's), averaged over the parts: a cell's chance of showing one
+        kind is the product of its quarters' soft picks of that kind's patterns; the rest is what
+        is left. In logs throughout: a kind G never draws has a chance far below any clamp
+        (1/256⁴ for a whole cell), and its pull must not vanish there. `log_p`: the picks'
+        log-probabilities (B, 28, 28, K)."""
         b, h, w, k = log_p.shape
         # each quarter's picks as rows of patterns (4·K, cells): one transposing copy, then
         # every read is a whole row
         logs = log_p.float().view(b, h // 2, 2, w // 2, 2, k).permute(2, 4, 5, 0, 1, 3).reshape(4 * k, -1)
-        rows = self.cell_quads + torch.arange(4, device=log_p.device) * k  # (M, 4)
-        log_q = CellChances.apply(logs, rows)  # (M,): the batch's shares of the art's cells
-        rest = (1.0 - log_q.exp().sum()).clamp_min(1e-8)
-        target = self.cell_usage
-        top = (target[:-1] * (torch.log(target[:-1].clamp_min(1e-8)) - log_q)).sum()
-        return top + target[-1] * (torch.log(target[-1].clamp_min(1e-8)) - torch.log(rest))
+        total = log_p.new_zeros((), dtype=torch.float32)
+        for rows, target, real in zip(self.cell_rows, self.cell_usage, self.cell_mask, strict=True):
+            log_q = CellChances.apply(logs, rows)  # (M,): the batch's shares of the art's kinds
+            rest = (1.0 - (log_q.exp() * real).sum()).clamp_min(1e-8)
+            top = target[:-1] * real
+            total = total + (top * (torch.log(top.clamp_min(1e-8)) - log_q)).sum()
+            total = total + target[-1] * (torch.log(target[-1].clamp_min(1e-8)) - torch.log(rest))
+        return total / len(self.cell_rows)
 
 
 def _kl(target: torch.Tensor, q: torch.Tensor) -> torch.Tensor:

@@ -24,7 +24,7 @@ from nesgan.gan.checkpoint import load_checkpoint, restore, save_checkpoint, tra
 from nesgan.gan.config import SIZE, WINDOWS, Launch, TrainConfig, check_resumable
 from nesgan.gan.data import Streams, load_screens, nes_indices, on_palette, to_float
 from nesgan.gan.interrupt import GracefulStop
-from nesgan.gan.model import build_models
+from nesgan.gan.model import CELL_HALVES, CELL_WHOLE, build_models
 from nesgan.gan.monitor import Monitor
 from nesgan.gan.sample import resolve_device
 from nesgan.gan.snapshots import (
@@ -283,7 +283,7 @@ def _build(cfg: TrainConfig, screens: torch.Tensor, local_batch: int,
             if cfg.usage_rows:
                 g.head.set_row_usage(maps)
             if cfg.cell_weight > 0:
-                g.head.set_cell_usage(maps, cfg.cell_weight)
+                g.head.set_cell_usage(maps, cfg.cell_weight, CELL_WHOLE if cfg.whole_cells else CELL_HALVES)
     ema = copy.deepcopy(g).eval().requires_grad_(False)
     streams = Streams.seeded(cfg.seed, n_screens, cfg.grid ** 2, cfg.swd_images, cfg.z_dim)
     nets = Nets(g=g, d=d, ema=ema,
