@@ -140,7 +140,7 @@ class PatternHead(NesHead):
     four quarters of each cell are picked together (`nesgan.gan.decode`, from the training art's
     3×3 partitions in the `known` buffer) so that no 3×3 window is one the art lacks.
 
-    `prior_loss` (set by each training forward) holds three terms G adds to D's verdict:
+    `prior_loss` (set by each training forward) holds the terms G adds to D's verdict:
     - seams: −log of the chance that two patterns meeting inside a cell may meet (the table's
       seam tables, read with the soft picks), so that new 16×16 combinations stay drawings,
       times `seam_weight` (new runs 3: docs/generator-patterns.md);
@@ -148,6 +148,9 @@ class PatternHead(NesHead):
       (sky, ground, walls) follow the training art's and no pattern lies dead; with `row_usage`
       (new runs) row by row of quarters, so that they follow it where they sit on the screen;
       times `usage_weight` (new runs 10: docs/generator-patterns.md, seventh round);
+    - cells (`set_cell_usage`, `_cell_prior`): KL of the training art's shares of its commonest
+      halves of a cell (or whole cells) from the batch's, so that G draws the quarters of the
+      art's drawings together, times `cell_weight` (new runs 1: eighth round; runs from before 0);
     - colours: the same KL for the backdrop and sub-palette picks against the training screens'
       backdrops and colours (side by side at step 1,600: SWD 84 vs 137, diversity 1.07 vs 0.77
       of the training screens', invented patterns 1.6 % vs 3.9 % of cells)."""
