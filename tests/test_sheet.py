@@ -118,7 +118,7 @@ def test_given_the_training_windows_a_group_shows_the_member_closest_to_the_art_
     assert np.array_equal(without.tiles[0], variant)  # the medoid: the commoner drawing
     sheet = build_sheet(cells, use, PAL, SheetConfig(max_tiles=1), reference=reference)
     # 6 against 5 uses: the art costs the group 6/5 of the medoid's pixels, within CLOSEST_RATIO
-    # (2); 12 against 2: 6 times, so the commoner drawing stays
+    # (3); 12 against 2: 6 times, so the commoner drawing stays
     assert np.array_equal(sheet.tiles[0], art if shown == "art" else variant)
     assert np.array_equal(cells[sheet.members[0][0]], sheet.tiles[0])
 
@@ -364,3 +364,29 @@ def test_the_summary_says_when_the_budget_was_lowered_to_fit_the_pattern_table()
 
     assert "budget 200, lowered to 62 to fit one NES pattern table" in first_line(62)
     assert "(budget 200, from 300 cells)" in first_line(200) and "lowered" not in first_line(None)
+
+
+def test_with_the_training_art_the_sheet_is_the_seeding_whose_map_comes_closest_to_it():
+    # three museum games' clean screens, every other one as the art and the rest as the screens
+    # to draw: which rare cells keep a tile of their own depends on the k-means seeding
+    from nesgan.patterns import Reference
+    from nesgan.tiles.sheet import SHEET_TRIES, TRY_CELLS, _fitting_sheet, _tries, build_fitting_sheet
+
+    clean = clean_screens(3, 6, seed=3)
+    reference = Reference(clean[::2])
+    cells, _, counts = dedupe(cells_of(clean[1::2]))
+    assert _tries(len(cells)) == SHEET_TRIES
+    tried = [_fitting_sheet(cells, counts, PAL, SheetConfig(8, 4, seed), reference=reference)[0]
+             for seed in range(SHEET_TRIES)]
+    scores = [reference.cells_divergence(s.tiles, s.counts) for s in tried]
+    assert max(scores) > min(scores) + 0.01, "the seedings differ here, so the choice is tested"
+    sheet, budget = build_fitting_sheet(cells, counts, PAL, SheetConfig(8, 4), reference=reference)
+    assert budget == 8
+    assert np.array_equal(sheet.tiles, tried[int(np.argmin(scores))].tiles)
+    again, _ = build_fitting_sheet(cells, counts, PAL, SheetConfig(8, 4), reference=reference)
+    assert np.array_equal(again.tiles, sheet.tiles) and np.array_equal(again.labels, sheet.labels)
+    # without the art there is nothing to choose by: the one seeding asked for
+    plain, _ = build_fitting_sheet(cells, counts, PAL, SheetConfig(8, 4, 2))
+    assert np.array_equal(plain.tiles, _fitting_sheet(cells, counts, PAL, SheetConfig(8, 4, 2))[0].tiles)
+    # many cells: fewer tries, one from TRY_CELLS on (10,000 screens cost what they did)
+    assert _tries(TRY_CELLS // 2) == 2 and _tries(TRY_CELLS) == 1 and _tries(10 * TRY_CELLS) == 1
