@@ -370,7 +370,13 @@ def test_with_the_training_art_the_sheet_is_the_seeding_whose_map_comes_closest_
     # three museum games' clean screens, every other one as the art and the rest as the screens
     # to draw: which rare cells keep a tile of their own depends on the k-means seeding
     from nesgan.patterns import Reference
-    from nesgan.tiles.sheet import SHEET_TRIES, TRY_CELLS, _fitting_sheet, _tries, build_fitting_sheet
+    from nesgan.tiles.sheet import (
+        SHEET_TRIES,
+        TRY_CELLS,
+        _fitting_sheet,
+        _tries,
+        build_fitting_sheet,
+    )
 
     clean = clean_screens(3, 6, seed=3)
     reference = Reference(clean[::2])
