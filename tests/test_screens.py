@@ -19,6 +19,7 @@ from nesgan.crop.load import load_screens
 from nesgan.crop.screens import MANIFEST, CropConfig, crop_folder
 from nesgan.errors import NesganError
 from nesgan.files import read_jsonl
+from nesgan.gan.data import nes_indices
 from nesgan.grid import REPEAT_WEIGHT, detect_grid_phase, phase_scores
 
 NES_RGB = Palette.builtin().rgb[EMITTABLE]  # (54, 3) distinct NES colours
@@ -604,7 +605,29 @@ def test_the_training_reference_reads_two_folders_a_chunk_at_a_time_as_their_loa
     packed = (loaded[..., 0] << 16) | (loaded[..., 1] << 8) | loaded[..., 2]
     reader = PackedScreens([out / n for n in load_screens(out)[1]] + [other / "c.png"])
     assert len(reader) == 3 and np.array_equal(reader[1:], packed[1:]) and np.array_equal(reader[[2, 0]], packed[[2, 0]])
-    ref, whole = training_reference((out, other, tmp_path / "absent")), Reference(packed)
+    ref, whole = training_reference((out, other, tmp_path / "absent")), Reference(nes_indices(loaded.astype(np.uint8)))
     assert all(np.array_equal(ref.counts[n][1], whole.counts[n][1]) for n in (2, 3, 4))
     assert ref.floor() == whole.floor()
     assert training_reference(tmp_path / "absent") is None
+
+
+def test_the_training_reference_reads_screens_in_nes_colours_as_train_does(tmp_path):
+    # two captures' blues, one NES colour ($2C): an emulator palette's stripes G is shown as one
+    # flat sky must not count as windows the art has and G lacks
+    from nesgan.crop.load import training_reference
+    from nesgan.patterns import Reference
+
+    blues = np.array([[0x38, 0xB4, 0xCC], [0x3C, 0xBC, 0xFC]], np.uint8)
+    assert len(set(nes_indices(blues).tolist())) == 1
+    art = tmp_path / "art"
+    art.mkdir()
+    striped = blues[(np.arange(224) // 3) % 2][None, :, :].repeat(224, axis=0)  # 3-px vertical stripes
+    Image.fromarray(striped).save(art / "sky.png")
+    Image.fromarray(nes_frame(25)[0][:224, :224]).save(art / "level.png")
+    ref = training_reference(art)
+    drawn = nes_indices(np.stack([striped, nes_frame(25)[0][:224, :224]]))  # what G sees and draws
+    assert ref.divergence(drawn) == pytest.approx(0.0, abs=1e-9)
+    assert Reference(drawn).counts[2][1].tolist() == ref.counts[2][1].tolist()
+    packed = striped.astype(np.int32) @ np.array([65536, 256, 1])
+    assert Reference(packed[None]).divergence(drawn[:1]) > 1.0, "read as RGB, the stripes were windows"
+    assert training_reference(art, Palette.builtin()).counts[3][1].tolist() == ref.counts[3][1].tolist()

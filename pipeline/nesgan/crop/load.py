@@ -53,11 +53,13 @@ def load_screens(folder: Path) -> tuple[np.ndarray, list[str]]:
 
 class PackedScreens:
     """The `ok` screens of one or more crop folders, read from disk only when indexed (a slice or
-    an array of positions), each pixel's RGB packed into one int32: colour partitions need no
-    palette, and a Reference built from this holds no screen longer than one chunk."""
+    an array of positions): each pixel's RGB packed into one int32, or with `palette` its NES
+    colour index (the perceptually nearest, as `nesgan quantize` and `train` read screens). A
+    Reference built from this holds no screen longer than one chunk."""
 
-    def __init__(self, paths: list[Path]):
+    def __init__(self, paths: list[Path], palette=None):
         self.paths = paths
+        self.palette = palette
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -65,7 +67,12 @@ class PackedScreens:
     def __getitem__(self, index) -> np.ndarray:
         chosen = self.paths[index] if isinstance(index, slice) else [self.paths[int(i)] for i in np.atleast_1d(index)]
         rgb = np.stack([_load_one(p) for p in chosen]).astype(np.int32) if chosen else np.zeros((0, SIZE, SIZE, 3), np.int32)
-        return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+        packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+        if self.palette is None:
+            return packed
+        from nesgan.colour.lut import load_lut
+
+        return load_lut(self.palette)[packed]
 
 
 def _load_one(path: Path) -> np.ndarray:
@@ -85,9 +92,19 @@ def _load_one(path: Path) -> np.ndarray:
     return rgb
 
 
-def training_reference(train: Path | tuple[Path, ...]) -> Reference | None:
+def training_reference(train: Path | tuple[Path, ...], palette=None) -> Reference | None:
     """The window partitions (`nesgan.patterns.Reference`) of the screens of one training folder
-    or several, read a chunk at a time (`PackedScreens`); None where no folder holds screens."""
+    or several, read a chunk at a time (`PackedScreens`) in NES colours of `palette` (default:
+    nesgan's), as `train` reads them and as generated screens are drawn; None where no folder
+    holds screens.
+
+    In NES colours, not in the captures' RGB: screenshots from emulators with other palettes give
+    one NES colour several RGB values (the museum of seed 1: 92 RGB colours, 50 NES colours), and
+    where two of them meet in one screen their border is a window G can never draw, because `train`
+    showed it one colour there. Read as RGB, export-tiles' divergence for that museum's demo was
+    0.126; in NES colours, as `train`'s own numbers read it, 0.101."""
+    from nesgan.colour.palette import Palette
+
     folders = (train,) if isinstance(train, (str, Path)) else tuple(train)
     paths = [Path(f) / n for f in folders if Path(f).is_dir() for n in screen_files(Path(f))]
-    return Reference(PackedScreens(paths)) if paths else None
+    return Reference(PackedScreens(paths, palette or Palette.builtin())) if paths else None

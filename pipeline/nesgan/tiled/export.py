@@ -261,7 +261,8 @@ def drawing_numbers(report, train: Path | tuple[Path, ...]) -> dict | None:
 
     if not report.screens:
         return None
-    ref = getattr(report, "reference", None) or training_reference(train)  # the sheet's, when it read them
+    # the sheet's, when it read them; else read here, in the colours the screens were quantized to
+    ref = getattr(report, "reference", None) or training_reference(train, getattr(report, "palette", None))
     if ref is None:
         return None
     tiles = np.asarray(report.tiles)

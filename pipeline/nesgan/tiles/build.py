@@ -123,7 +123,7 @@ def build_tiles(config: TileConfig) -> TileReport:
     if config.max_tiles == 0:
         tiles, counts, inverse = cells, cell_counts, cell_of
     else:
-        reference = training_reference(config.train)
+        reference = training_reference(config.train, palette)
         sheet, budget = build_fitting_sheet(cells, cell_counts, palette, SheetConfig(config.max_tiles, config.palettes),
                                             known=None if reference is None else reference.counts[INVENTED_N][0],
                                             drawings=np.unique(partition_hashes(index.tiles)), reference=reference)
