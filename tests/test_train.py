@@ -116,6 +116,21 @@ def test_resume_after_sigkill_ends_bitwise_equal_to_an_uninterrupted_run(screens
     assert [r["step"] for r in rows] == sorted({r["step"] for r in rows}), "no duplicate rows after resume"
 
 
+def test_two_runs_on_two_threads_train_bitwise_alike(screens, tmp_path):
+    # `make demo` trains on the machine's cores; the same command twice must be the same run
+    # (a lookup summing its gradient with racing threads made every 2-thread run a new draw)
+    states = []
+    for name in ("first", "second"):
+        run = tmp_path / name
+        r = train("--data", str(screens), "--run", str(run), *TINY, "--steps", "3", "--seed", "7",
+                  "--threads", "2")
+        assert r.exit_code == 0, r.output
+        state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+        state["config"].pop("run")
+        states.append(state)
+    assert states_equal(*states) == []
+
+
 def test_starting_over_a_non_empty_run_needs_overwrite(screens, tmp_path):
     run = tmp_path / "run"
     assert train("--data", str(screens), "--run", str(run), *TINY, "--steps", "1").exit_code == 0

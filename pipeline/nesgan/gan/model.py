@@ -511,7 +511,9 @@ class PatternCritic(nn.Module):
 
     def forward(self, picks: torch.Tensor, soft: torch.Tensor | None = None) -> torch.Tensor:
         table = self.embed.weight.t()  # (K, E)
-        e = table[picks.long()]  # (B, 28, 28, E)
+        # a lookup whose backward sums each pattern's rows in a fixed order: indexing (`table[picks]`)
+        # summed them with threads racing, so two runs on 2 threads drifted apart from the first step
+        e = F.embedding(picks.long(), table)  # (B, 28, 28, E)
         if soft is not None:
             through = soft.to(table.dtype) @ table
             e = e + (through - through.detach())
