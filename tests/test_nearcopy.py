@@ -390,3 +390,15 @@ def test_export_tiles_takes_several_training_folders(tmp_path, monkeypatch):
     assert flagged["both"] > flagged["one"]
     assert any(r["nearest"]["screen"].startswith("world2") and r["near_copy"] for r in runs["both"])
     assert sorted(p.name for p in (tmp_path / "world1").iterdir()) == ["s0.png", "s1.png"]
+
+
+def test_the_copy_share_counts_only_tiles_of_two_or_more_colours():
+    from nesgan.tiles.nearcopy import copy_share
+
+    flat = np.full((16, 16), 0x21, np.uint8)
+    drawn = flat.copy()
+    drawn[4:8, 4:8] = 0x0F
+    tiles = np.stack([flat, drawn, drawn, drawn, flat])
+    verdict = ["near_copy", "near_copy", "original", "trivial", "trivial"]
+    assert copy_share(tiles, verdict) == pytest.approx(1 / 3)  # the flat near-copy is not counted
+    assert copy_share(tiles[[0, 4]], verdict[:1] + verdict[4:]) == 0.0

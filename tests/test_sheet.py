@@ -396,3 +396,54 @@ def test_with_the_training_art_the_sheet_is_the_seeding_whose_map_comes_closest_
     assert np.array_equal(plain.tiles, _fitting_sheet(cells, counts, PAL, SheetConfig(8, 4, 2))[0].tiles)
     # many cells: fewer tries, one from TRY_CELLS on (10,000 screens cost what they did)
     assert _tries(TRY_CELLS // 2) == 2 and _tries(TRY_CELLS) == 1 and _tries(10 * TRY_CELLS) == 1
+
+
+def test_a_sheet_with_too_many_copies_is_drawn_again_with_whole_drawings_weighing_less(monkeypatch):
+    # twelve of the art's drawings as they are (used once each) beside twelve new ones (the art's
+    # cells with their halves swapped, used 3 times each): how much the whole drawings weigh
+    # decides how many copies the 12-tile sheet shows
+    import nesgan.tiles.sheet as sheet_module
+    from nesgan.patterns import Reference
+    from nesgan.tiles.sheet import DRAWING_WEIGHT, LIGHTER_DRAWINGS, build_fitting_sheet
+    from nesgan.tiles.tile import partition_hashes
+
+    clean = clean_screens(3, 6, seed=3)
+    reference = Reference(clean)
+    art, _, _ = dedupe(cells_of(clean))
+    drawings = np.unique(partition_hashes(art))
+    drawn = art[(art.reshape(len(art), -1) != art.reshape(len(art), -1)[:, :1]).any(1)]
+    order = np.random.default_rng(0).permutation(len(drawn))
+    swapped = np.concatenate([drawn[order[12:48], 8:], drawn[order[12:48], :8]], 1)
+    new = swapped[~np.isin(partition_hashes(swapped), drawings)][:12]
+    cells = np.concatenate([drawn[order[:12]], new])
+    counts = np.array([1] * 12 + [3] * len(new))
+
+    def share(tiles):  # the judge: tiles of two or more colours that are a training drawing
+        flat = tiles.reshape(len(tiles), -1)
+        return float(np.isin(partition_hashes(tiles), drawings)[(flat != flat[:, :1]).any(1)].mean())
+
+    def sheet(weight=DRAWING_WEIGHT, copies=None):
+        return build_fitting_sheet(cells, counts, PAL, SheetConfig(12, 4, drawing_weight=weight), drawings=drawings,
+                                   reference=reference, copies=copies)[0]
+
+    weights = (DRAWING_WEIGHT, *LIGHTER_DRAWINGS)
+    shares = {w: share(sheet(w).tiles) for w in weights}
+    assert shares[DRAWING_WEIGHT] > min(shares.values()), "the weight changes the copies here, so the choice is tested"
+    asked = []
+
+    def judge(tiles):
+        asked.append(len(tiles))
+        return share(tiles)
+
+    # within the bound: the sheet as before, judged once
+    monkeypatch.setattr(sheet_module, "COPY_SHARE", shares[DRAWING_WEIGHT])
+    assert np.array_equal(sheet(copies=judge).tiles, sheet().tiles) and len(asked) == 1
+    # over it: the first lighter weight whose sheet is within
+    cap = (shares[DRAWING_WEIGHT] + min(shares.values())) / 2
+    monkeypatch.setattr(sheet_module, "COPY_SHARE", cap)
+    first = next(w for w in weights if shares[w] <= cap)
+    assert np.array_equal(sheet(copies=judge).tiles, sheet(first).tiles)
+    # none within: the sheet with the fewest copies
+    monkeypatch.setattr(sheet_module, "COPY_SHARE", -1.0)
+    fewest = min(weights, key=lambda w: shares[w])
+    assert np.array_equal(sheet(copies=judge).tiles, sheet(fewest).tiles)

@@ -257,6 +257,7 @@ def drawing_numbers(report, train: Path | tuple[Path, ...]) -> dict | None:
     (their held-out quarter against the rest beside it), and the sheet's drawings: non-flat
     tiles, their median colour count, the near-copy share among them. None without screens."""
     from nesgan.crop.load import training_reference
+    from nesgan.tiles.nearcopy import copy_share
     from nesgan.tiles.tile import rebuild_screens
 
     if not report.screens:
@@ -276,7 +277,7 @@ def drawing_numbers(report, train: Path | tuple[Path, ...]) -> dict | None:
             "invented_train": floor["invented"], "divergence_train": floor["divergence"],
             "non_flat_original": int((non_flat & ~near).sum()),
             "median_colours": float(np.median(colours[non_flat])) if non_flat.any() else 1.0,
-            "near_copy_share": float(near[non_flat].mean()) if non_flat.any() else 0.0}
+            "near_copy_share": copy_share(tiles, ["near_copy" if n else "" for n in near])}
 
 
 def _layer(screens, placement: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

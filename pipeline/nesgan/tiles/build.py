@@ -21,7 +21,7 @@ from nesgan.files import atomic_write_bytes, write_jsonl
 from nesgan.images import GRID, SCREEN, TILE, encode_png, image_files
 from nesgan.patterns import INVENTED_N, Reference
 from nesgan.tiles.contact import write_contact_sheets, write_member_sheets
-from nesgan.tiles.nearcopy import load_or_build_index, verdicts
+from nesgan.tiles.nearcopy import copy_share, load_or_build_index, verdicts
 from nesgan.tiles.sheet import (
     DEFAULT_MAX_TILES,
     Sheet,
@@ -126,7 +126,9 @@ def build_tiles(config: TileConfig) -> TileReport:
         reference = training_reference(config.train, palette)
         sheet, budget = build_fitting_sheet(cells, cell_counts, palette, SheetConfig(config.max_tiles, config.palettes),
                                             known=None if reference is None else reference.counts[INVENTED_N][0],
-                                            drawings=np.unique(partition_hashes(index.tiles)), reference=reference)
+                                            drawings=np.unique(partition_hashes(index.tiles)), reference=reference,
+                                            copies=lambda t: copy_share(t, verdicts(index, t, config.near_copy_pixels,
+                                                                                    occluded=config.under_sprites).verdict))
         tiles, counts = sheet.tiles, np.rint(sheet.counts).astype(np.int64)
         inverse = sheet.labels[cell_of]
     screens = [(n, inverse[i * GRID * GRID : (i + 1) * GRID * GRID].reshape(GRID, GRID))

@@ -315,6 +315,15 @@ class Verdicts:
         return row
 
 
+def copy_share(tiles: np.ndarray, verdict: Sequence[str]) -> float:
+    """The share of (N, 16, 16) tiles of two or more colours whose verdict is `near_copy`: the
+    near-copy share export-tiles reports and issue 21 bounds (0 for a sheet of fills)."""
+    flat = np.asarray(tiles).reshape(len(tiles), -1)
+    drawn = (flat != flat[:, :1]).any(1)
+    near = np.array([v == "near_copy" for v in verdict], bool)
+    return float(near[drawn].mean()) if drawn.any() else 0.0
+
+
 def _screen_xy(index: TileIndex, w) -> dict:
     """A sprite window's top-left pixel in its training screen (the image is the screen's grid
     area, which starts at the screen's first cell)."""
