@@ -551,7 +551,7 @@ def build_sheet(cells: np.ndarray, weights: np.ndarray | None, palette: Palette,
 
 PATTERN_TABLE = 256  # 8×8 patterns in one NES pattern table
 _BLANK_SPARE = 1  # export-nes may add an all-backdrop pattern for the screen around the map
-SHEET_TRIES = 4  # seedings of the grouping tried where the training art is known (`build_fitting_sheet`)
+SHEET_TRIES = 8  # seedings of the grouping tried where the training art is known (`build_fitting_sheet`)
 TRY_CELLS = 50_000  # … while tries × distinct cells stay within this many
 # At most this share of a sheet's tiles of two or more colours may be near-copies of training
 # tiles (issue 21's bound on originality); where whole drawings weighing `DRAWING_WEIGHT` break
@@ -572,15 +572,19 @@ def build_fitting_sheet(cells: np.ndarray, weights: np.ndarray | None, palette: 
     another keeps. Measured on five seeds' 24 generated screens (`tiny`, 128 tiles, --palettes 4;
     docs/generator-patterns.md, ninth round): the rebuilt map's divergence from seed 0 alone
     0.104–0.120 (mean 0.111), best of 4: 0.097–0.120 (mean 0.106); the sheets' near-copies and
-    named drawings the same.
+    named drawings the same. The seedings' maps spread widely (one demo's eight at one weight:
+    0.114–0.151), so more tries find closer ones, with less gain each: at ≤ 1,200 steps (tenth
+    round) best of 4 / 8 measured 0.099 / 0.097 over five runs (16 on two of them: 0.001 less on
+    one), and best of 4 / 8 / 16 0.125 / 0.114 / 0.112 on the demo's screens (at 2×, below).
 
     With `copies` (a sheet's tiles → the share of those of two or more colours that are
     near-copies of training tiles), a sheet over `COPY_SHARE` is drawn again with whole drawings
     weighing less (`LIGHTER_DRAWINGS`), and the first within the bound is kept (where none is,
     the one with the fewest near-copies): the weight keeps the drawings G drew whole, and it is
-    what makes a sheet copy. Measured on the demo's 24 screens of one training run: 29 % near-copies
-    at the default weight, 20 % at 2 (rebuilt map 0.118 → 0.125, named drawings 25 → 21); five
-    other runs' sheets were within the bound at the default and stay as they were.
+    what makes a sheet copy. Measured on the demo's 24 screens of one training run (best of 4
+    seedings): 29 % near-copies at the default weight, 20 % at 2 (rebuilt map 0.118 → 0.125,
+    named drawings 25 → 21); five other runs' sheets were within the bound at the default and
+    stay as they were.
     Returns the sheet and the budget used."""
     if reference is None:
         return _fitting_sheet(cells, weights, palette, config, known, drawings)
@@ -601,8 +605,8 @@ def build_fitting_sheet(cells: np.ndarray, weights: np.ndarray | None, palette: 
 
 def _tries(cells: int) -> int:
     """How many seedings `build_fitting_sheet` tries for this many distinct cells: `SHEET_TRIES`
-    where that costs at most `TRY_CELLS` cells' work in all (24 screens: ~1,500 cells, a second a
-    try), fewer for more, one from `TRY_CELLS` cells on (10,000 screens: one, as before)."""
+    where that costs at most `TRY_CELLS` cells' work in all (24 screens: ~1,500 cells, about a
+    second a try), fewer for more, one from `TRY_CELLS` cells on (10,000 screens: one, as before)."""
     return max(1, min(SHEET_TRIES, TRY_CELLS // max(cells, 1)))
 
 
