@@ -69,7 +69,10 @@ def export_tiles_cmd(generated, train_dir, tmx, tilesets, tiles_dir, name, near_
     sub-palette), ordered by sub-palette and use; every generated cell is drawn with one of them,
     so the map rebuilds every screen from the sheet (how far from the quantized screens is printed
     and drawn in TILES/rebuild-diff.png; TILES/sheet-*.png shows each tile with the cells it stands
-    for). Near-copy verdicts are given on the sheet's tiles.
+    for). Near-copy verdicts are given on the sheet's tiles. Against the --train screens the sheet
+    is the one of eight k-means seedings whose map comes closest to their patterns, and at most a
+    quarter of its tiles of two or more colours are near-copies: where more would be, whole
+    training drawings (a `?` block G drew entire) count less in the grouping.
 
     Tile ids are stable: re-exporting into the same tilesets keeps every existing tile's id
     and pixels and only appends new ones (so a tileset can outgrow one export's budget). An
