@@ -447,3 +447,27 @@ def test_a_sheet_with_too_many_copies_is_drawn_again_with_whole_drawings_weighin
     monkeypatch.setattr(sheet_module, "COPY_SHARE", -1.0)
     fewest = min(weights, key=lambda w: shares[w])
     assert np.array_equal(sheet(copies=judge).tiles, sheet(fewest).tiles)
+
+
+def test_export_judges_the_sheet_with_the_near_copy_verdicts_it_reports(tmp_path, spoiled_case, monkeypatch):
+    # the copies bound must read the sheet as tiles.jsonl will: the same verdicts, the same share
+    import nesgan.tiles.build as build_module
+    from nesgan.tiles.nearcopy import copy_share
+
+    clean, spoiled = spoiled_case
+    _save_screens(tmp_path / "gen", spoiled)
+    _save_screens(tmp_path / "train", clean)  # the art itself: many of the sheet's tiles copy it
+    judges = []
+
+    def spy(*args, copies=None, **kwargs):
+        judges.append(copies)
+        return real(*args, copies=copies, **kwargs)
+
+    real = build_module.build_fitting_sheet
+    monkeypatch.setattr(build_module, "build_fitting_sheet", spy)
+    report = build_tiles(TileConfig(tmp_path / "gen", tmp_path / "train", tmp_path / "tiles", max_tiles=24,
+                                    palettes=4))
+    reported = copy_share(report.tiles, [r["verdict"] for r in report.rows])
+    assert reported > 0, "near-copies here, so the judge is tested on them"
+    assert len(judges) == 1 and judges[0] is not None
+    assert judges[0](report.tiles) == reported
