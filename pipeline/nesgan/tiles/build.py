@@ -21,7 +21,7 @@ from nesgan.files import atomic_write_bytes, write_jsonl
 from nesgan.images import GRID, SCREEN, TILE, encode_png, image_files
 from nesgan.patterns import INVENTED_N, Reference
 from nesgan.tiles.contact import write_contact_sheets, write_member_sheets
-from nesgan.tiles.nearcopy import copy_share, load_or_build_index, verdicts
+from nesgan.tiles.nearcopy import Verdicts, copy_share, load_or_build_index, verdicts
 from nesgan.tiles.sheet import (
     DEFAULT_MAX_TILES,
     Sheet,
@@ -120,15 +120,21 @@ def build_tiles(config: TileConfig) -> TileReport:
     cells, cell_of, cell_counts = dedupe(all_tiles)
     # 3. the sheet: at most max_tiles NES-legal tiles, each cell drawn with one of them
     sheet, reference, budget = None, None, config.max_tiles
+    judged: dict[bytes, Verdicts] = {}  # the verdicts the sheet's copy bound read, by the tiles judged
     if config.max_tiles == 0:
         tiles, counts, inverse = cells, cell_counts, cell_of
     else:
         reference = training_reference(config.train, palette)
+
+        def copies(candidate: np.ndarray) -> float:  # the sheet's near-copy share, judged as step 5 reports it
+            judged[candidate.tobytes()] = found = verdicts(index, candidate, config.near_copy_pixels,
+                                                           occluded=config.under_sprites)
+            return copy_share(candidate, found.verdict)
+
         sheet, budget = build_fitting_sheet(cells, cell_counts, palette, SheetConfig(config.max_tiles, config.palettes),
                                             known=None if reference is None else reference.counts[INVENTED_N][0],
                                             drawings=np.unique(partition_hashes(index.tiles)), reference=reference,
-                                            copies=lambda t: copy_share(t, verdicts(index, t, config.near_copy_pixels,
-                                                                                    occluded=config.under_sprites).verdict))
+                                            copies=copies)
         tiles, counts = sheet.tiles, np.rint(sheet.counts).astype(np.int64)
         inverse = sheet.labels[cell_of]
     screens = [(n, inverse[i * GRID * GRID : (i + 1) * GRID * GRID].reshape(GRID, GRID))
@@ -140,7 +146,8 @@ def build_tiles(config: TileConfig) -> TileReport:
     group_of: dict[int, int] = {}
     groups = [group_of.setdefault(int(k), len(group_of)) for k in keys]
     # 5. nearest training tile for every sheet tile, and the verdict
-    found = verdicts(index, tiles, config.near_copy_pixels, occluded=config.under_sprites)
+    found = judged.get(np.ascontiguousarray(tiles).tobytes()) or verdicts(index, tiles, config.near_copy_pixels,
+                                                                         occluded=config.under_sprites)
 
     inverse_cells = np.full(len(cells), -1, np.int64)
     inverse_cells[cell_of[::-1]] = np.arange(len(cell_of))[::-1]  # distinct cell -> its first occurrence

@@ -589,8 +589,8 @@ def build_fitting_sheet(cells: np.ndarray, weights: np.ndarray | None, palette: 
     if reference is None:
         return _fitting_sheet(cells, weights, palette, config, known, drawings)
     weights_tried = (config.drawing_weight, *(w for w in LIGHTER_DRAWINGS if w < config.drawing_weight))
-    shown: list[tuple[float, tuple[Sheet, int]]] = []
-    for weight in weights_tried if copies is not None else weights_tried[:1]:
+    over: list[tuple[float, tuple[Sheet, int]]] = []  # (near-copy share, sheet) of each weight over the bound
+    for weight in weights_tried:
         tried = (_fitting_sheet(cells, weights, palette, replace(config, seed=config.seed + t, drawing_weight=weight),
                                 known, drawings, reference) for t in range(_tries(len(cells))))
         fitted = min(tried, key=lambda f: reference.cells_divergence(f[0].tiles, f[0].counts))
@@ -599,8 +599,8 @@ def build_fitting_sheet(cells: np.ndarray, weights: np.ndarray | None, palette: 
         share = copies(fitted[0].tiles)
         if share <= COPY_SHARE:
             return fitted
-        shown.append((share, fitted))
-    return min(shown, key=lambda s: s[0])[1]
+        over.append((share, fitted))
+    return min(over, key=lambda s: s[0])[1]
 
 
 def _tries(cells: int) -> int:
