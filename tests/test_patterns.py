@@ -116,6 +116,24 @@ def test_closest_subset_keeps_the_set_that_covers_the_training_art_not_copies_of
     assert list(ref.closest_subset(drawn, 8)) == list(range(8)) == list(ref.closest_subset(drawn, 9))
 
 
+def test_closest_subset_adds_each_time_the_screen_the_whole_divergence_ranks_best():
+    """The greedy choice reads only each screen's own windows; it must be the choice that
+    measuring the whole set's divergence with every candidate added would make, step by step."""
+    rng = np.random.default_rng(5)
+    art = rng.integers(0, 3, (10, 12, 12)).repeat(2, 1).repeat(2, 2).astype(np.uint8)
+    ref = patterns.Reference(art)
+    drawn = art[rng.integers(0, 10, 14)].copy()
+    drawn[rng.random(drawn.shape) < 0.04] = 5  # speckle, more on some screens than on others
+    drawn[3:6] = np.roll(drawn[3:6], 1, axis=2)
+    k = 6
+    chosen = ref.closest_subset(drawn, k)
+    greedy: list[int] = []
+    for _ in range(k):
+        left = [j for j in range(len(drawn)) if j not in greedy]
+        greedy.append(min(left, key=lambda j: ref.divergence(drawn[greedy + [j]])))
+    assert list(chosen) == sorted(greedy)
+
+
 def _drawn(options: np.ndarray, choice, mass) -> np.ndarray:
     """The one-cell screens a choice draws: group g's option, mass[g] times."""
     return np.concatenate([np.repeat(options[c][None], m, axis=0) for c, m in zip(choice, mass, strict=True)])

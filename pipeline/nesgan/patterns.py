@@ -244,25 +244,32 @@ class Reference:
         m = len(out)
         if k >= m:
             return np.arange(m)
+        # Sparse, as `_OptionWindows` is: every screen holds the same number of windows, so the
+        # set's total after adding any one of them is the same, and adding screen j changes only
+        # the terms of the keys j shows. Score j by those terms' change alone (the rest is the
+        # same for every j): the same choice as summing every key, read from each screen's few
+        # hundred distinct windows instead of the tens of thousands of keys in the table.
         tables = []
         for n in self.sizes:
             p, rows = self._table(n, window_keys(out, n).reshape(m, -1))
-            cols = rows + (np.arange(m) * len(p))[:, None]
-            c = np.bincount(cols.ravel(), minlength=m * len(p)).reshape(m, len(p)).astype(np.float64)
-            tables.append((p, np.log(p), c))
+            flat, counts = np.unique(rows + (np.arange(m) * len(p))[:, None], return_counts=True)
+            owner = flat // len(p)
+            tables.append((p, flat % len(p), counts.astype(np.float64), owner,
+                           np.searchsorted(owner, np.arange(m + 1)), rows.shape[1]))
         chosen: list[int] = []
-        q = [np.zeros(len(p)) for p, _, _ in tables]
-        for _ in range(k):
+        q = [np.zeros(len(t[0])) for t in tables]
+        for size in range(1, k + 1):
             score = np.zeros(m)
-            for (p, log_p, c), qn in zip(tables, q, strict=True):
-                cand = qn + c + EPS  # the set's counts with each screen added, smoothed as symmetric_kl does
-                cand /= cand.sum(1, keepdims=True)
-                log_c = np.log(cand)
-                score += 0.5 * (p * (log_p - log_c)).sum(1) + 0.5 * (cand * (log_c - log_p)).sum(1)
+            for (p, keys, counts, owner, _, per), qn in zip(tables, q, strict=True):
+                total = size * per + EPS * len(p)  # the set's smoothed total with any one screen added
+                pk, base = p[keys], qn[keys]
+                score += np.bincount(owner, weights=_kl_terms(pk, base + counts, total) - _kl_terms(pk, base, total),
+                                     minlength=m)
             score[chosen] = np.inf
             j = int(np.argmin(score))
             chosen.append(j)
-            q = [qn + c[j] for (_, _, c), qn in zip(tables, q, strict=True)]
+            for (_, keys, counts, _, bounds, _), qn in zip(tables, q, strict=True):
+                qn[keys[bounds[j]:bounds[j + 1]]] += counts[bounds[j]:bounds[j + 1]]
         return np.sort(np.array(chosen))
 
     def closest_choice(self, options: np.ndarray, groups: list[np.ndarray], mass: np.ndarray,
