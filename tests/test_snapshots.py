@@ -15,6 +15,7 @@ from nesgan.gan.snapshots import (
     BEST,
     MIN_DIVERSITY,
     best_step,
+    best_steps,
     describe_steps,
     keep_best,
     run_steps,
@@ -96,11 +97,50 @@ def test_best_pt_is_the_sample_step_of_lowest_divergence_and_generate_draws_from
     assert divergence == min(r["divergence"] for r in varied)
     best = run / "checkpoints" / BEST
     assert best.samefile(run / "checkpoints" / f"step-{step:06d}.pt")
-    r = generate("--run", str(run), "-n", "2", "--out", str(tmp_path / "d"))
+    r = generate("--run", str(run), "-n", "2", "--out", str(tmp_path / "d"), "--compare-steps", "1")
     assert r.exit_code == 0 and f"from step {step} (best.pt)" in r.output, r.output
     assert {row["step"] for row in read_jsonl(tmp_path / "d" / "manifest.jsonl")} == {step}
+    assert "compared" not in read_jsonl(tmp_path / "d" / "manifest.jsonl")[0]
     assert generate("--run", str(run), "-n", "2", "--out", str(tmp_path / "l"), "--checkpoint", "last.pt").exit_code == 0
     assert {row["step"] for row in read_jsonl(tmp_path / "l" / "manifest.jsonl")} == {60}
+
+
+def test_generate_compares_the_best_steps_by_the_screens_each_keeps_and_writes_the_closest(run, tmp_path):
+    from nesgan.gan.data import nes_indices
+    from nesgan.images import open_rgb
+    from nesgan.patterns import Reference
+
+    rows = read_jsonl(run / "metrics.jsonl")
+    r = generate("--run", str(run), "-n", "2", "--out", str(tmp_path / "c"))  # 2 of 8, from 3 steps
+    assert r.exit_code == 0, r.output
+    manifest = read_jsonl(tmp_path / "c" / "manifest.jsonl")
+    compared = manifest[0]["compared"]
+    assert [c["step"] for c in compared] == best_steps(rows, 3) == [s for s, _ in sorted(
+        ((r["step"], r["divergence"]) for r in rows if r.get("divergence") is not None),
+        key=lambda x: (x[1], -x[0]))]  # every row of this run keeps its variety
+    chosen = min(compared, key=lambda c: c["divergence"])  # the first on a tie, as generate keeps it
+    assert {row["step"] for row in manifest} == {chosen["step"]}
+    assert f"from step {chosen['step']} (step-{chosen['step']:06d}.pt)" in r.output, r.output
+    screens = nes_indices(np.stack([open_rgb(tmp_path / "c" / row["file"]) for row in manifest]))
+    assert Reference.load(run / "windows.npz").divergence(screens) == pytest.approx(chosen["divergence"], abs=1e-4)
+    for c in compared:  # each step's own choice, drawn alone, measures what the comparison said
+        one = generate("--run", str(run), "-n", "2", "--out", str(tmp_path / f"s{c['step']}"), "--step", str(c["step"]))
+        assert one.exit_code == 0, one.output
+        drawn = nes_indices(np.stack([open_rgb(p) for p in sorted((tmp_path / f"s{c['step']}").glob("gen-*.png"))]))
+        assert Reference.load(run / "windows.npz").divergence(drawn) == pytest.approx(c["divergence"], abs=1e-4)
+
+
+def test_best_steps_ranks_varied_steps_first_and_reads_a_resumed_steps_last_row():
+    rows = [{"step": 200, "divergence": 0.30, "diversity": 0.60, "diversity_train": 1.0},  # lost its variety
+            {"step": 400, "divergence": 0.36, "diversity": 0.82, "diversity_train": 1.0},
+            {"step": 600, "divergence": 0.33, "diversity": 0.90, "diversity_train": 1.0},
+            {"step": 800, "divergence": 0.33, "diversity": 0.90, "diversity_train": 1.0},
+            {"step": 900},
+            {"step": 400, "divergence": 0.32, "diversity": 0.85, "diversity_train": 1.0}]  # resumed: 400 again
+    assert best_steps(rows, 3) == [400, 800, 600], "lowest first, the later step on a tie, 200 passed over"
+    assert best_steps(rows, 1) == [best_step(rows)[0]] == [400]
+    assert best_steps(rows[:1], 2) == [200], "no varied step: the lowest of all"
+    assert best_steps([], 3) == []
 
 
 def test_keep_best_follows_the_rows_ties_to_the_later_step_and_forgets_steps_past_them(tmp_path):

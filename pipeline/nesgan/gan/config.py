@@ -307,6 +307,7 @@ class Launch:
 # instead of 2.0-2.4 s (2 % of the demo).
 CANDIDATES_PER = 4
 MAX_CANDIDATES = 256  # the choice holds every candidate's window counts at once
+COMPARE_STEPS = 3  # sample steps `generate` compares by the screens each would keep
 WINDOWS = "windows.npz"  # in the run folder: the training screens' window counts (train writes it)
 
 
@@ -324,6 +325,9 @@ class GenerateConfig:
     # screens drawn to keep `count` of (the set closest to the training art); None: CANDIDATES_PER
     # times count up to count = MAX_CANDIDATES / CANDIDATES_PER, else count (keep every one)
     candidates: int | None = None
+    # without step/checkpoint, while choosing: how many of the run's best sample steps draw and
+    # choose, the closest written (`nesgan.gan.sample.generate`); 1: best.pt alone
+    compare_steps: int = COMPARE_STEPS
 
     def __post_init__(self) -> None:
         if self.count < 1:
@@ -336,6 +340,8 @@ class GenerateConfig:
                               "to keep every screen drawn")
         if self.batch_size < 1:
             raise NesganError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.compare_steps < 1:
+            raise NesganError(f"--compare-steps must be at least 1, got {self.compare_steps}")
 
     @property
     def drawn(self) -> int:

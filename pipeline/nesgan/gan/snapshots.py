@@ -86,6 +86,17 @@ def best_step(rows: list[dict]) -> tuple[int, float] | None:
     return -step, divergence
 
 
+def best_steps(rows: list[dict], k: int) -> list[int]:
+    """The `k` sample steps `best_step` ranks first, best first: lowest divergence (the later
+    step on a tie) among the rows whose samples keep their variety, or among all rows where none
+    does. What `generate` compares by the screens it would keep."""
+    scored = [r for r in rows if r.get("divergence") is not None]
+    pool = [r for r in scored if _varied(r)] or scored
+    latest = {int(r["step"]): r["divergence"] for r in pool}  # a resumed run's later row for a step wins
+    ranked = sorted((d, -step) for step, d in latest.items())
+    return [-step for _, step in ranked[:k]]
+
+
 def lost_variety(rows: list[dict]) -> list[int]:
     """The sample steps whose samples lost their variety (below MIN_DIVERSITY of the training
     screens'), where they are at least half of the sample steps and the last is among them: the
