@@ -58,9 +58,9 @@ class TrainResult:
             return (f"{self.run} is already at step {self.step} = --steps; --steps is the total to "
                     f"reach, so pass a larger one (e.g. --steps {2 * self.step}) to train more")
         swd = "n/a" if self.swd is None else f"{self.swd:.2f}"
-        best = ("" if self.best is None else f"; generate draws from step {self.best[0]}, the sample step "
-                f"of lowest tile-pattern divergence ({self.best[1]:.3f}) with varied samples; "
-                f"checkpoints/best.pt")
+        best = ("" if self.best is None else f"; checkpoints/best.pt is step {self.best[0]}, the sample step "
+                f"of lowest tile-pattern divergence ({self.best[1]:.3f}) with varied samples (generate "
+                f"compares it with the next best by the screens each would keep)")
         lost = ("" if not self.lost_variety else
                 f"; warning: G's samples lost their variety (under {MIN_DIVERSITY} of the training "
                 f"screens') at steps {describe_steps(list(self.lost_variety))}, the last included: it "
