@@ -130,6 +130,21 @@ def test_generate_compares_the_best_steps_by_the_screens_each_keeps_and_writes_t
         assert Reference.load(run / "windows.npz").divergence(drawn) == pytest.approx(c["divergence"], abs=1e-4)
 
 
+def test_generate_draws_from_best_pt_alone_where_the_runs_other_steps_are_gone(run, tmp_path):
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    best = best_steps(read_jsonl(copy / "metrics.jsonl"), 1)[0]
+    for p in (copy / "checkpoints").glob("step-*.pt"):
+        if p.name != f"step-{best:06d}.pt":
+            p.unlink()  # a run folder trimmed by hand: only best.pt's step (and last.pt) left
+    r = generate("--run", str(copy), "-n", "2", "--out", str(tmp_path / "g"))
+    assert r.exit_code == 0, r.output
+    manifest = read_jsonl(tmp_path / "g" / "manifest.jsonl")
+    assert {row["step"] for row in manifest} == {best} and "compared" not in manifest[0]
+
+
 def test_best_steps_ranks_varied_steps_first_and_reads_a_resumed_steps_last_row():
     rows = [{"step": 200, "divergence": 0.30, "diversity": 0.60, "diversity_train": 1.0},  # lost its variety
             {"step": 400, "divergence": 0.36, "diversity": 0.82, "diversity_train": 1.0},
