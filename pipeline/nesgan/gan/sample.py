@@ -95,8 +95,9 @@ def generate(config: GenerateConfig) -> list[Path]:
                   f"unchosen (--candidates {config.count} draws only those)", file=sys.stderr, flush=True)
             keep = np.arange(config.count)
             return _manifest(out, config, _write_screens(out, drawings[keep], 0), keep, path, step, compared)
-        keep = reference.closest_subset(nes_indices(drawings), config.count)
-        divergence = reference.divergence(nes_indices(drawings[keep]))
+        indices = nes_indices(drawings)
+        keep = reference.closest_subset(indices, config.count)
+        divergence = reference.divergence(indices[keep])
         compared.append({"step": step, "divergence": round(divergence, 4)})
         if chosen is None or divergence < chosen[0]:
             chosen = (divergence, path, step, drawings, keep)
@@ -111,9 +112,8 @@ def _checkpoints(config: GenerateConfig) -> list[Path]:
     chooses screens and the run kept its sample steps, its `compare_steps` best sample steps (the
     ones whose checkpoints are there); else best.pt, or last.pt."""
     one = [resolve_checkpoint(config.run, config.checkpoint, config.step)]
-    if config.step is not None or config.checkpoint is not None or config.drawn <= config.count:
-        return one
-    if config.compare_steps < 2:
+    if (config.step is not None or config.checkpoint is not None or config.drawn <= config.count
+            or config.compare_steps < 2):
         return one
     from nesgan.files import read_jsonl
 

@@ -78,23 +78,26 @@ def best_step(rows: list[dict]) -> tuple[int, float] | None:
     lowest step, 1,400 (0.308), had diversity 0.61; `generate`'s 24 screens from it measured
     diversity 0.64 and divergence 0.333, against 0.81 and 0.371 at step 1,000, the guarded pick,
     and the map rebuilt through a 128-tile sheet measured 0.390 from either."""
-    scored = [r for r in rows if r.get("divergence") is not None]
-    varied = [r for r in scored if _varied(r)]
-    if not scored:
-        return None
-    divergence, step = min((r["divergence"], -r["step"]) for r in varied or scored)
-    return -step, divergence
+    ranked = _ranked(rows)
+    return (ranked[0][1], ranked[0][0]) if ranked else None
 
 
 def best_steps(rows: list[dict], k: int) -> list[int]:
-    """The `k` sample steps `best_step` ranks first, best first: lowest divergence (the later
-    step on a tie) among the rows whose samples keep their variety, or among all rows where none
-    does. What `generate` compares by the screens it would keep."""
+    """The `k` sample steps `best_step` ranks first, best first: what `generate` compares by
+    the screens it would keep."""
+    return [step for _, step in _ranked(rows)[:k]]
+
+
+def _ranked(rows: list[dict]) -> list[tuple[float, int]]:
+    """(divergence, step) of every sample step `best_step` may pick, best first: the lowest
+    divergence first, the later step first on a tie, among the rows whose samples keep their
+    variety, or among all rows with a divergence where none does. A step logged twice counts by
+    its later row (`Monitor` drops a killed run's rows past its checkpoint, so a resumed run
+    logs the step again)."""
     scored = [r for r in rows if r.get("divergence") is not None]
     pool = [r for r in scored if _varied(r)] or scored
-    latest = {int(r["step"]): r["divergence"] for r in pool}  # a resumed run's later row for a step wins
-    ranked = sorted((d, -step) for step, d in latest.items())
-    return [-step for _, step in ranked[:k]]
+    latest = {int(r["step"]): r["divergence"] for r in pool}
+    return [(d, -negative) for d, negative in sorted((d, -step) for step, d in latest.items())]
 
 
 def lost_variety(rows: list[dict]) -> list[int]:
