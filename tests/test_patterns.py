@@ -48,6 +48,21 @@ def test_a_known_example_counts():
     assert patterns.partition_keys(np.array([[3, 7, 3, 7]])).tolist() == [straddle]
 
 
+def test_window_keys_read_each_distinct_cell_once_and_give_every_cell_its_own_keys():
+    rng = np.random.default_rng(3)
+    screens = _blocky(4, count=3)  # cells repeat across the screens, as sky and brick do
+    screens[1, 16:32, 48:64] = rng.integers(0, 6, (16, 16))  # one cell all its own
+    screens[2] = screens[2, :, ::-1]  # a mirrored screen: the same cells' colours, new windows
+    for n in (2, 3, 4):
+        keys = patterns.window_keys(screens, n)
+        m = 17 - n
+        assert keys.shape == (3, 49, m, m)  # 112×112 screens
+        from_copies = patterns.partition_keys(patterns.cell_windows(screens, n))
+        assert np.array_equal(keys.reshape(-1), from_copies.reshape(-1))
+    one = patterns.window_keys(screens[:1, :16, :16], 3)  # a single cell
+    assert np.array_equal(one.reshape(-1), patterns.partition_keys(patterns.cell_windows(screens[:1, :16, :16], 3)).reshape(-1))
+
+
 def test_symmetric_kl_on_tile_ids():
     p = (np.array([1, 2]), np.array([10, 10]))
     assert patterns.symmetric_kl(p, p) == 0.0
