@@ -456,6 +456,20 @@ def test_cell_chances_match_autograd_in_value_and_gradient():
     assert torch.allclose(fast, plain, atol=1e-5) and torch.allclose(got, want, atol=1e-6)
 
 
+def test_quarter_rows_are_the_permuted_copy_in_value_and_gradient():
+    from nesgan.gan.model import QuarterRows
+
+    torch.manual_seed(1)
+    for b, hh, k in ((3, 28, 256), (2, 6, 5)):  # tiny's layout, and blocks of a single cell row
+        x = torch.randn(b, hh, hh, k, requires_grad=True)
+        plain = x.view(b, hh // 2, 2, hh // 2, 2, k).permute(2, 4, 5, 0, 1, 3).reshape(4 * k, -1)
+        weights = torch.randn(plain.shape)
+        (want,) = torch.autograd.grad((plain * weights).sum(), x)
+        got_rows = QuarterRows.apply(x)
+        (got,) = torch.autograd.grad((got_rows * weights).sum(), x)
+        assert torch.equal(got_rows, plain) and torch.equal(got, want)
+
+
 def test_the_patterns_generator_hands_d_its_picks_and_their_soft_weights(table):
     g = _generator(table)
     screen = g.train()(torch.randn(2, 16))

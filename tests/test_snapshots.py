@@ -115,9 +115,11 @@ def test_generate_compares_the_best_steps_by_the_screens_each_keeps_and_writes_t
     assert r.exit_code == 0, r.output
     manifest = read_jsonl(tmp_path / "c" / "manifest.jsonl")
     compared = manifest[0]["compared"]
-    assert [c["step"] for c in compared] == best_steps(rows, 3) == [s for s, _ in sorted(
-        ((r["step"], r["divergence"]) for r in rows if r.get("divergence") is not None),
-        key=lambda x: (x[1], -x[0]))]  # every row of this run keeps its variety
+    scored = [r for r in rows if r.get("divergence") is not None]
+    # steps whose samples lost their variety are passed over (on some CPUs this run's step 60 does)
+    varied = [r for r in scored if r["diversity"] >= MIN_DIVERSITY * r["diversity_train"]] or scored
+    ranked = [r["step"] for r in sorted(varied, key=lambda r: (r["divergence"], -r["step"]))]
+    assert [c["step"] for c in compared] == best_steps(rows, 3) == ranked[:3] and len(compared) >= 2
     chosen = min(compared, key=lambda c: c["divergence"])  # the first on a tie, as generate keeps it
     assert {row["step"] for row in manifest} == {chosen["step"]}
     assert f"from step {chosen['step']} (step-{chosen['step']:06d}.pt)" in r.output, r.output

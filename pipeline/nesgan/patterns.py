@@ -78,16 +78,21 @@ def window_keys(screens: np.ndarray, n: int) -> np.ndarray:
     cells; on 96 generated demo screens about a tenth of the cells are distinct)."""
     if n * n > 16:
         raise ValueError(f"windows of {n}×{n} pixels do not pack into 64 bits (n ≤ 4)")
+    distinct, inverse, (n_s, c) = distinct_cells(screens)
+    return _cell_window_keys(distinct, n)[inverse].reshape(n_s, c, CELL - n + 1, CELL - n + 1)
+
+
+def distinct_cells(screens: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """(N, H, W) → (the distinct 16×16 cells (D, 16, 16), each cell's index into them (N·cells,)
+    in screen order, (N, cells))."""
     cells = screen_cells(screens)
     n_s, c = cells.shape[:2]
     flat = cells.reshape(n_s * c, CELL * CELL)
-    if len(flat) > 1:
-        rows = np.ascontiguousarray(flat).view(np.dtype((np.void, flat.shape[1] * flat.itemsize))).ravel()
-        _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
-        distinct = flat[first].reshape(-1, CELL, CELL)
-    else:
-        distinct, inverse = flat.reshape(-1, CELL, CELL), np.arange(len(flat))
-    return _cell_window_keys(distinct, n)[inverse.ravel()].reshape(n_s, c, CELL - n + 1, CELL - n + 1)
+    if len(flat) < 2:
+        return flat.reshape(-1, CELL, CELL), np.arange(len(flat)), (n_s, c)
+    rows = np.ascontiguousarray(flat).view(np.dtype((np.void, flat.shape[1] * flat.itemsize))).ravel()
+    _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
+    return flat[first].reshape(-1, CELL, CELL), inverse.ravel(), (n_s, c)
 
 
 def _cell_window_keys(cells: np.ndarray, n: int) -> np.ndarray:
@@ -266,13 +271,26 @@ class Reference:
         # the terms of the keys j shows. Score j by those terms' change alone (the rest is the
         # same for every j): the same choice as summing every key, read from each screen's few
         # hundred distinct windows instead of the tens of thousands of keys in the table.
+        # Each screen's windows are its cells' windows: count every distinct cell's windows once,
+        # then add them up per screen, weighted by how often the screen shows that cell.
+        cells, inverse, (_, c) = distinct_cells(out)
+        d = len(cells)
+        pairs, repeats = np.unique(np.repeat(np.arange(m), c) * d + inverse, return_counts=True)
+        pair_screen, pair_cell = pairs // d, pairs % d
         tables = []
         for n in self.sizes:
-            p, rows = self._table(n, window_keys(out, n).reshape(m, -1))
-            flat, counts = np.unique(rows + (np.arange(m) * len(p))[:, None], return_counts=True)
-            owner = flat // len(p)
-            tables.append((p, flat % len(p), counts.astype(np.float64), owner,
-                           np.searchsorted(owner, np.arange(m + 1)), rows.shape[1]))
+            p, rows = self._table(n, _cell_window_keys(cells, n).reshape(d, -1))  # (D, windows)
+            flat, counts = np.unique(rows + (np.arange(d) * len(p))[:, None], return_counts=True)
+            bounds = np.searchsorted(flat // len(p), np.arange(d + 1))
+            lengths = bounds[pair_cell + 1] - bounds[pair_cell]
+            at = np.repeat(bounds[pair_cell] - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+            entry = np.repeat(pair_screen, lengths) * len(p) + flat[at] % len(p)
+            weight = counts[at] * np.repeat(repeats, lengths)
+            flat_s, where = np.unique(entry, return_inverse=True)
+            screen_counts = np.bincount(where.ravel(), weights=weight.astype(np.float64))
+            owner = flat_s // len(p)
+            tables.append((p, flat_s % len(p), screen_counts, owner,
+                           np.searchsorted(owner, np.arange(m + 1)), c * rows.shape[1]))
         chosen: list[int] = []
         q = [np.zeros(len(t[0])) for t in tables]
         for size in range(1, k + 1):

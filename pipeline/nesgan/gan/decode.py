@@ -26,6 +26,9 @@ strokes join.
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
+
 import numpy as np
 import torch
 
@@ -36,6 +39,8 @@ TOP = 6  # candidates per quarter: 6⁴ = 1,296 combinations a cell; on the demo
 MAX_KNOWN = 21147  # Bell(9): the number of partitions of 9 pixels, so every known key fits
 PATTERN, SLOTS = 8, 4
 _FAIL = 1e4  # score lost per failing check: any clean combination beats any failing one
+_KEEP_DECODERS = 4
+_DECODERS: OrderedDict[str, SeamDecoder] = OrderedDict()
 
 
 def merge_code(colours: np.ndarray) -> np.ndarray:
@@ -88,14 +93,32 @@ class Checks:
             ids.append(torch.from_numpy(inverse.ravel().astype(np.int64)))
         self.ids = ids  # per quarter role: (K,) corner id of each pattern
         self.sizes = [len(b) for b in self.blocks]
+        self._centre_codes = np.zeros(0, np.int64)  # centres read so far (sorted) …
+        self._centre_ok = np.zeros(0, bool)  # … and whether each passed
 
     def centre_code(self, tl, tr, bl, br) -> torch.Tensor:
         s = self.sizes
         return ((self.ids[0][tl] * s[1] + self.ids[1][tr]) * s[2] + self.ids[2][bl]) * s[3] + self.ids[3][br]
 
     def centre_ok(self, codes: torch.Tensor) -> torch.Tensor:
-        """Corner-id codes, any shape → bool: every n×n window at the centre known."""
+        """Corner-id codes, any shape → bool: every n×n window at the centre known. Codes read once
+        are remembered (a run's cells meet the same few thousand centres again and again)."""
         uniq, inverse = np.unique(codes.reshape(-1).numpy(), return_inverse=True)
+        at = np.minimum(np.searchsorted(self._centre_codes, uniq), max(len(self._centre_codes) - 1, 0))
+        seen = (self._centre_codes[at] == uniq) if len(self._centre_codes) else np.zeros(len(uniq), bool)
+        ok = np.empty(len(uniq), bool)
+        ok[seen] = self._centre_ok[at[seen]]
+        new = uniq[~seen]
+        if len(new):
+            ok[~seen] = self._read_centres(new)
+            codes_all = np.concatenate([self._centre_codes, new])
+            order = np.argsort(codes_all, kind="stable")
+            self._centre_codes = codes_all[order]
+            self._centre_ok = np.concatenate([self._centre_ok, ok[~seen]])[order]
+        return torch.from_numpy(ok[inverse.ravel()]).reshape(codes.shape)
+
+    def _read_centres(self, uniq: np.ndarray) -> np.ndarray:
+        """Distinct corner-id codes → bool: every n×n window of each centre block known."""
         s, parts = self.sizes, []
         for size in reversed(s):
             parts.append(uniq % size)
@@ -104,8 +127,22 @@ class Checks:
         block = np.concatenate([np.concatenate([tl, tr], 2), np.concatenate([bl, br], 2)], 1)
         n = self.n
         win = np.lib.stride_tricks.sliding_window_view(block, (n, n), axis=(1, 2)).reshape(len(block), -1, n * n)
-        ok = np.isin(patterns.partition_keys(win), self.known).all(1)
-        return torch.from_numpy(ok[inverse.ravel()]).reshape(codes.shape)
+        return np.isin(patterns.partition_keys(win), self.known).all(1)
+
+
+def decoder_for(table: torch.Tensor, known: torch.Tensor) -> SeamDecoder:
+    """The `SeamDecoder` of one pattern table and one set of known partitions, shared by every
+    generator that carries the same two (a run's sample steps: `generate` compares several, and
+    what one step's cells taught the checks the next step's reuse). The last few are kept."""
+    t, k = table.detach().cpu().contiguous(), known.detach().cpu().contiguous()
+    key = hashlib.sha256(t.numpy().tobytes() + str(t.shape).encode() + k.numpy().tobytes()).hexdigest()
+    if key in _DECODERS:
+        _DECODERS.move_to_end(key)
+    else:
+        _DECODERS[key] = SeamDecoder(t, k)
+        while len(_DECODERS) > _KEEP_DECODERS:
+            _DECODERS.popitem(last=False)
+    return _DECODERS[key]
 
 
 class SeamDecoder:
