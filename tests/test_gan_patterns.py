@@ -318,6 +318,9 @@ def test_pattern_maps_read_each_quarter_as_its_table_pattern_or_the_nearest(tabl
     drawn = table.patterns[maps.astype(np.int64)]  # (6, 28, 28, 8, 8)
     exact = (drawn == slots.reshape(6, 28, 28, 8, 8)).all((-1, -2))
     assert exact.all(), "fake screens draw from 6 metatiles a screen: every quarter is in the table"
+    assert np.array_equal(pattern_maps(idx, table.patterns, chunk=4, slots=slot_cells(idx)), maps)
+    again = learn_table(idx, slots=slot_cells(idx))  # the slots read once, as train reads them
+    assert np.array_equal(learn_table(idx).patterns, again.patterns)
     odd = idx[:1].copy()
     odd[0, :8, :8] = (np.arange(64).reshape(8, 8) % 3 == 0) * 5 + 1  # a pattern no screen shows
     got = pattern_maps(odd, table.patterns)[0, 0, 0]

@@ -93,10 +93,12 @@ def seams_known(table: np.ndarray, known: np.ndarray, a: np.ndarray, b: np.ndarr
     return np.isin(keys, known).all(axis=1)
 
 
-def pattern_maps(indices: np.ndarray, table: np.ndarray, chunk: int = 256) -> np.ndarray:
+def pattern_maps(indices: np.ndarray, table: np.ndarray, chunk: int = 256,
+                 slots: np.ndarray | None = None) -> np.ndarray:
     """(N, 224, 224) colour indices → (N, 28, 28) int16: each 8×8 quarter's table pattern, read
     as slots the way the table was learned (`slot_cells`): the pattern itself where the table
-    holds it, else the table pattern differing from it in fewest pixels."""
+    holds it, else the table pattern differing from it in fewest pixels. `slots`: the screens'
+    `slot_cells`, where the caller has them already (`train` reads them once for the table too)."""
     k = len(table)
     flat_table = table.reshape(k, -1).astype(np.uint8)
     table_keys = _packed(flat_table)
@@ -105,7 +107,7 @@ def pattern_maps(indices: np.ndarray, table: np.ndarray, chunk: int = 256) -> np
     for a in range(0, len(indices), chunk):
         x = np.asarray(indices[a:a + chunk])
         n, h, w = x.shape
-        q = quadrants(slot_cells(x)).reshape(-1, PATTERN * PATTERN)
+        q = quadrants(slot_cells(x) if slots is None else slots[a:a + chunk]).reshape(-1, PATTERN * PATTERN)
         keys, first, inverse = np.unique(_packed(q), return_index=True, return_inverse=True)
         at = np.minimum(np.searchsorted(table_keys[order], keys), k - 1)
         ids = np.where(table_keys[order][at] == keys, order[at], -1)
@@ -124,10 +126,11 @@ def _packed(patterns: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.bitwise_or.reduce(halves, axis=2)).view(np.dtype((np.void, 16))).ravel()
 
 
-def learn_table(indices: np.ndarray, size: int = DEFAULT_SIZE) -> Table:
+def learn_table(indices: np.ndarray, size: int = DEFAULT_SIZE, slots: np.ndarray | None = None) -> Table:
     """The pattern table of (N, 224, 224) training colour indices: `size` patterns (fewer when
-    the screens hold fewer distinct ones; the rest repeat the flat backdrop pattern, unused)."""
-    quads = quadrants(slot_cells(indices)).reshape(-1, PATTERN * PATTERN)
+    the screens hold fewer distinct ones; the rest repeat the flat backdrop pattern, unused).
+    `slots`: the screens' `slot_cells`, where the caller has them already."""
+    quads = quadrants(slot_cells(indices) if slots is None else slots).reshape(-1, PATTERN * PATTERN)
     # each pattern packed into 16 bytes (2 bits a pixel) and counted as one value: 8× faster
     # than np.unique over rows of 64 values
     _, first, counts = np.unique(_packed(quads), return_index=True, return_counts=True)
