@@ -126,6 +126,15 @@ def test_swd_is_near_zero_for_one_set_and_larger_for_a_different_one():
     assert min(noise) > 10 * max(max(same), 1.0)
 
 
+def test_swd_against_kept_sorted_projections_of_the_real_set_is_the_same_number():
+    real = swd.descriptors(to_float(torch.from_numpy(fake_screens(8, seed=0))), seed=2)
+    fake = swd.descriptors(torch.rand(8, 3, 224, 224) * 2 - 1, seed=2)
+    kept = [swd.projections(d, d.shape[0], 2) for d in real]  # what a training run keeps
+    assert swd.swd(real, fake, seed=2, real_sorted=kept) == swd.swd(real, fake, seed=2)
+    fewer = [f[: len(f) // 2] for f in fake]  # n differs from the kept one's: sorted afresh
+    assert swd.swd(real, fewer, seed=2, real_sorted=kept) == swd.swd(real, fewer, seed=2)
+
+
 def test_precision_choice_honours_explicit_requests():
     cpu = torch.device("cpu")
     assert pick_autocast(cpu, "fp32") is None

@@ -73,22 +73,35 @@ def descriptors(images: torch.Tensor, seed: int = 0) -> list[torch.Tensor]:
     return [_normalize(_patches(level, gen)) for level in laplacian_pyramid(x)]
 
 
-def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, seed: int = 0) -> float:
-    """Mean over random unit directions of the 1-D Wasserstein distance between projections."""
+def projections(desc: torch.Tensor, n: int, seed: int = 0) -> list[torch.Tensor]:
+    """The first n descriptors projected on `REPEATS` draws of `DIRS` random unit directions and
+    sorted, (DIRS, n) each: what `sliced_wasserstein` compares. One seed draws the same
+    directions for every set, so a fixed set's projections can be kept and reused."""
     gen = torch.Generator().manual_seed(seed)
-    n = min(a.shape[0], b.shape[0])
-    results = []
+    out = []
     for _ in range(REPEATS):
-        dirs = torch.randn(a.shape[1], DIRS, generator=gen)  # (D, DIRS)
+        dirs = torch.randn(desc.shape[1], DIRS, generator=gen)  # (D, DIRS)
         dirs /= dirs.norm(dim=0, keepdim=True)
         # each direction's projections sorted as one contiguous row: the same values as sorting
         # the columns of (n, DIRS), measured 1.4-1.9× faster on the CPU
-        pa = (dirs.t() @ a[:n].t()).sort(dim=1).values  # (DIRS, n)
-        pb = (dirs.t() @ b[:n].t()).sort(dim=1).values
-        results.append((pa - pb).abs().mean())
-    return float(torch.stack(results).mean())
+        out.append((dirs.t() @ desc[:n].t()).sort(dim=1).values)
+    return out
 
 
-def swd(real: list[torch.Tensor], fake: list[torch.Tensor], seed: int = 0) -> list[float]:
-    """SWD ×1e3 per pyramid level (finest first) between two descriptor sets."""
-    return [sliced_wasserstein(r, f, seed) * 1e3 for r, f in zip(real, fake, strict=True)]
+def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, seed: int = 0,
+                       a_sorted: list[torch.Tensor] | None = None) -> float:
+    """Mean over random unit directions of the 1-D Wasserstein distance between projections.
+    `a_sorted`: `projections(a, n, seed)`, kept by a caller that measures many b against one a."""
+    n = min(a.shape[0], b.shape[0])
+    pa = a_sorted if a_sorted is not None and a_sorted[0].shape[1] == n else projections(a, n, seed)
+    pb = projections(b, n, seed)
+    return float(torch.stack([(x - y).abs().mean() for x, y in zip(pa, pb, strict=True)]).mean())
+
+
+def swd(real: list[torch.Tensor], fake: list[torch.Tensor], seed: int = 0,
+        real_sorted: list[list[torch.Tensor]] | None = None) -> list[float]:
+    """SWD ×1e3 per pyramid level (finest first) between two descriptor sets. `real_sorted`:
+    each level's `projections` of `real` (the training run's fixed set: half the sorting)."""
+    sorted_levels = real_sorted or [None] * len(real)
+    return [sliced_wasserstein(r, f, seed, rs) * 1e3
+            for r, f, rs in zip(real, fake, sorted_levels, strict=True)]
