@@ -195,3 +195,12 @@ def test_cells_divergence_is_the_divergence_of_the_map_they_draw():
     assert ref.cells_divergence(uniq.reshape(-1, 16, 16), uses) == pytest.approx(ref.divergence(drawn), abs=1e-9)
     own = patterns.screen_cells(art).reshape(-1, 16, 16)
     assert ref.cells_divergence(own, np.ones(len(own))) == 0.0
+
+
+def test_the_patterns_benchmark_reads_the_same_keys_three_ways_and_reuses_repeated_cells(tmp_path):
+    from nesgan.bench import patterns_bench
+
+    figures = patterns_bench.run(tmp_path, quick=True)  # asserts the three readings' keys equal
+    museum, distinct = figures["museum"], figures["all cells distinct"]
+    assert museum["distinct_cells"] < museum["cells"] // 4  # museum screens repeat their cells
+    assert distinct["distinct_cells"] == distinct["cells"]

@@ -5,4 +5,4 @@ Each benchmark is a module here with `run(out: Path, quick: bool) -> dict` retur
 """
 
 BENCHMARKS = ["scrape_bench", "crop_bench", "train_bench", "threads_bench", "arch_bench",
-              "quantize_bench", "nearcopy_bench", "sheet_bench", "level_bench"]
+              "quantize_bench", "nearcopy_bench", "sheet_bench", "level_bench", "patterns_bench"]
