@@ -239,6 +239,24 @@ def test_a_cell_takes_the_likeliest_quarters_whose_every_window_the_training_art
     assert dec.picks(logits, merged).tolist() == [[[1, 0], [1, 1]]], "nothing passes: the likeliest wins"
 
 
+def test_generators_of_one_table_share_a_decoder_whose_remembered_centres_answer_as_fresh_ones(table):
+    from nesgan.gan.decode import Checks, decoder_for
+
+    g1, g2 = _generator(table), _generator(table)
+    assert decoder_for(g1.head.table, g1.head.known) is decoder_for(g2.head.table, g2.head.known)
+    other = g2.head.table.clone()
+    other[5] = 1 - other[5].clamp(max=1)
+    assert decoder_for(other, g2.head.known) is not decoder_for(g1.head.table, g1.head.known)
+    known = np.sort(table.known).astype(np.uint64)
+    kept = Checks(table.patterns, known, 3)
+    rng = np.random.default_rng(0)
+    for _ in range(3):  # overlapping sets of centres: later calls answer partly from memory
+        k = torch.from_numpy(rng.integers(0, len(table.patterns), (4, 200)))
+        codes = kept.centre_code(*k)
+        fresh = Checks(table.patterns, known, 3).centre_ok(codes)
+        assert torch.equal(kept.centre_ok(codes), fresh) and fresh.any() and not fresh.all()
+
+
 def test_a_cells_merge_code_labels_each_slot_by_the_first_slot_of_its_colour():
     from nesgan.gan.decode import _labels, merge_code
 
