@@ -280,17 +280,14 @@ class Reference:
         tables = []
         for n in self.sizes:
             p, rows = self._table(n, _cell_window_keys(cells, n).reshape(d, -1))  # (D, windows)
-            flat, counts = np.unique(rows + (np.arange(d) * len(p))[:, None], return_counts=True)
-            bounds = np.searchsorted(flat // len(p), np.arange(d + 1))
+            cell_keys, cell_counts, bounds = _counts_by_row(rows, len(p))
             lengths = bounds[pair_cell + 1] - bounds[pair_cell]
             at = np.repeat(bounds[pair_cell] - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
-            entry = np.repeat(pair_screen, lengths) * len(p) + flat[at] % len(p)
-            weight = counts[at] * np.repeat(repeats, lengths)
-            flat_s, where = np.unique(entry, return_inverse=True)
-            screen_counts = np.bincount(where.ravel(), weights=weight.astype(np.float64))
-            owner = flat_s // len(p)
-            tables.append((p, flat_s % len(p), screen_counts, owner,
-                           np.searchsorted(owner, np.arange(m + 1)), c * rows.shape[1]))
+            keys, counts, screen_bounds = _counts_by_row(
+                cell_keys[at], len(p), np.repeat(pair_screen, lengths), m,
+                weights=cell_counts[at] * np.repeat(repeats, lengths))
+            owner = np.repeat(np.arange(m), np.diff(screen_bounds))
+            tables.append((p, keys, counts, owner, screen_bounds, c * rows.shape[1]))
         chosen: list[int] = []
         q = [np.zeros(len(t[0])) for t in tables]
         for size in range(1, k + 1):
@@ -351,6 +348,23 @@ class Reference:
         return p / p.sum(), np.searchsorted(union, keys)
 
 
+def _counts_by_row(keys: np.ndarray, size: int, row: np.ndarray | None = None, rows: int | None = None,
+                   weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Count keys (each below `size`) row by row: `keys` (R, W) one row each, or flat entries
+    with their `row` of `rows` and optional `weights` (1 each). Returns each row's distinct keys
+    (ascending within the row, rows in order), float64 counts (summed weights), and each row's
+    bounds into them ((rows + 1,))."""
+    if row is None:
+        rows = len(keys)
+        row, keys = np.repeat(np.arange(rows), keys.shape[1]), keys.ravel()
+    if weights is None:
+        flat, counts = np.unique(row * size + keys, return_counts=True)
+    else:
+        flat, inverse = np.unique(row * size + keys, return_inverse=True)
+        counts = np.bincount(inverse.ravel(), weights=np.asarray(weights, np.float64), minlength=len(flat))
+    return flat % size, counts.astype(np.float64), np.searchsorted(flat // size, np.arange(rows + 1))
+
+
 class _OptionWindows:
     """One window size's counts for `Reference.closest_choice`: each option's distinct windows
     (keys into the training table `p`) and how often it shows each, and the drawn screen's
@@ -362,9 +376,7 @@ class _OptionWindows:
     def __init__(self, p: np.ndarray, rows: np.ndarray, chosen: np.ndarray, mass: np.ndarray):
         self.p = p
         self.total = float(np.sum(mass)) * rows.shape[1] + EPS * len(p)  # fixed: every option has rows.shape[1] windows
-        flat, counts = np.unique(rows + (np.arange(len(rows)) * len(p))[:, None], return_counts=True)
-        self.keys, self.counts = flat % len(p), counts.astype(np.float64)
-        self.bounds = np.searchsorted(flat // len(p), np.arange(len(rows) + 1))
+        self.keys, self.counts, self.bounds = _counts_by_row(rows, len(p))
         self.q = np.zeros(len(p))
         for o, m in zip(chosen.tolist(), mass.tolist(), strict=True):
             k, c = self._of(o)
